@@ -1,0 +1,63 @@
+/**
+ * A merge method = one small module exporting a MethodDescriptor: its parameters (schemas from
+ * src/core/params.ts) and its plan, written as calls on a Backend so the same plan runs on the GPU and
+ * on the CPU reference backend. Methods never read files or parse recipes.
+ */
+import type { MethodSchema, ParamScalar, ParamSpec } from '../../core/params.ts';
+import type { Backend, Tensor } from '../backend.ts';
+
+export type ResolvedParams = Readonly<Record<string, ParamScalar>>;
+
+/** One recipe model's tensor, with its per-model parameters resolved for this tensor. */
+export interface MethodInput {
+  tensor: Tensor;
+  params: ResolvedParams;
+  /** True when this recipe entry is the base model. */
+  isBase: boolean;
+  /** Position among the non-base models (recipe order), -1 for the base. Keys random masks. */
+  deltaIndex: number;
+}
+
+export interface MergeContext {
+  backend: Backend;
+  tensorName: string;
+  shape: readonly number[];
+  /** The base model's tensor (also present in `models` when the recipe lists the base there). */
+  base: Tensor | undefined;
+  /** Every recipe model, in recipe order. */
+  models: readonly MethodInput[];
+  /** Global parameters resolved for this tensor, defaults applied. */
+  params: ResolvedParams;
+  seed: number;
+  /** A keep-mask replayed from a file for non-base model `deltaIndex`, or undefined to draw one. */
+  replayMask(deltaIndex: number): Promise<Tensor | undefined>;
+}
+
+export interface MethodDescriptor extends MethodSchema {
+  name: string;
+  prettyName: string;
+  /** One line for pickers and the CLI. */
+  help: string;
+  referenceUrl?: string;
+  params: readonly ParamSpec[];
+  perModelParams: readonly ParamSpec[];
+  /** Whether the method needs a base model. */
+  base: 'required' | 'optional' | 'unused';
+  /** Number of recipe models allowed (base included when listed). */
+  minModels: number;
+  maxModels?: number;
+  /** Merge one tensor. Returns a new tensor the caller releases; releases its own intermediates. */
+  merge(ctx: MergeContext): Promise<Tensor>;
+}
+
+/** Thrown by a method for an input it cannot merge (names the tensor and the reason). */
+export class MethodError extends Error {
+  constructor(
+    readonly method: string,
+    readonly tensor: string,
+    reason: string,
+  ) {
+    super(`${method}: tensor ${tensor}: ${reason}`);
+    this.name = 'MethodError';
+  }
+}
