@@ -34,4 +34,8 @@ export interface MethodSchema {
   perModelParams: readonly ParamSpec[];
 }
 
-export type MethodLookup = (name: string) => MethodSchema | undefined;
+/**
+ * Finds a method's schema by name. `names`, when the lookup has it, lists every known method so an
+ * unknown `merge_method` can be answered with the valid ones (a plain function still satisfies this).
+ */
+export type MethodLookup = ((name: string) => MethodSchema | undefined) & { readonly names?: readonly string[] };
