@@ -1,0 +1,14 @@
+/** Backend selection for the CLI and benchmarks: the WebGPU backend (Dawn) or the CPU reference. */
+import type { Backend } from '../gpu/backend.ts';
+import { CpuBackend } from '../gpu/cpu-backend.ts';
+import { createGpuBackend } from '../gpu/gpu-backend.ts';
+import { requestGpu } from '../gpu/device.ts';
+import { nodeGpu } from '../gpu/node-gpu.ts';
+
+export type BackendKind = 'gpu' | 'cpu';
+
+export async function createBackend(kind: BackendKind, opts: { maxChunkElements?: number } = {}): Promise<Backend> {
+  if (kind === 'cpu') return new CpuBackend();
+  const gpu = await requestGpu(nodeGpu());
+  return createGpuBackend(gpu, { ...opts, ownsDevice: true });
+}

@@ -1,0 +1,175 @@
+/**
+ * `merge-studio` command line: merge a mergekit recipe, inspect a checkpoint.
+ * Every error ends the command with one clear line on stderr and a non-zero exit code.
+ */
+import { parseArgs } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import { openModelsForRecipe, openLocalModel } from './open-models.ts';
+import { createBackend, type BackendKind } from './backend.ts';
+import { NodeOutputFolder } from './node-files.ts';
+import { parseRecipe } from '../core/recipe/parse.ts';
+import { methodLookup, METHODS } from '../gpu/methods/index.ts';
+import { runMerge, type MergeProgress } from '../gpu/engine.ts';
+import { formatBytes, parseByteSize } from '../core/units.ts';
+
+const USAGE = `merge-studio: model merging on WebGPU (mergekit recipes)
+
+usage:
+  merge-studio merge RECIPE.yml --out DIR [--backend gpu|cpu] [--shard-size 5GB] [--seed N]
+                                [--replay-masks FILE] [--overwrite] [--quiet]
+  merge-studio inspect PATH       tensors of a .safetensors file or model folder
+  merge-studio methods            the merge methods and their parameters
+
+Hub models (org/name[@revision]) are read from $HF_ENDPOINT (default https://huggingface.co) with
+$HF_TOKEN for gated repos; downloaded ranges are cached in $MERGE_STUDIO_CACHE (default ~/.cache/merge-studio).`;
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export async function main(argv: string[], io: { stdout?: NodeJS.WritableStream; stderr?: NodeJS.WritableStream } = {}): Promise<number> {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'merge':
+        await mergeCommand(rest, stderr);
+        return 0;
+      case 'inspect':
+        await inspectCommand(rest, stdout);
+        return 0;
+      case 'methods':
+        stdout.write(methodsHelp());
+        return 0;
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        stdout.write(USAGE + '\n');
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}" (commands: merge, inspect, methods)`);
+    }
+  } catch (err) {
+    stderr.write(`merge-studio: error: ${describeError(err)}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message.split('\n')[0];
+  return String(err);
+}
+
+async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
+  const { values, positionals } = parseCli(args, {
+    out: { type: 'string' },
+    backend: { type: 'string', default: 'gpu' },
+    'shard-size': { type: 'string', default: '5GB' },
+    seed: { type: 'string', default: '0' },
+    'replay-masks': { type: 'string' },
+    overwrite: { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
+  });
+  if (positionals.length !== 1) throw new UsageError('merge takes one recipe file: merge-studio merge RECIPE.yml --out DIR');
+  const out = values.out as string | undefined;
+  if (!out) throw new UsageError('merge needs --out DIR');
+  const backendKind = values.backend as string;
+  if (backendKind !== 'gpu' && backendKind !== 'cpu') throw new UsageError(`--backend must be gpu or cpu, not "${backendKind}"`);
+  const maxShardBytes = parseByteSize(values['shard-size'] as string, '--shard-size');
+  const seed = Number(values.seed);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be an integer in [0, 4294967295], not "${values.seed}"`);
+
+  const recipePath = positionals[0];
+  const text = await readFile(recipePath, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(`cannot read recipe ${recipePath}: ${e.code ?? e.message}`);
+  });
+  const recipe = parseRecipe(text, methodLookup, { file: recipePath });
+  const output = new NodeOutputFolder(out, { overwrite: values.overwrite as boolean });
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  let backend: Awaited<ReturnType<typeof createBackend>> | undefined;
+  try {
+    const sources = await openModelsForRecipe(recipe, recipePath, { signal: controller.signal, log: (line) => !values.quiet && stderr.write(line + '\n') });
+    const replayMasks = values['replay-masks'] ? await openLocalModel(values['replay-masks'] as string) : undefined;
+    backend = await createBackend(backendKind as BackendKind);
+    if (!values.quiet) stderr.write(`merge-studio: ${recipe.mergeMethod} of ${recipe.models.length} models on ${backend.description}\n`);
+    const report = progressReporter(stderr, values.quiet as boolean);
+    const result = await runMerge({
+      recipe,
+      sources,
+      backend,
+      output,
+      options: { seed, maxShardBytes, replayMasks, signal: controller.signal, onProgress: report },
+    });
+    if (!values.quiet) {
+      stderr.write(
+        `merge-studio: wrote ${out} (${result.tensors} tensors, ${formatBytes(result.bytes)}, ${result.seconds.toFixed(1)} s): ${result.files.join(', ')}\n`,
+      );
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    backend?.destroy();
+  }
+}
+
+function progressReporter(stderr: NodeJS.WritableStream, quiet: boolean) {
+  let lastLine = 0;
+  return (p: MergeProgress) => {
+    if (quiet) return;
+    const now = Date.now();
+    const last = p.tensorsDone === p.tensorsTotal;
+    if (!last && now - lastLine < 1000) return;
+    lastLine = now;
+    stderr.write(
+      `merge-studio: ${p.tensorsDone}/${p.tensorsTotal} tensors, ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}, ${formatBytes(p.rate)}/s\n`,
+    );
+  };
+}
+
+async function inspectCommand(args: string[], stdout: NodeJS.WritableStream) {
+  const { positionals } = parseCli(args, {});
+  if (positionals.length !== 1) throw new UsageError('inspect takes one path: merge-studio inspect PATH');
+  const model = await openLocalModel(positionals[0]);
+  const rows = [...model.tensors.values()];
+  const nameWidth = Math.max(4, ...rows.map((r) => r.name.length));
+  stdout.write(`${'name'.padEnd(nameWidth)}  dtype  ${'shape'.padEnd(16)}  bytes\n`);
+  let bytes = 0;
+  let params = 0;
+  for (const r of rows) {
+    const shape = `[${r.shape.join(', ')}]`;
+    stdout.write(`${r.name.padEnd(nameWidth)}  ${r.dtype.padEnd(5)}  ${shape.padEnd(16)}  ${r.byteLength}\n`);
+    bytes += r.byteLength;
+    params += r.shape.reduce((a, b) => a * b, 1);
+  }
+  stdout.write(`${rows.length} tensors, ${params} parameters, ${bytes} bytes (${formatBytes(bytes)})\n`);
+}
+
+function methodsHelp(): string {
+  const lines: string[] = [];
+  for (const m of METHODS) {
+    lines.push(`${m.name}: ${m.help}`);
+    for (const p of [...m.params.map((p) => ({ p, scope: 'global' })), ...m.perModelParams.map((p) => ({ p, scope: 'per model' }))]) {
+      const range = p.p.min !== undefined || p.p.max !== undefined ? ` [${p.p.min ?? '-inf'}, ${p.p.max ?? 'inf'}]` : '';
+      const options = p.p.options ? ` (${p.p.options.join(' | ')})` : '';
+      const dflt = p.p.required ? 'required' : `default ${String(p.p.default)}`;
+      lines.push(`  ${p.p.name} (${p.scope}, ${p.p.kind}${range}${options}, ${dflt}): ${p.p.help}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+type OptionSpec = Record<string, { type: 'string' | 'boolean'; default?: string | boolean }>;
+
+function parseCli(args: string[], options: OptionSpec) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(describeError(err));
+  }
+}

@@ -1,0 +1,344 @@
+/**
+ * The merge engine: runs a validated recipe over opened model sources on a Backend, one tensor at a
+ * time, and streams the merged model into an OutputFolder that is committed only when every file is
+ * complete (a failed or cancelled merge leaves nothing behind).
+ *
+ * Peak memory is a few copies of the largest tensor: each tensor's inputs are read, decoded, merged,
+ * encoded and written before the next tensor is touched.
+ */
+import { decodeFloats, encodeFloats, isFloatDType, TORCH_DTYPE_NAMES, type FloatDType } from '../core/dtype.ts';
+import type { Recipe } from '../core/recipe/types.ts';
+import { numLayersOf, resolveTensorParams } from '../core/recipe/resolve.ts';
+import { recipeToYaml } from '../core/recipe/write.ts';
+import type { ModelSource, TensorInfo } from '../core/source.ts';
+import { SafetensorsModelWriter, type OutputFolder, type OutputTensorSpec } from '../core/safetensors/writer.ts';
+import type { Backend, Tensor } from './backend.ts';
+import { getMethod } from './methods/index.ts';
+import type { MethodDescriptor, MethodInput } from './methods/types.ts';
+import { modelCard } from '../core/model-card.ts';
+
+export interface MergeProgress {
+  tensorsDone: number;
+  tensorsTotal: number;
+  /** Output bytes written so far / in total. */
+  bytesDone: number;
+  bytesTotal: number;
+  /** Output bytes per second since the start. */
+  rate: number;
+  currentTensor: string;
+}
+
+export interface MergeOptions {
+  /** Seed of the counter-based generator for random masks (DARE, DELLA). */
+  seed?: number;
+  /** Maximum bytes per output shard (default 5 GB, as transformers). */
+  maxShardBytes?: number;
+  /** A source of `<tensor>::mask<i>` keep-masks to replay instead of drawing them. */
+  replayMasks?: ModelSource;
+  signal?: AbortSignal;
+  onProgress?: (p: MergeProgress) => void;
+}
+
+export interface MergeJob {
+  recipe: Recipe;
+  /** Opened models, keyed by the model reference exactly as written in the recipe. */
+  sources: ReadonlyMap<string, ModelSource>;
+  backend: Backend;
+  output: OutputFolder;
+  options?: MergeOptions;
+}
+
+export interface MergeResult {
+  files: string[];
+  tensors: number;
+  bytes: number;
+  seconds: number;
+}
+
+/** A problem with the inputs of a merge, named by model and tensor. */
+export class MergeInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MergeInputError';
+  }
+}
+
+export class MergeCancelledError extends Error {
+  constructor() {
+    super('merge cancelled');
+    this.name = 'MergeCancelledError';
+  }
+}
+
+const DEFAULT_SHARD_BYTES = 5_000_000_000;
+/** Files copied from the base (or first) model into the output, when present. */
+const COPIED_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+  'vocab.json',
+  'merges.txt',
+  'added_tokens.json',
+  'generation_config.json',
+];
+
+/** One output tensor and how it is produced. */
+export interface TensorPlan {
+  name: string;
+  shape: number[];
+  outDtype: TensorInfo['dtype'];
+  /** float tensors are merged; others (I64 position ids, ...) are copied from the reference model. */
+  merged: boolean;
+  /** Rows to keep when embeddings of different vocab sizes are cut to the reference's rows. */
+  rows?: number;
+}
+
+export interface MergePlan {
+  method: MethodDescriptor;
+  /** The model whose tensor list, config and tokenizer the output takes (base, else the first model). */
+  reference: ModelSource;
+  base: ModelSource | undefined;
+  models: ModelSource[];
+  numLayers: number;
+  tensors: TensorPlan[];
+  notes: string[];
+}
+
+function sourceFor(sources: ReadonlyMap<string, ModelSource>, ref: string): ModelSource {
+  const s = sources.get(ref);
+  if (!s) throw new MergeInputError(`model "${ref}" was not opened`);
+  return s;
+}
+
+const EMBEDDING_NAME = /(^|\.)(embed_tokens|lm_head|wte|embed_in|embed_out)(\.|$)/;
+
+/** Check shapes and names over all models and decide what each output tensor is. Headers only. */
+export function planMerge(recipe: Recipe, sources: ReadonlyMap<string, ModelSource>): MergePlan {
+  const method = getMethod(recipe.mergeMethod);
+  const base = recipe.baseModel !== undefined ? sourceFor(sources, recipe.baseModel) : undefined;
+  const models = recipe.models.map((m) => sourceFor(sources, m.model));
+  if (method.base === 'required' && !base) {
+    throw new MergeInputError(`${method.name} needs a base_model`);
+  }
+  const count = recipe.models.length;
+  if (count < method.minModels || (method.maxModels !== undefined && count > method.maxModels)) {
+    const range = method.maxModels === undefined ? `at least ${method.minModels}` : method.minModels === method.maxModels ? `exactly ${method.minModels}` : `${method.minModels} to ${method.maxModels}`;
+    throw new MergeInputError(`${method.name} takes ${range} models, the recipe lists ${count}`);
+  }
+  const reference = base ?? models[0];
+  const everyone = base ? [base, ...models.filter((m) => m !== base)] : models;
+  const notes: string[] = [];
+  const tensors: TensorPlan[] = [];
+  const outDtypeOf = (info: TensorInfo): TensorInfo['dtype'] =>
+    isFloatDType(info.dtype) ? (recipe.outDtype ?? recipe.dtype ?? info.dtype) : info.dtype;
+
+  for (const info of reference.tensors.values()) {
+    const merged = isFloatDType(info.dtype);
+    let rows: number | undefined;
+    for (const m of everyone) {
+      if (m === reference) continue;
+      const other = m.tensors.get(info.name);
+      if (!other) {
+        throw new MergeInputError(`tensor ${info.name} is missing from model ${m.id} (present in ${reference.id})`);
+      }
+      if (!merged) continue;
+      if (!isFloatDType(other.dtype)) {
+        throw new MergeInputError(`tensor ${info.name}: ${m.id} stores ${other.dtype}, ${reference.id} stores ${info.dtype}`);
+      }
+      if (sameShape(other.shape, info.shape)) continue;
+      const vocabCut =
+        EMBEDDING_NAME.test(info.name) &&
+        other.shape.length === info.shape.length &&
+        sameShape(other.shape.slice(1), info.shape.slice(1)) &&
+        other.shape[0] > info.shape[0];
+      if (!vocabCut) {
+        throw new MergeInputError(
+          `tensor ${info.name}: shape [${other.shape}] in ${m.id} does not match [${info.shape}] in ${reference.id}`,
+        );
+      }
+      rows = info.shape[0];
+      notes.push(`${info.name}: ${m.id} has ${other.shape[0]} rows; using the first ${info.shape[0]} (the ${reference === base ? 'base' : 'first'} model's vocabulary)`);
+    }
+    tensors.push({ name: info.name, shape: [...info.shape], outDtype: outDtypeOf(info), merged, rows });
+  }
+  const numLayers = numLayersOf(reference.config, reference.tensors.keys());
+  return { method, reference, base, models, numLayers, tensors, notes };
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function checkAborted(signal: AbortSignal | undefined) {
+  if (signal?.aborted) throw new MergeCancelledError();
+}
+
+/** Run the merge and write the output folder (model, index, config, tokenizer, recipe, model card). */
+export async function runMerge(job: MergeJob): Promise<MergeResult> {
+  const { recipe, sources, backend, output } = job;
+  const opts = job.options ?? {};
+  const started = Date.now();
+  try {
+    const plan = planMerge(recipe, sources);
+    const specs: OutputTensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.outDtype, shape: t.shape }));
+    const writer = new SafetensorsModelWriter(output, specs, {
+      maxShardBytes: opts.maxShardBytes ?? DEFAULT_SHARD_BYTES,
+      metadata: { format: 'pt', merged_with: 'merge-studio' },
+    });
+    const bytesTotal = specs.reduce((s, t) => s + outputBytes(t), 0);
+    let bytesDone = 0;
+    for (let i = 0; i < plan.tensors.length; i++) {
+      checkAborted(opts.signal);
+      const t = plan.tensors[i];
+      const bytes = t.merged
+        ? await mergeTensor(plan, t, job)
+        : await plan.reference.readTensor(t.name, opts.signal);
+      await writer.writeTensor(t.name, bytes);
+      bytesDone += bytes.byteLength;
+      const seconds = (Date.now() - started) / 1000;
+      opts.onProgress?.({
+        tensorsDone: i + 1,
+        tensorsTotal: plan.tensors.length,
+        bytesDone,
+        bytesTotal,
+        rate: seconds > 0 ? bytesDone / seconds : 0,
+        currentTensor: t.name,
+      });
+    }
+    const files = await writer.finish();
+    checkAborted(opts.signal);
+    await writeSideFiles(plan, recipe, output, opts.signal);
+    await output.commit();
+    return {
+      files: [...files, ...(await sideFileNames(plan))],
+      tensors: plan.tensors.length,
+      bytes: bytesDone,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } catch (err) {
+    await output.abort().catch(() => undefined);
+    throw err;
+  }
+}
+
+function outputBytes(t: OutputTensorSpec): number {
+  const numel = t.shape.reduce((a, b) => a * b, 1);
+  return t.dtype === 'F32' ? numel * 4 : isFloatDType(t.dtype) ? numel * 2 : NaN;
+}
+
+/** Merge one float tensor; returns its bytes in the output dtype. */
+async function mergeTensor(plan: MergePlan, t: TensorPlan, job: MergeJob): Promise<Uint8Array> {
+  const { recipe, backend } = job;
+  const opts = job.options ?? {};
+  const live: Tensor[] = [];
+  const loaded = new Map<ModelSource, Tensor>();
+  const load = async (m: ModelSource): Promise<Tensor> => {
+    const have = loaded.get(m);
+    if (have) return have;
+    const tensor = await loadTensor(backend, m, t, recipe.dtype, opts.signal);
+    loaded.set(m, tensor);
+    live.push(tensor);
+    return tensor;
+  };
+  try {
+    const { global, perModel } = resolveTensorParams(recipe, plan.method, t.name, plan.numLayers);
+    const base = plan.base && plan.method.base !== 'unused' ? await load(plan.base) : undefined;
+    const inputs: MethodInput[] = [];
+    let deltaIndex = 0;
+    for (let i = 0; i < plan.models.length; i++) {
+      const m = plan.models[i];
+      const isBase = m === plan.base;
+      inputs.push({ tensor: await load(m), params: perModel[i], isBase, deltaIndex: isBase ? -1 : deltaIndex++ });
+    }
+    const result = await plan.method.merge({
+      backend,
+      tensorName: t.name,
+      shape: t.shape,
+      base,
+      models: inputs,
+      params: global,
+      seed: opts.seed ?? 0,
+      replayMask: async (i) => {
+        if (!opts.replayMasks) return undefined;
+        const tensor = await loadMask(backend, opts.replayMasks, `${t.name}::mask${i}`, t);
+        live.push(tensor);
+        return tensor;
+      },
+    });
+    live.push(result);
+    if (!isFloatDType(t.outDtype)) throw new MergeInputError(`tensor ${t.name}: cannot write merged values as ${t.outDtype}`);
+    return await backend.encode(result, t.outDtype);
+  } finally {
+    for (const x of live) backend.release(x);
+  }
+}
+
+/** Read and decode one model's tensor (cut to the plan's rows; cast through `dtype` if the recipe asks). */
+async function loadTensor(backend: Backend, m: ModelSource, t: TensorPlan, castTo: FloatDType | undefined, signal?: AbortSignal): Promise<Tensor> {
+  const info = m.tensors.get(t.name)!;
+  const dtype = info.dtype as FloatDType;
+  const numel = t.shape.reduce((a, b) => a * b, 1);
+  const elementBytes = dtype === 'F32' ? 4 : 2;
+  let bytes =
+    t.rows !== undefined && info.shape[0] !== t.rows
+      ? await m.readTensorRange(t.name, 0, numel * elementBytes, signal)
+      : await m.readTensor(t.name, signal);
+  if (castTo && castTo !== dtype) {
+    // mergekit casts inputs to `dtype` before the math: round through it so the math sees the same values.
+    bytes = encodeFloats(decodeFloats(bytes, dtype), castTo);
+    return backend.decode(bytes, castTo, t.shape);
+  }
+  return backend.decode(bytes, dtype, t.shape);
+}
+
+async function loadMask(backend: Backend, masks: ModelSource, key: string, t: TensorPlan): Promise<Tensor> {
+  const info = masks.tensors.get(key);
+  if (!info) throw new MergeInputError(`mask file ${masks.id} has no tensor ${key}`);
+  const numel = t.shape.reduce((a, b) => a * b, 1);
+  const maskNumel = info.shape.reduce((a, b) => a * b, 1);
+  if (maskNumel !== numel) {
+    throw new MergeInputError(`mask ${key} in ${masks.id} has shape [${info.shape}], tensor ${t.name} has [${t.shape}]`);
+  }
+  const bytes = await masks.readTensor(key);
+  if (isFloatDType(info.dtype)) return backend.decode(bytes, info.dtype, t.shape);
+  if (info.dtype === 'U8' || info.dtype === 'BOOL' || info.dtype === 'I8') {
+    const f = new Float32Array(numel);
+    for (let i = 0; i < numel; i++) f[i] = bytes[i] ? 1 : 0;
+    return backend.decode(new Uint8Array(f.buffer), 'F32', t.shape);
+  }
+  throw new MergeInputError(`mask ${key} in ${masks.id}: dtype ${info.dtype} is not a mask (use F32, BF16, F16, U8 or BOOL)`);
+}
+
+async function sideFileNames(plan: MergePlan): Promise<string[]> {
+  const names = ['mergekit_config.yml', 'README.md'];
+  if (plan.reference.config) names.push('config.json');
+  const present = new Set(await plan.reference.tree.list());
+  for (const f of COPIED_FILES) if (present.has(f)) names.push(f);
+  return names;
+}
+
+/** config.json (torch_dtype updated), tokenizer files, the recipe and a model card. */
+async function writeSideFiles(plan: MergePlan, recipe: Recipe, output: OutputFolder, signal?: AbortSignal) {
+  const enc = new TextEncoder();
+  const put = async (path: string, bytes: Uint8Array) => {
+    const sink = await output.create(path);
+    await sink.write(bytes);
+    await sink.close();
+  };
+  const floatOut = plan.tensors.find((t) => t.merged)?.outDtype;
+  if (plan.reference.config) {
+    const config: Record<string, unknown> = { ...plan.reference.config };
+    if (floatOut && isFloatDType(floatOut)) config.torch_dtype = TORCH_DTYPE_NAMES[floatOut];
+    await put('config.json', enc.encode(JSON.stringify(config, null, 2) + '\n'));
+  }
+  const present = new Set(await plan.reference.tree.list(signal));
+  for (const f of COPIED_FILES) {
+    if (!present.has(f)) continue;
+    const src = await plan.reference.tree.open(f, signal);
+    if (src) await put(f, await src.read(0, src.size, signal));
+  }
+  const yaml = recipeToYaml(recipe);
+  await put('mergekit_config.yml', enc.encode(yaml));
+  await put('README.md', enc.encode(modelCard({ recipe, yaml, methodPrettyName: plan.method.prettyName, referenceUrl: plan.method.referenceUrl })));
+}
