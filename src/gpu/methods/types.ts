@@ -16,6 +16,8 @@ export interface MethodInput {
   isBase: boolean;
   /** Position among the non-base models (recipe order), -1 for the base. Keys random masks. */
   deltaIndex: number;
+  /** The model as written in the recipe, for error messages (optional: methods fall back to deltaIndex). */
+  label?: string;
 }
 
 export interface MergeContext {
@@ -29,7 +31,10 @@ export interface MergeContext {
   /** Global parameters resolved for this tensor, defaults applied. */
   params: ResolvedParams;
   seed: number;
-  /** A keep-mask replayed from a file for non-base model `deltaIndex`, or undefined to draw one. */
+  /**
+   * A keep-mask replayed from a file for non-base model `deltaIndex`, or undefined to draw one.
+   * The method may release the mask once used (the engine's own release after that is a no-op).
+   */
   replayMask(deltaIndex: number): Promise<Tensor | undefined>;
 }
 

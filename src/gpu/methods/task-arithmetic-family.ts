@@ -1,0 +1,171 @@
+/**
+ * The task-vector family (METHODS.md): ONE engine registered under eight names, differing only in
+ * sign election, sparsifier and defaults. Per tensor: δ_i = x_i − base for each non-base model;
+ * sparsify δ_i with its own parameters; optionally rescale what was kept; WD_i = w_i·δ_i; combine
+ * (TIES sign election, or a plain sum); optionally divide by the weight sum; × lambda; + base.
+ */
+import type { ParamSpec } from '../../core/params.ts';
+import type { Tensor } from '../backend.ts';
+import { copyOf, nonBaseModels, ParamReader, releaseAll, requireBase } from './common.ts';
+import { isRandomSparsifier, SPARSIFIER_PARAMS, SPARSIFY, type Sparsifier } from './sparsifiers.ts';
+import type { MergeContext, MethodDescriptor } from './types.ts';
+
+export type { Sparsifier } from './sparsifiers.ts';
+
+export interface TaskArithmeticFamilyOptions {
+  name: string;
+  prettyName: string;
+  help: string;
+  referenceUrl: string;
+  /** TIES sign election on w_i·δ_i before summing. */
+  election: boolean;
+  sparsifier: Sparsifier;
+  normalizeDefault: boolean;
+  /** Default of `rescale`; only random sparsifiers (DARE, DELLA) take the parameter. */
+  rescaleDefault?: boolean;
+}
+
+const RESCALE_MODES = ['l1', 'density'] as const;
+type RescaleMode = (typeof RESCALE_MODES)[number];
+
+/** Norms below this are treated as zero when rescaling (mergekit's eps). */
+const RESCALE_EPS = 1e-7;
+/** |Σ w_i| below this is replaced by 1 when normalizing without election (as mergekit). */
+const DIVISOR_EPS = 1e-8;
+
+export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodDescriptor {
+  const rescalable = isRandomSparsifier(opts.sparsifier);
+  const params: ParamSpec[] = [
+    {
+      name: 'normalize',
+      kind: 'boolean',
+      help: 'Divide the combined task vector by the sum of the weights',
+      default: opts.normalizeDefault,
+    },
+    {
+      name: 'lambda',
+      kind: 'number',
+      help: 'Scale of the combined task vector before it is added to the base',
+      default: 1,
+      softMin: 0,
+      softMax: 2,
+    },
+    {
+      name: 'int8_mask',
+      kind: 'boolean',
+      help: 'Accepted for mergekit recipes and ignored (a memory option there; results are the same)',
+      default: false,
+    },
+  ];
+  if (rescalable) {
+    params.push(
+      {
+        name: 'rescale',
+        kind: 'boolean',
+        help: 'Rescale each pruned task vector to make up for the dropped entries',
+        default: opts.rescaleDefault ?? true,
+      },
+      {
+        name: 'rescale_mode',
+        kind: 'enum',
+        help: 'l1: match the unpruned L1 norm (mergekit); density: divide by density (DARE paper)',
+        default: 'l1',
+        options: RESCALE_MODES,
+      },
+    );
+  }
+  const perModelParams: ParamSpec[] = [
+    {
+      name: 'weight',
+      kind: 'number',
+      help: "Weight of this model's task vector",
+      required: true,
+      softMin: -1,
+      softMax: 1,
+    },
+    ...SPARSIFIER_PARAMS[opts.sparsifier],
+  ];
+
+  async function merge(ctx: MergeContext): Promise<Tensor> {
+    const { backend } = ctx;
+    const reader = new ParamReader(opts.name, ctx.tensorName);
+    const base = requireBase(ctx, opts.name);
+    const models = nonBaseModels(ctx);
+    if (models.length === 0) return copyOf(backend, base);
+
+    const normalize = reader.boolean(ctx.params, 'normalize');
+    const lambda = reader.number(ctx.params, 'lambda');
+    const rescale = rescalable && reader.boolean(ctx.params, 'rescale');
+    const rescaleMode: RescaleMode = rescalable ? reader.option(ctx.params, 'rescale_mode', RESCALE_MODES) : 'l1';
+    const weights = models.map((m) => reader.number(m.params, 'weight', m));
+
+    const owned: Tensor[] = [];
+    try {
+      // Sparsified task vectors, each with the factor (w_i × rescale) that makes it WD_i.
+      const kept: Tensor[] = [];
+      const factors: number[] = [];
+      for (let i = 0; i < models.length; i++) {
+        const input = models[i];
+        const delta = await backend.lincomb([
+          { x: input.tensor, coef: 1 },
+          { x: base, coef: -1 },
+        ]);
+        owned.push(delta);
+        const s = await SPARSIFY[opts.sparsifier]({ ctx, reader, input, delta });
+        if (s.kept !== delta) owned.push(s.kept);
+        let scale = 1;
+        if (rescale && s.masked) {
+          if (rescaleMode === 'density') {
+            if (s.density > 0) scale = 1 / s.density;
+          } else {
+            const before = await backend.sumAbs(delta);
+            const after = await backend.sumAbs(s.kept);
+            if (before >= RESCALE_EPS && after >= RESCALE_EPS) scale = before / after;
+          }
+        }
+        if (s.kept !== delta) backend.release(delta);
+        kept.push(s.kept);
+        factors.push(weights[i] * scale);
+      }
+
+      if (opts.election) {
+        const wds: Tensor[] = [];
+        for (let i = 0; i < kept.length; i++) {
+          const wd = await backend.lincomb([{ x: kept[i], coef: factors[i] }]);
+          owned.push(wd);
+          wds.push(wd);
+          backend.release(kept[i]);
+        }
+        const mixed = await backend.signElect(wds, weights, normalize);
+        owned.push(mixed);
+        releaseAll(backend, wds);
+        return await backend.lincomb([
+          { x: mixed, coef: lambda },
+          { x: base, coef: 1 },
+        ]);
+      }
+
+      let divisor = weights.reduce((a, b) => a + b, 0);
+      if (Math.abs(divisor) < DIVISOR_EPS) divisor = 1;
+      const outer = normalize ? lambda / divisor : lambda;
+      return await backend.lincomb([
+        ...kept.map((x, i) => ({ x, coef: factors[i] * outer })),
+        { x: base, coef: 1 },
+      ]);
+    } finally {
+      releaseAll(backend, owned);
+    }
+  }
+
+  return {
+    name: opts.name,
+    prettyName: opts.prettyName,
+    help: opts.help,
+    referenceUrl: opts.referenceUrl,
+    params,
+    perModelParams,
+    base: 'required',
+    minModels: 1,
+    merge,
+  };
+}
