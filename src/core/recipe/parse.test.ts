@@ -1,0 +1,436 @@
+import { describe, expect, it } from 'vitest';
+import { RecipeError } from './errors.ts';
+import { fakeMethods, fakeMethodsWithoutNames } from './fake-methods.testutil.ts';
+import { parseRecipe } from './parse.ts';
+import type { Recipe } from './types.ts';
+import { validateRecipe } from './validate.ts';
+
+const FILE = 'recipe.yml';
+
+function parse(text: string): Recipe {
+  return parseRecipe(text, fakeMethods, { file: FILE });
+}
+
+/** The RecipeError `fn` throws (fails the test when it throws anything else or nothing). */
+function recipeError(fn: () => unknown): RecipeError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof RecipeError) return e;
+    throw e;
+  }
+  throw new Error('expected a RecipeError, nothing was thrown');
+}
+
+const TIES = `models:
+  - model: org/base
+  - model: org/expert1
+    parameters:
+      weight: 1.0
+      density: 0.5
+  - model: ./local/expert2
+    parameters:
+      weight: 0.5
+      density: [1, 0.7, 0.1]
+merge_method: ties
+base_model: org/base
+parameters:
+  normalize: true
+dtype: float32
+out_dtype: bfloat16
+`;
+
+describe('parseRecipe', () => {
+  it('parses a ties recipe into the Recipe shape', () => {
+    expect(parse(TIES)).toEqual({
+      mergeMethod: 'ties',
+      models: [
+        { model: 'org/base', parameters: {} },
+        { model: 'org/expert1', parameters: { weight: 1, density: 0.5 } },
+        { model: './local/expert2', parameters: { weight: 0.5, density: [1, 0.7, 0.1] } },
+      ],
+      baseModel: 'org/base',
+      parameters: { normalize: true },
+      dtype: 'F32',
+      outDtype: 'BF16',
+    } satisfies Recipe);
+  });
+
+  it('leaves optional keys out rather than undefined', () => {
+    const r = parse('models:\n  - model: a\n    parameters: {weight: 1}\nmerge_method: linear\n');
+    expect(Object.keys(r).sort()).toEqual(['mergeMethod', 'models', 'parameters']);
+    expect(r.parameters).toEqual({});
+  });
+
+  it('reads conditions, with and without filter, and a single {filter, value} mapping', () => {
+    const r = parse(`models:
+  - model: a
+    parameters:
+      weight:
+        - filter: self_attn
+          value: [1, 0.2]
+        - value: 0.5
+  - model: b
+    parameters:
+      weight: {filter: "*", value: 0.3}
+merge_method: linear
+`);
+    expect(r.models[0].parameters.weight).toEqual([{ filter: 'self_attn', value: [1, 0.2] }, { value: 0.5 }]);
+    expect(r.models[1].parameters.weight).toEqual([{ filter: '*', value: 0.3 }]);
+  });
+
+  it.each([
+    ['bfloat16', 'BF16'],
+    ['bf16', 'BF16'],
+    ['float16', 'F16'],
+    ['fp16', 'F16'],
+    ['half', 'F16'],
+    ['float32', 'F32'],
+    ['fp32', 'F32'],
+    ['float', 'F32'],
+  ])('reads dtype %s as %s', (name, dtype) => {
+    const r = parse(`models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\ndtype: ${name}\nout_dtype: ${name}\n`);
+    expect(r.dtype).toBe(dtype);
+    expect(r.outDtype).toBe(dtype);
+  });
+
+  it('accepts the base model listed without per-model parameters', () => {
+    expect(() => parse(TIES)).not.toThrow();
+  });
+
+  it('accepts a required per-model parameter given only at top level', () => {
+    const r = parse('models:\n  - model: a\n  - model: b\nmerge_method: linear\nparameters:\n  weight: 0.5\n');
+    expect(r.parameters).toEqual({ weight: 0.5 });
+  });
+
+  it('accepts a required parameter given only through conditions (checked per tensor later)', () => {
+    expect(() =>
+      parse('models:\n  - model: a\n    parameters:\n      weight: [{filter: mlp, value: 1}]\nmerge_method: linear\n'),
+    ).not.toThrow();
+  });
+
+  it('accepts integer, enum and number parameters of the right kind', () => {
+    const r = parse(
+      'models: [{model: a}, {model: b}]\nmerge_method: karcher\nparameters: {max_iter: 20, tol: 1e-6}\n',
+    );
+    expect(r.parameters).toEqual({ max_iter: 20, tol: 1e-6 });
+    const d = parse(
+      'models: [{model: a, parameters: {weight: 1}}]\nbase_model: b\nmerge_method: dare_ties\nparameters: {rescale_mode: density}\n',
+    );
+    expect(d.parameters.rescale_mode).toBe('density');
+  });
+});
+
+describe('parseRecipe errors name the place and the reason', () => {
+  const cases: Array<{ name: string; yaml: string; path: string; message: string; line?: number }> = [
+    {
+      name: 'unknown top-level key',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_methd: linear\n',
+      path: 'merge_methd',
+      message: 'recipe.yml: unknown key "merge_methd" (allowed: models, merge_method, base_model, parameters, dtype, out_dtype)',
+      line: 2,
+    },
+    {
+      name: 'slices',
+      yaml: 'slices:\n  - sources: []\nmerge_method: passthrough\n',
+      path: 'slices',
+      message: 'recipe.yml: slices: not supported yet (layer slices, for passthrough / frankenmerges): list whole models under models',
+      line: 2,
+    },
+    {
+      name: 'tokenizer_source',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\ntokenizer_source: union\n',
+      path: 'tokenizer_source',
+      message: 'recipe.yml: tokenizer_source: not supported yet (tokenizer merging): remove it',
+    },
+    {
+      name: 'chat_template',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nchat_template: chatml\n',
+      path: 'chat_template',
+      message: 'recipe.yml: chat_template: not supported yet: remove it',
+    },
+    {
+      name: 'unknown per-model parameter (typo)',
+      yaml: 'models:\n  - model: a\n    parameters: {weight: 1}\n  - model: b\n    parameters:\n      weight: 1\n      desnity: 0.5\nmerge_method: ties\nbase_model: c\n',
+      path: 'models[1].parameters.desnity',
+      message: 'recipe.yml: models[1].parameters: unknown parameter "desnity" for ties (allowed: weight, density)',
+      line: 7,
+    },
+    {
+      name: 'unknown top-level parameter lists globals and per-model fallbacks',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nbase_model: c\nmerge_method: ties\nparameters: {normalise: true}\n',
+      path: 'parameters.normalise',
+      message: 'recipe.yml: parameters: unknown parameter "normalise" for ties (allowed: normalize, lambda, int8_mask, weight, density)',
+      line: 4,
+    },
+    {
+      name: 'global parameter in a model',
+      yaml: 'models:\n  - model: a\n    parameters:\n      weight: 1\n      normalize: false\nbase_model: c\nmerge_method: ties\n',
+      path: 'models[0].parameters.normalize',
+      message: 'recipe.yml: models[0].parameters.normalize: "normalize" is a global parameter of ties: put it in the top-level parameters',
+      line: 5,
+    },
+    {
+      name: 'wrong type for a number',
+      yaml: 'models:\n  - model: a\n    parameters:\n      weight: "abc"\nmerge_method: linear\n',
+      path: 'models[0].parameters.weight',
+      message: 'recipe.yml: models[0].parameters.weight: "abc" must be a number, a gradient list, or a list of {filter, value}',
+      line: 4,
+    },
+    {
+      name: 'a number for a boolean',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nparameters:\n  normalize: 1\n',
+      path: 'parameters.normalize',
+      message: 'recipe.yml: parameters.normalize: 1 must be true or false, or a list of {filter, value}',
+    },
+    {
+      name: '"yes" is a string in YAML 1.2, not a boolean',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nparameters:\n  normalize: yes\n',
+      path: 'parameters.normalize',
+      message: 'recipe.yml: parameters.normalize: "yes" must be true or false, or a list of {filter, value}',
+    },
+    {
+      name: 'a gradient for a boolean',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nparameters:\n  normalize: [0, 1]\n',
+      path: 'parameters.normalize',
+      message:
+        'recipe.yml: parameters.normalize: [0,1]: boolean parameter "normalize" cannot vary over layers; must be true or false, or a list of {filter, value}',
+    },
+    {
+      name: 'enum option',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nbase_model: b\nmerge_method: dare_ties\nparameters: {rescale_mode: l2}\n',
+      path: 'parameters.rescale_mode',
+      message: 'recipe.yml: parameters.rescale_mode: "l2" must be one of "l1", "density", or a list of {filter, value}',
+    },
+    {
+      name: 'integer',
+      yaml: 'models: [{model: a}, {model: b}]\nmerge_method: karcher\nparameters: {max_iter: 2.5}\n',
+      path: 'parameters.max_iter',
+      message: 'recipe.yml: parameters.max_iter: 2.5 must be an integer, or a list of {filter, value}',
+    },
+    {
+      name: 'integer below its minimum',
+      yaml: 'models: [{model: a}, {model: b}]\nmerge_method: karcher\nparameters: {max_iter: 0}\n',
+      path: 'parameters.max_iter',
+      message: 'recipe.yml: parameters.max_iter: 0 is below the minimum 1',
+    },
+    {
+      name: 'out of range at top level',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nbase_model: b\nmerge_method: ties\nparameters:\n  density: 1.7\n',
+      path: 'parameters.density',
+      message: 'recipe.yml: parameters.density: 1.7 is out of range [0, 1]',
+      line: 5,
+    },
+    {
+      name: 'out of range inside a gradient',
+      yaml: 'models:\n  - model: a\n    parameters: {weight: 1, density: [1, 0.5, 1.5]}\nbase_model: b\nmerge_method: ties\n',
+      path: 'models[0].parameters.density[2]',
+      message: 'recipe.yml: models[0].parameters.density[2]: 1.5 is out of range [0, 1]',
+      line: 3,
+    },
+    {
+      name: 'out of range inside a condition',
+      yaml: 'models:\n  - model: a\n    parameters:\n      weight: 1\n      density:\n        - filter: mlp\n          value: 0.5\n        - value: -0.1\nbase_model: b\nmerge_method: ties\n',
+      path: 'models[0].parameters.density[1].value',
+      message: 'recipe.yml: models[0].parameters.density[1].value: -0.1 is out of range [0, 1]',
+      line: 8,
+    },
+    {
+      name: 'out of range inside a gradient inside a condition',
+      yaml: 'models: [{model: a, parameters: {weight: 1, density: [{filter: mlp, value: [0.2, 2]}]}}]\nbase_model: b\nmerge_method: ties\n',
+      path: 'models[0].parameters.density[0].value[1]',
+      message: 'recipe.yml: models[0].parameters.density[0].value[1]: 2 is out of range [0, 1]',
+    },
+    {
+      name: 'wrong type inside a condition',
+      yaml: 'models: [{model: a, parameters: {weight: [{filter: mlp, value: true}]}}]\nmerge_method: linear\n',
+      path: 'models[0].parameters.weight[0].value',
+      message: 'recipe.yml: models[0].parameters.weight[0].value: true must be a number or a gradient list',
+    },
+    {
+      name: 'non-finite number',
+      yaml: 'models: [{model: a, parameters: {weight: .nan}}]\nmerge_method: linear\n',
+      path: 'models[0].parameters.weight',
+      message: 'recipe.yml: models[0].parameters.weight: NaN must be a finite number',
+    },
+    {
+      name: 'unknown method, with the known ones',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: tie\n',
+      path: 'merge_method',
+      message:
+        'recipe.yml: merge_method: unknown method "tie" (known: linear, task_arithmetic, ties, dare_ties, breadcrumbs_ties, della, slerp, nuslerp, model_stock, karcher)',
+      line: 2,
+    },
+    {
+      name: 'missing merge_method',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\n',
+      path: 'merge_method',
+      message:
+        'recipe.yml: merge_method: missing (known: linear, task_arithmetic, ties, dare_ties, breadcrumbs_ties, della, slerp, nuslerp, model_stock, karcher)',
+    },
+    {
+      name: 'missing required weight',
+      yaml: 'models:\n  - model: a\n    parameters: {weight: 1}\n  - model: org/b\n    parameters: {density: 0.5}\nbase_model: c\nmerge_method: ties\n',
+      path: 'models[1].parameters.weight',
+      message:
+        'recipe.yml: models[1]: model "org/b" has no "weight" parameter, required by ties (set it in the model\'s parameters or in the top-level parameters)',
+      line: 4,
+    },
+    {
+      name: 'missing required global parameter',
+      yaml: 'models: [{model: a}, {model: b}]\nbase_model: a\nmerge_method: slerp\n',
+      path: 'parameters.t',
+      message: 'recipe.yml: parameters: missing required parameter "t" of slerp',
+    },
+    {
+      name: 'bad dtype',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\ndtype: bfloat32\n',
+      path: 'dtype',
+      message: 'recipe.yml: dtype: unknown dtype "bfloat32" (allowed: bfloat16, float16, float32, bf16, fp16, fp32, half, float)',
+      line: 3,
+    },
+    {
+      name: 'bad out_dtype',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nout_dtype: int8\n',
+      path: 'out_dtype',
+      message: 'recipe.yml: out_dtype: unknown dtype "int8" (allowed: bfloat16, float16, float32, bf16, fp16, fp32, half, float)',
+    },
+    {
+      name: 'missing models',
+      yaml: 'merge_method: linear\n',
+      path: 'models',
+      message: 'recipe.yml: models: missing: list the models to merge',
+    },
+    {
+      name: 'empty models',
+      yaml: 'models: []\nmerge_method: linear\n',
+      path: 'models',
+      message: 'recipe.yml: models: the recipe lists no models (give a list of {model, parameters})',
+    },
+    {
+      name: 'a model written as a bare string',
+      yaml: 'models:\n  - org/a\nmerge_method: linear\n',
+      path: 'models[0]',
+      message: 'recipe.yml: models[0]: write the model as "- model: org/a"',
+      line: 2,
+    },
+    {
+      name: 'unknown key in a model entry',
+      yaml: 'models:\n  - model: a\n    weight: 1\nmerge_method: linear\n',
+      path: 'models[0].weight',
+      message: 'recipe.yml: models[0]: unknown key "weight" (allowed: model, parameters)',
+      line: 3,
+    },
+    {
+      name: 'a model listed twice',
+      yaml: 'models:\n  - model: a\n    parameters: {weight: 1}\n  - model: a\n    parameters: {weight: 2}\nmerge_method: linear\n',
+      path: 'models[1].model',
+      message: 'recipe.yml: models[1].model: "a" is already listed as models[0]',
+      line: 4,
+    },
+    {
+      name: 'a list mixing numbers and conditions',
+      yaml: 'models: [{model: a, parameters: {weight: [1, {value: 2}]}}]\nmerge_method: linear\n',
+      path: 'models[0].parameters.weight[1]',
+      message:
+        'recipe.yml: models[0].parameters.weight[1]: {"value":2} does not fit this list: a list holds numbers (a gradient over layers) or {filter, value} conditions',
+    },
+    {
+      name: 'unknown key in a condition',
+      yaml: 'models: [{model: a, parameters: {weight: [{filtr: mlp, value: 2}]}}]\nmerge_method: linear\n',
+      path: 'models[0].parameters.weight[0].filtr',
+      message: 'recipe.yml: models[0].parameters.weight[0]: unknown key "filtr" in a {filter, value} condition (allowed: filter, value)',
+    },
+    {
+      name: 'a parameter with no value',
+      yaml: 'models:\n  - model: a\n    parameters:\n      weight:\nmerge_method: linear\n',
+      path: 'models[0].parameters.weight',
+      message: 'recipe.yml: models[0].parameters.weight: has no value',
+      line: 4,
+    },
+    {
+      name: 'an empty gradient list',
+      yaml: 'models: [{model: a, parameters: {weight: []}}]\nmerge_method: linear\n',
+      path: 'models[0].parameters.weight',
+      message: 'recipe.yml: models[0].parameters.weight: is an empty list; must be a number, a gradient list, or a list of {filter, value}',
+    },
+    {
+      name: 'an empty document',
+      yaml: '# nothing\n',
+      path: '',
+      message: 'recipe.yml: the recipe is empty (it needs models and merge_method)',
+    },
+  ];
+
+  it.each(cases)('$name', ({ yaml, path, message, line }) => {
+    const e = recipeError(() => parse(yaml));
+    expect(e.name).toBe('RecipeError');
+    expect(e.message).toBe(message);
+    expect(e.path).toBe(path);
+    expect(e.file).toBe(FILE);
+    if (line !== undefined) expect(e.line).toBe(line);
+  });
+
+  it('omits the known list when the lookup has no names', () => {
+    const e = recipeError(() =>
+      parseRecipe('models: [{model: a}]\nmerge_method: tie\n', fakeMethodsWithoutNames, { file: FILE }),
+    );
+    expect(e.message).toBe('recipe.yml: merge_method: unknown method "tie"');
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    const e = recipeError(() => parse('models:\n  - model: a\n    parameters: {weight: 1\nmerge_method: linear\n'));
+    expect(e.message).toMatch(/^recipe\.yml: invalid YAML: /);
+    expect(e.line).toBeGreaterThanOrEqual(3);
+  });
+
+  it('reports duplicate keys', () => {
+    const e = recipeError(() => parse('models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nmerge_method: ties\n'));
+    expect(e.message).toMatch(/^recipe\.yml: invalid YAML: .*unique/i);
+    expect(e.line).toBe(3);
+  });
+
+  it('leaves the file out of the message when none is given', () => {
+    const e = recipeError(() => parseRecipe('models: []\nmerge_method: linear\n', fakeMethods));
+    expect(e.message).toBe('models: the recipe lists no models (give a list of {model, parameters})');
+  });
+});
+
+describe('validateRecipe on in-memory recipes', () => {
+  const good: Recipe = {
+    mergeMethod: 'ties',
+    models: [
+      { model: 'base', parameters: {} },
+      { model: 'x', parameters: { weight: 1, density: [{ filter: 'mlp', value: [0.2, 0.8] }, { value: 1 }] } },
+    ],
+    baseModel: 'base',
+    parameters: { normalize: false },
+  };
+
+  it('accepts a valid recipe', () => {
+    expect(() => validateRecipe(good, fakeMethods)).not.toThrow();
+  });
+
+  it('gives the same messages as for YAML', () => {
+    const bad: Recipe = { ...good, parameters: { density: 1.7 } };
+    const e = recipeError(() => validateRecipe(bad, fakeMethods, 'studio'));
+    expect(e.message).toBe('studio: parameters.density: 1.7 is out of range [0, 1]');
+    expect(e.path).toBe('parameters.density');
+  });
+
+  it('rejects values YAML cannot produce but code can', () => {
+    const inf: Recipe = { ...good, models: [good.models[0], { model: 'x', parameters: { weight: Infinity } }] };
+    expect(recipeError(() => validateRecipe(inf, fakeMethods)).message).toBe(
+      'models[1].parameters.weight: Infinity must be a finite number',
+    );
+    const nested = {
+      ...good,
+      models: [good.models[0], { model: 'x', parameters: { weight: [{ value: [{ value: 1 }] }] } }],
+    } as unknown as Recipe;
+    expect(recipeError(() => validateRecipe(nested, fakeMethods)).path).toBe('models[1].parameters.weight[0].value');
+    const badDtype = { ...good, dtype: 'F64' } as unknown as Recipe;
+    expect(recipeError(() => validateRecipe(badDtype, fakeMethods)).message).toBe(
+      'dtype: "F64" is not a float dtype (allowed: bfloat16, float16, float32)',
+    );
+  });
+});

@@ -1,0 +1,46 @@
+/**
+ * Recipe → mergekit YAML: snake_case keys in mergekit's usual order (models, merge_method,
+ * base_model, parameters, dtype, out_dtype), gradient lists in flow style (`[1, 0.7, 0.1]`) as
+ * mergekit writes them. parseRecipe(recipeToYaml(r)) deep-equals r.
+ */
+import { Document, isScalar, visit } from 'yaml';
+import { TORCH_DTYPE_NAMES } from '../dtype.ts';
+import type { ParamCondition, ParamValue, Recipe } from './types.ts';
+
+export function recipeToYaml(recipe: Recipe): string {
+  const out: Record<string, unknown> = {
+    models: recipe.models.map((m) => {
+      const entry: Record<string, unknown> = { model: m.model };
+      if (Object.keys(m.parameters ?? {}).length > 0) entry.parameters = plainParams(m.parameters);
+      return entry;
+    }),
+    merge_method: recipe.mergeMethod,
+  };
+  if (recipe.baseModel !== undefined) out.base_model = recipe.baseModel;
+  if (Object.keys(recipe.parameters ?? {}).length > 0) out.parameters = plainParams(recipe.parameters);
+  if (recipe.dtype !== undefined) out.dtype = TORCH_DTYPE_NAMES[recipe.dtype];
+  if (recipe.outDtype !== undefined) out.out_dtype = TORCH_DTYPE_NAMES[recipe.outDtype];
+
+  const doc = new Document(out);
+  visit(doc, {
+    Seq(_, seq) {
+      if (seq.items.length > 0 && seq.items.every((item) => isScalar(item) && typeof item.value === 'number')) {
+        seq.flow = true;
+      }
+    },
+  });
+  return doc.toString({ lineWidth: 0 });
+}
+
+/** Conditions written `filter` first, and without `filter` when it has none. */
+function plainParams(params: Record<string, ParamValue>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(params)) {
+    if (Array.isArray(value) && !value.every((v) => typeof v === 'number')) {
+      out[name] = (value as ParamCondition[]).map((c) => (c.filter !== undefined ? { filter: c.filter, value: c.value } : { value: c.value }));
+    } else {
+      out[name] = value;
+    }
+  }
+  return out;
+}
