@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { blobFileTree } from './blob.ts';
 
 /** A Blob whose every read is recorded: `arrayBuffer()` on the whole blob would show up as a full-size read. */
-function spyBlob(bytes: Uint8Array): { blob: Blob; reads: number[] } {
+function spyBlob(bytes: Uint8Array<ArrayBuffer>): { blob: Blob; reads: number[] } {
   const real = new Blob([bytes]);
   const reads: number[] = [];
   const fake = {
