@@ -1,6 +1,6 @@
 /**
- * Errors of safetensors I/O. All are permanent: retrying the same read or write cannot succeed, so
- * callers retry only transport errors (those come from the ByteSource, not from here).
+ * Errors of safetensors I/O. All are permanent (`transient = false`): retrying the same read or write
+ * cannot succeed, so callers retry only transport errors (those come from the ByteSource, not from here).
  */
 
 /** A safetensors file is malformed (bad header, offsets, sizes). */
@@ -10,6 +10,8 @@ export class SafetensorsError extends Error {
   /** The tensor the problem is in, when it is in one. */
   readonly tensor?: string;
   readonly reason: string;
+  /** Permanent, like hub-errors' non-transient errors: retrying cannot help. */
+  readonly transient = false;
 
   constructor(file: string, reason: string, tensor?: string) {
     super(tensor === undefined ? `${file}: ${reason}` : `${file}: tensor "${tensor}": ${reason}`);
@@ -28,6 +30,8 @@ export class ModelError extends Error {
   readonly file?: string;
   readonly tensor?: string;
   readonly reason: string;
+  /** Permanent, like hub-errors' non-transient errors: retrying cannot help. */
+  readonly transient = false;
 
   constructor(model: string, reason: string, where: { file?: string; tensor?: string } = {}) {
     const parts = [`model "${model}"`];
@@ -48,6 +52,8 @@ export class SafetensorsWriteError extends Error {
   readonly file?: string;
   readonly tensor?: string;
   readonly reason: string;
+  /** Permanent, like hub-errors' non-transient errors: retrying cannot help. */
+  readonly transient = false;
 
   constructor(reason: string, where: { file?: string; tensor?: string } = {}) {
     const parts: string[] = [];
@@ -67,6 +73,8 @@ export class OutputFolderError extends Error {
   readonly folder: string;
   readonly path?: string;
   readonly reason: string;
+  /** Permanent, like hub-errors' non-transient errors: retrying cannot help. */
+  readonly transient = false;
 
   constructor(folder: string, reason: string, path?: string) {
     super(path === undefined ? `${folder}: ${reason}` : `${folder}/${path}: ${reason}`);

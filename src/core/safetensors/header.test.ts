@@ -22,6 +22,7 @@ async function rejectionOf(bytes: Uint8Array): Promise<SafetensorsError> {
   } catch (e) {
     expect(e).toBeInstanceOf(SafetensorsError);
     expect((e as Error).name).toBe('SafetensorsError');
+    expect((e as SafetensorsError).transient).toBe(false);
     return e as SafetensorsError;
   }
   return expect.fail('the header was accepted');
