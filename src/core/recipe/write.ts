@@ -2,8 +2,12 @@
  * Recipe → mergekit YAML: snake_case keys in mergekit's usual order (models, merge_method,
  * base_model, parameters, dtype, out_dtype), gradient lists in flow style (`[1, 0.7, 0.1]`) as
  * mergekit writes them. parseRecipe(recipeToYaml(r)) deep-equals r.
+ *
+ * The text is also read correctly by PyYAML (YAML 1.1), which mergekit uses: strings that YAML 1.1
+ * would take for booleans or numbers (`yes`, `on`, `1_000`) are quoted, and floats in exponent
+ * form get a decimal point (`1.0e-7`: PyYAML reads `1e-7` as a string).
  */
-import { Document, isScalar, visit } from 'yaml';
+import { Document, isScalar, visit, type ScalarTag } from 'yaml';
 import { TORCH_DTYPE_NAMES } from '../dtype.ts';
 import type { ParamCondition, ParamValue, Recipe } from './types.ts';
 
@@ -21,16 +25,39 @@ export function recipeToYaml(recipe: Recipe): string {
   if (recipe.dtype !== undefined) out.dtype = TORCH_DTYPE_NAMES[recipe.dtype];
   if (recipe.outDtype !== undefined) out.out_dtype = TORCH_DTYPE_NAMES[recipe.outDtype];
 
-  const doc = new Document(out);
+  const doc = new Document(out, { version: '1.1', customTags: [pyYamlExponentFloat] });
   visit(doc, {
     Seq(_, seq) {
       if (seq.items.length > 0 && seq.items.every((item) => isScalar(item) && typeof item.value === 'number')) {
         seq.flow = true;
       }
     },
+    Scalar(_, node) {
+      if (typeof node.value === 'number' && Number.isFinite(node.value) && String(node.value).includes('e')) {
+        node.format = PY_EXP;
+      }
+    },
   });
-  return doc.toString({ lineWidth: 0 });
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }
+
+const PY_EXP = 'PY_EXP';
+
+/** Exponent-form floats as PyYAML reads them: a '.' in the mantissa and a signed exponent. */
+const pyYamlExponentFloat: ScalarTag = {
+  identify: (value) => typeof value === 'number',
+  default: true,
+  tag: 'tag:yaml.org,2002:float',
+  format: PY_EXP,
+  // Only used for writing; the test never matches, so reading is unaffected.
+  test: /$^/,
+  resolve: (text) => Number(text),
+  stringify: ({ value }) => {
+    const [mantissa, exponent] = String(value).split('e');
+    const sign = exponent.startsWith('-') || exponent.startsWith('+') ? '' : '+';
+    return `${mantissa.includes('.') ? mantissa : `${mantissa}.0`}e${sign}${exponent}`;
+  },
+};
 
 /** Conditions written `filter` first, and without `filter` when it has none. */
 function plainParams(params: Record<string, ParamValue>): Record<string, unknown> {
