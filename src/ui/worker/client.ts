@@ -1,0 +1,192 @@
+/**
+ * The page's side of the engine worker: one typed method per request, each answered through a
+ * promise. Progress arrives through callbacks; a merge can be cancelled. The worker (or, in tests,
+ * an in-process host) sits behind a MessagePort-like `EnginePort`.
+ */
+import {
+  assertNever,
+  isFromWorker,
+  ProtocolError,
+  type CompatReportInfo,
+  type ErrorInfo,
+  type FromWorker,
+  type GpuStatus,
+  type MergeProgressInfo,
+  type MergeRequest,
+  type MergeResultInfo,
+  type ModelSummary,
+  type SourceDescription,
+  type ToWorker,
+} from './protocol.ts';
+
+/** A failure reported by the engine worker; `name` is the original error class (HubAccessError...). */
+export class EngineError extends Error {
+  readonly info: ErrorInfo;
+  constructor(info: ErrorInfo) {
+    super(info.message);
+    this.name = info.name;
+    this.info = info;
+  }
+}
+
+/** What the store needs from the engine: the worker in the page, a fake in tests. */
+export interface EngineApi {
+  open(ref: string, source: SourceDescription, onProgress?: (bytesReceived: number, bytesExpected: number) => void): Promise<ModelSummary>;
+  forget(ref: string): void;
+  check(refs: string[], baseRef: string | null): Promise<CompatReportInfo>;
+  probeGpu(): Promise<GpuStatus>;
+  merge(request: MergeRequest, onProgress: (p: MergeProgressInfo) => void): MergeHandle;
+}
+
+export type MergeOutcome =
+  | { status: 'done'; result: MergeResultInfo; download: { name: string; blob: Blob } | null }
+  | { status: 'cancelled' };
+
+export interface MergeHandle {
+  readonly jobId: number;
+  /** Resolves when the merge ends (done or cancelled); rejects with EngineError when it fails. */
+  readonly outcome: Promise<MergeOutcome>;
+  cancel(): void;
+}
+
+/** The part of Worker / MessagePort the client uses. */
+export interface EnginePort {
+  postMessage(message: ToWorker): void;
+  addEventListener(type: 'message', listener: (ev: MessageEvent) => void): void;
+  addEventListener(type: 'error', listener: (ev: Event) => void): void;
+}
+
+type Answer = Extract<FromWorker, { requestId: number }>;
+
+interface Pending {
+  settle(msg: Answer): void;
+  fail(error: EngineError): void;
+  progress?: (bytesReceived: number, bytesExpected: number) => void;
+}
+
+interface RunningJob {
+  resolve(outcome: MergeOutcome): void;
+  reject(error: EngineError): void;
+  progress(p: MergeProgressInfo): void;
+}
+
+export class EngineClient implements EngineApi {
+  readonly #port: EnginePort;
+  #nextId = 1;
+  readonly #pending = new Map<number, Pending>();
+  readonly #jobs = new Map<number, RunningJob>();
+
+  constructor(port: EnginePort) {
+    this.#port = port;
+    port.addEventListener('message', (ev: MessageEvent) => this.#receive(ev.data));
+    port.addEventListener('error', (ev: Event) => {
+      // A worker that fails to load or throws at top level: fail everything waiting on it.
+      const message = (ev as ErrorEvent).message || 'the engine worker stopped (failed to load or crashed)';
+      this.#failAll(new EngineError({ name: 'WorkerError', message }));
+    });
+  }
+
+  open(ref: string, source: SourceDescription, onProgress?: (bytesReceived: number, bytesExpected: number) => void): Promise<ModelSummary> {
+    return this.#request((requestId) => ({ kind: 'open', requestId, ref, source }), onProgress).then((msg) => {
+      if (msg.kind !== 'opened') throw unexpected(msg, 'opened');
+      return msg.summary;
+    });
+  }
+
+  forget(ref: string): void {
+    this.#port.postMessage({ kind: 'forget', ref });
+  }
+
+  check(refs: string[], baseRef: string | null): Promise<CompatReportInfo> {
+    return this.#request((requestId) => ({ kind: 'check', requestId, refs, baseRef })).then((msg) => {
+      if (msg.kind !== 'checked') throw unexpected(msg, 'checked');
+      return msg.report;
+    });
+  }
+
+  probeGpu(): Promise<GpuStatus> {
+    return this.#request((requestId) => ({ kind: 'probe-gpu', requestId })).then((msg) => {
+      if (msg.kind !== 'gpu-status') throw unexpected(msg, 'gpu-status');
+      return msg.status;
+    });
+  }
+
+  merge(request: MergeRequest, onProgress: (p: MergeProgressInfo) => void): MergeHandle {
+    const jobId = this.#nextId++;
+    const outcome = new Promise<MergeOutcome>((resolve, reject) => {
+      this.#jobs.set(jobId, { resolve, reject, progress: onProgress });
+    });
+    this.#port.postMessage({ kind: 'merge', jobId, request });
+    return {
+      jobId,
+      outcome,
+      cancel: () => {
+        if (this.#jobs.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
+      },
+    };
+  }
+
+  #request(make: (requestId: number) => ToWorker, progress?: Pending['progress']): Promise<Answer> {
+    const requestId = this.#nextId++;
+    return new Promise<Answer>((resolve, reject) => {
+      this.#pending.set(requestId, {
+        settle: (msg) => (msg.kind === 'request-failed' ? reject(new EngineError(msg.error)) : resolve(msg)),
+        fail: reject,
+        progress,
+      });
+      this.#port.postMessage(make(requestId));
+    });
+  }
+
+  #receive(data: unknown): void {
+    if (!isFromWorker(data)) {
+      console.error(new ProtocolError(`the engine worker sent a message outside the protocol: ${JSON.stringify(data)?.slice(0, 200)}`));
+      return;
+    }
+    const msg = data;
+    switch (msg.kind) {
+      case 'load-progress':
+        this.#pending.get(msg.requestId)?.progress?.(msg.bytesReceived, msg.bytesExpected);
+        return;
+      case 'opened':
+      case 'checked':
+      case 'gpu-status':
+      case 'request-failed': {
+        const pending = this.#pending.get(msg.requestId);
+        if (!pending) return;
+        this.#pending.delete(msg.requestId);
+        pending.settle(msg);
+        return;
+      }
+      case 'merge-progress':
+        this.#jobs.get(msg.jobId)?.progress(msg.progress);
+        return;
+      case 'merge-done': {
+        const job = this.#jobs.get(msg.jobId);
+        this.#jobs.delete(msg.jobId);
+        job?.resolve({ status: 'done', result: msg.result, download: msg.download });
+        return;
+      }
+      case 'merge-failed': {
+        const job = this.#jobs.get(msg.jobId);
+        this.#jobs.delete(msg.jobId);
+        if (msg.cancelled) job?.resolve({ status: 'cancelled' });
+        else job?.reject(new EngineError(msg.error));
+        return;
+      }
+      default:
+        assertNever(msg, 'message from the engine worker');
+    }
+  }
+
+  #failAll(error: EngineError): void {
+    for (const p of this.#pending.values()) p.fail(error);
+    this.#pending.clear();
+    for (const j of this.#jobs.values()) j.reject(error);
+    this.#jobs.clear();
+  }
+}
+
+function unexpected(msg: FromWorker, wanted: string): ProtocolError {
+  return new ProtocolError(`expected "${wanted}" from the engine worker, got "${msg.kind}"`);
+}
