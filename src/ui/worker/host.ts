@@ -1,0 +1,353 @@
+/**
+ * The engine worker's logic, apart from the `self.onmessage` glue so it can be tested in Node: it
+ * opens models from their descriptions and keeps them by reference, checks compatibility, owns the
+ * GPU device, and runs merges into the output folder it is handed, posting typed progress.
+ */
+import { checkCompatibility, type CompatModel } from '../../core/compat.ts';
+import { numLayersOf } from '../../core/recipe/resolve.ts';
+import { validateRecipe } from '../../core/recipe/validate.ts';
+import { openModel } from '../../core/safetensors/model.ts';
+import type { OutputFolder } from '../../core/safetensors/writer.ts';
+import type { FileTree, ModelSource } from '../../core/source.ts';
+import { blobFileTree } from '../../core/sources/blob.ts';
+import type { RangeCache } from '../../core/sources/cache.ts';
+import { openHubTree } from '../../core/sources/hub.ts';
+import type { Backend } from '../../gpu/backend.ts';
+import { CpuBackend } from '../../gpu/cpu-backend.ts';
+import { adapterLabel, requestGpu, type GpuHandle } from '../../gpu/device.ts';
+import { MergeCancelledError, MergeInputError, runMerge, type MergeProgress } from '../../gpu/engine.ts';
+import { methodLookup } from '../../gpu/methods/index.ts';
+import { DirectoryOutputFolder } from '../export/directory-folder.ts';
+import { DownloadOutputFolder } from '../export/download-folder.ts';
+import {
+  assertNever,
+  toErrorInfo,
+  type CompatReportInfo,
+  type FromWorker,
+  type GpuStatus,
+  type MergeRequest,
+  type ModelSummary,
+  type SourceDescription,
+  type ToWorker,
+} from './protocol.ts';
+
+export interface EngineHostOptions {
+  post(message: FromWorker): void;
+  /** `navigator.gpu` in the worker; undefined where WebGPU is missing. */
+  gpu: GPU | undefined;
+  /** Makes the WebGPU backend over the host's device (the host keeps the device across merges). */
+  createGpuBackend?: (gpu: GpuHandle) => Backend | Promise<Backend>;
+  fetch?: typeof fetch;
+  /** Where Hub byte ranges are cached (the Cache API in the browser). */
+  rangeCache?: RangeCache;
+  /** Least time between two progress messages of one request or job. @default 100 */
+  progressIntervalMs?: number;
+}
+
+/** Limits shown in the GPU status, in this order. */
+const SHOWN_LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage'] as const;
+
+export class EngineHost {
+  readonly #opts: EngineHostOptions;
+  readonly #models = new Map<string, ModelSource>();
+  /** Opens in flight, so `forget` can stop one. */
+  readonly #opening = new Map<string, AbortController>();
+  readonly #jobs = new Map<number, AbortController>();
+  #gpu: Promise<GpuHandle> | null = null;
+
+  constructor(opts: EngineHostOptions) {
+    this.#opts = opts;
+  }
+
+  /** Handle one message; answers go out through `post`. Never throws. */
+  async handle(msg: ToWorker): Promise<void> {
+    switch (msg.kind) {
+      case 'open':
+        return this.#answer(msg.requestId, async () => ({
+          kind: 'opened',
+          requestId: msg.requestId,
+          summary: await this.#open(msg.requestId, msg.ref, msg.source),
+        }));
+      case 'forget':
+        this.#opening.get(msg.ref)?.abort();
+        this.#opening.delete(msg.ref);
+        this.#models.delete(msg.ref);
+        return;
+      case 'check':
+        return this.#answer(msg.requestId, async () => ({
+          kind: 'checked',
+          requestId: msg.requestId,
+          report: this.#check(msg.refs, msg.baseRef),
+        }));
+      case 'probe-gpu':
+        return this.#answer(msg.requestId, async () => ({
+          kind: 'gpu-status',
+          requestId: msg.requestId,
+          status: await this.#probeGpu(),
+        }));
+      case 'merge':
+        return this.#merge(msg.jobId, msg.request);
+      case 'cancel':
+        this.#jobs.get(msg.jobId)?.abort();
+        return;
+      default:
+        assertNever(msg, 'message to the engine worker');
+    }
+  }
+
+  async #answer(requestId: number, work: () => Promise<FromWorker>): Promise<void> {
+    try {
+      this.#opts.post(await work());
+    } catch (err) {
+      this.#opts.post({ kind: 'request-failed', requestId, error: toErrorInfo(err) });
+    }
+  }
+
+  async #open(requestId: number, ref: string, source: SourceDescription): Promise<ModelSummary> {
+    this.#opening.get(ref)?.abort();
+    const controller = new AbortController();
+    this.#opening.set(ref, controller);
+    try {
+      const tree = await this.#tree(requestId, source, controller.signal);
+      const model = await openModel(tree, { id: ref, signal: controller.signal });
+      controller.signal.throwIfAborted();
+      this.#models.set(ref, model);
+      return summarize(ref, model, tree, await tree.list(controller.signal));
+    } finally {
+      if (this.#opening.get(ref) === controller) this.#opening.delete(ref);
+    }
+  }
+
+  async #tree(requestId: number, source: SourceDescription, signal: AbortSignal): Promise<FileTree & { commit?: string }> {
+    switch (source.kind) {
+      case 'hub': {
+        const received = new Map<string, { got: number; size: number }>();
+        const throttle = this.#throttle();
+        return openHubTree({
+          repo: source.repo,
+          revision: source.revision,
+          hubUrl: source.hubUrl,
+          accessToken: source.accessToken,
+          fetch: this.#opts.fetch,
+          cache: this.#opts.rangeCache,
+          signal,
+          onProgress: (p) => {
+            received.set(p.file, { got: p.bytesReceived, size: p.bytesExpected });
+            if (!throttle()) return;
+            let got = 0;
+            let size = 0;
+            for (const f of received.values()) {
+              got += f.got;
+              size += f.size;
+            }
+            this.#opts.post({ kind: 'load-progress', requestId, bytesReceived: got, bytesExpected: size });
+          },
+        });
+      }
+      case 'files':
+        return blobFileTree(source.name, source.files);
+      default:
+        return assertNever(source, 'model source');
+    }
+  }
+
+  #check(refs: readonly string[], baseRef: string | null): CompatReportInfo {
+    const ordered = baseRef !== null && refs.includes(baseRef) ? [baseRef, ...refs.filter((r) => r !== baseRef)] : [...refs];
+    const models: CompatModel[] = ordered.map((ref) => {
+      const m = this.#models.get(ref);
+      if (!m) throw new MergeInputError(`model "${ref}" is not loaded (add it to the shelf again)`);
+      return { id: ref, tensors: m.tensors, config: m.config };
+    });
+    // The engine cuts embeddings to the reference's rows (the base, else the first model): check the same.
+    const report = checkCompatibility(models, { baseIndex: 0, embeddingRows: 'base' });
+    return { ok: report.ok, problems: report.problems.map((p) => p.message), notes: [...report.notes] };
+  }
+
+  #gpuHandle(): Promise<GpuHandle> {
+    this.#gpu ??= requestGpu(this.#opts.gpu, {
+      onFatal: (err) => {
+        console.error('GPU failure:', err);
+        this.#gpu = null;
+      },
+    }).catch((err) => {
+      this.#gpu = null;
+      throw err;
+    });
+    return this.#gpu;
+  }
+
+  async #probeGpu(): Promise<GpuStatus> {
+    try {
+      const handle = await this.#gpuHandle();
+      if (!this.#opts.createGpuBackend) throw new Error('this build has no WebGPU backend');
+      const limits: Record<string, number> = {};
+      for (const name of SHOWN_LIMITS) limits[name] = handle.limits[name];
+      return {
+        status: 'ready',
+        adapter: adapterLabel(handle.adapterInfo),
+        vendor: handle.adapterInfo.vendor,
+        architecture: handle.adapterInfo.architecture,
+        limits,
+      };
+    } catch (err) {
+      return { status: 'unavailable', error: toErrorInfo(err) };
+    }
+  }
+
+  async #merge(jobId: number, request: MergeRequest): Promise<void> {
+    const controller = new AbortController();
+    this.#jobs.set(jobId, controller);
+    let backend: Backend | undefined;
+    let output: OutputFolder | undefined;
+    try {
+      const { recipe } = request;
+      validateRecipe(recipe, methodLookup);
+      const sources = new Map<string, ModelSource>();
+      for (const ref of [...recipe.models.map((m) => m.model), ...(recipe.baseModel !== undefined ? [recipe.baseModel] : [])]) {
+        const model = this.#models.get(ref);
+        if (!model) throw new MergeInputError(`model "${ref}" is not loaded: add it to the shelf (or drop its folder) first`);
+        sources.set(ref, yieldingReads(model));
+      }
+      backend = await this.#backend(request.backend);
+      controller.signal.throwIfAborted();
+      const target = request.output;
+      let destination: string;
+      switch (target.kind) {
+        case 'directory':
+          output = await DirectoryOutputFolder.open(target.parent, target.folderName);
+          destination = `folder "${target.folderName}" in "${target.parent.name || 'the picked folder'}"`;
+          break;
+        case 'download':
+          output = new DownloadOutputFolder(target.folderName);
+          destination = `download ${target.folderName}.zip`;
+          break;
+        default:
+          assertNever(target, 'output target');
+      }
+      const throttle = this.#throttle();
+      const result = await runMerge({
+        recipe,
+        sources,
+        backend,
+        output,
+        options: {
+          seed: request.seed,
+          maxShardBytes: request.maxShardBytes,
+          signal: controller.signal,
+          onProgress: (p: MergeProgress) => {
+            if (p.tensorsDone === p.tensorsTotal || throttle()) {
+              this.#opts.post({ kind: 'merge-progress', jobId, progress: { ...p } });
+            }
+          },
+        },
+      });
+      const archive = output instanceof DownloadOutputFolder ? output.archive : null;
+      this.#opts.post({
+        kind: 'merge-done',
+        jobId,
+        result: { ...result, destination, backend: backend.description },
+        download: archive ? { name: `${target.folderName}.zip`, blob: archive } : null,
+      });
+    } catch (err) {
+      // runMerge aborts the folder itself; an error before it ran must not leave the folder behind.
+      await output?.abort().catch(() => undefined);
+      const cancelled = err instanceof MergeCancelledError || controller.signal.aborted;
+      this.#opts.post({
+        kind: 'merge-failed',
+        jobId,
+        cancelled,
+        error: cancelled ? { name: 'MergeCancelledError', message: 'merge cancelled: nothing was written' } : toErrorInfo(err),
+      });
+    } finally {
+      backend?.destroy();
+      this.#jobs.delete(jobId);
+    }
+  }
+
+  async #backend(choice: MergeRequest['backend']): Promise<Backend> {
+    switch (choice) {
+      case 'cpu':
+        return new CpuBackend();
+      case 'gpu': {
+        const handle = await this.#gpuHandle();
+        if (!this.#opts.createGpuBackend) throw new Error('this build has no WebGPU backend; choose the CPU backend');
+        return this.#opts.createGpuBackend(handle);
+      }
+      default:
+        return assertNever(choice, 'backend');
+    }
+  }
+
+  /** A gate that opens at most once per progress interval. */
+  #throttle(): () => boolean {
+    const interval = this.#opts.progressIntervalMs ?? 100;
+    let last = -Infinity;
+    return () => {
+      const now = Date.now();
+      if (now - last < interval) return false;
+      last = now;
+      return true;
+    };
+  }
+}
+
+/**
+ * Let queued messages (a cancel) run before each tensor read: reads that finish without a macrotask
+ * (small Blobs, cached ranges, the CPU backend) would otherwise keep the worker busy to the end.
+ */
+function yieldingReads(model: ModelSource): ModelSource {
+  return {
+    id: model.id,
+    tree: model.tree,
+    tensors: model.tensors,
+    config: model.config,
+    metadata: model.metadata,
+    async readTensor(name, signal) {
+      await yieldToEventLoop();
+      return model.readTensor(name, signal);
+    },
+    async readTensorRange(name, offset, length, signal) {
+      await yieldToEventLoop();
+      return model.readTensorRange(name, offset, length, signal);
+    },
+  };
+}
+
+/** A macrotask turn without setTimeout's 4 ms clamp. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
+/** What a shelf card shows, from headers and config only. */
+export function summarize(ref: string, model: ModelSource, tree: FileTree & { commit?: string }, files: readonly string[]): ModelSummary {
+  let parameterCount = 0;
+  let bytes = 0;
+  const dtypeCounts = new Map<string, number>();
+  for (const t of model.tensors.values()) {
+    parameterCount += t.shape.reduce((a, b) => a * b, 1);
+    bytes += t.byteLength;
+    dtypeCounts.set(t.dtype, (dtypeCounts.get(t.dtype) ?? 0) + 1);
+  }
+  const config = model.config;
+  const architectures = config?.architectures;
+  return {
+    ref,
+    location: tree.name,
+    commit: tree.commit,
+    tensorCount: model.tensors.size,
+    parameterCount,
+    bytes,
+    dtypes: [...dtypeCounts].map(([dtype, tensors]) => ({ dtype, tensors })).sort((a, b) => b.tensors - a.tensors),
+    modelType: typeof config?.model_type === 'string' ? config.model_type : null,
+    architecture: Array.isArray(architectures) && typeof architectures[0] === 'string' ? architectures[0] : null,
+    numLayers: numLayersOf(config, model.tensors.keys()),
+    files: files.filter((f) => !f.endsWith('.safetensors')).sort(),
+  };
+}
