@@ -1,0 +1,108 @@
+// Per-row ranks for DELLA: the rank of each entry within its row in the order (|x|, column),
+// ascending, ties by column (so ranks are a permutation of 0..row_len-1).
+//
+// For a batch of rows [batch_start / row_len, + batch_rows), pairs holds each row padded to a power
+// of two `padded` >= row_len: pairs[r·padded + c] = (|x| bits, c), padding = (0xffffffff,
+// 0xffffffff), which sorts after every real key (|x| bits <= 0x7fffffff).
+//   fill_pad:      write the padding (batch_rows · (padded - row_len) threads).
+//   load:          one thread per element of one chunk; elements of the batch write their pair
+//                  (rows may span chunks: the host runs load once per chunk touching the batch).
+//   sort_step:     one compare-exchange stage of a bitonic sorting network, applied to every row:
+//                  for k = 2, 4, .., padded and j = k/2, .., 1 the host dispatches
+//                  batch_rows · padded / 2 threads; thread t of a row compares elements
+//                  i = 2j·floor(t / j) + t mod j and i + j, ascending where (i & k) == 0.
+//                  log2(padded)·(log2(padded)+1)/2 dispatches sort all rows of the batch.
+//   scatter_ranks: ranks[r·row_len + column] = position in the sorted row (batch_rows · row_len
+//                  threads).
+//
+// Dispatch: ceil(threads / 256) workgroups (2-D grid above maxComputeWorkgroupsPerDimension;
+// threads past the count return).
+
+struct Params {
+  n: u32,           // load: elements in this chunk
+  offset: u32,      // load: global index of the chunk's first element
+  batch_start: u32, // global index of the batch's first element
+  batch_rows: u32,
+  row_len: u32,
+  padded: u32,      // power of two >= row_len
+  k: u32,           // sort_step: size of the bitonic sequences being merged
+  j: u32,           // sort_step: compare distance
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> pairs: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read_write> ranks: array<u32>;
+
+fn thread_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wid.y * nwg.x + wid.x) * 256u + lid;
+}
+
+@compute @workgroup_size(256)
+fn fill_pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+  let t = thread_index(wid, nwg, lid);
+  let pad = params.padded - params.row_len;
+  if (t >= params.batch_rows * pad) {
+    return;
+  }
+  let row = t / pad;
+  let col = params.row_len + t % pad;
+  pairs[row * params.padded + col] = vec2<u32>(0xffffffffu, 0xffffffffu);
+}
+
+@compute @workgroup_size(256)
+fn load(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = thread_index(wid, nwg, lid);
+  if (i >= params.n) {
+    return;
+  }
+  let g = params.offset + i;
+  if (g < params.batch_start) {
+    return;
+  }
+  let rel = g - params.batch_start;
+  let row = rel / params.row_len;
+  if (row >= params.batch_rows) {
+    return;
+  }
+  let col = rel % params.row_len;
+  pairs[row * params.padded + col] = vec2<u32>(x[i] & 0x7fffffffu, col);
+}
+
+@compute @workgroup_size(256)
+fn sort_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+  let t = thread_index(wid, nwg, lid);
+  let half = params.padded >> 1u;
+  if (t >= params.batch_rows * half) {
+    return;
+  }
+  let row = t / half;
+  let u = t % half;
+  let j = params.j;
+  let i = 2u * j * (u / j) + u % j;
+  let base = row * params.padded;
+  let a = pairs[base + i];
+  let b = pairs[base + i + j];
+  let a_greater = a.x > b.x || (a.x == b.x && a.y > b.y);
+  let ascending = (i & params.k) == 0u;
+  if (a_greater == ascending) {
+    pairs[base + i] = b;
+    pairs[base + i + j] = a;
+  }
+}
+
+@compute @workgroup_size(256)
+fn scatter_ranks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+  let t = thread_index(wid, nwg, lid);
+  if (t >= params.batch_rows * params.row_len) {
+    return;
+  }
+  let row = t / params.row_len;
+  let pos = t % params.row_len;
+  let p = pairs[row * params.padded + pos];
+  ranks[row * params.row_len + p.y] = pos;
+}

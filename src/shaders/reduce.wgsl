@@ -1,0 +1,86 @@
+// Partial sums for dot products (gram, gramRows) and L1 norms (sumAbs), combined on the host in f64.
+//
+// The tensor is cut into blocks that never straddle a row: block k of row r covers the global
+// elements [r·row_len + k·block_len, min(r·row_len + (k+1)·block_len, (r+1)·row_len)), and global
+// block id = r·blocks_per_row + k. (For whole-tensor sums the host passes row_len = numel.)
+// A chunk holds the global elements [offset, offset + n); workgroup w of a dispatch handles global
+// block first_block + w, clipped to the chunk, and writes its f32 sum to partials[w]. The host knows
+// each block's row, so it adds partials of the same row across workgroups and chunks in f64.
+//
+// In a workgroup each of the 256 threads sums a strided slice of the block (block_len / 256
+// elements, 16 for the usual 4096), then a tree reduction in workgroup memory adds the 256 sums.
+//
+// Dispatch: one workgroup per block touching the chunk (count of them, 2-D grid above
+// maxComputeWorkgroupsPerDimension; workgroups past count write nothing).
+
+struct Params {
+  n: u32,               // elements in this chunk
+  offset: u32,          // global index of the chunk's first element
+  row_len: u32,
+  block_len: u32,
+  first_block: u32,     // global block id of the block holding the chunk's first element
+  blocks_per_row: u32,  // ceil(row_len / block_len)
+  count: u32,           // workgroups (blocks) in this dispatch
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+
+var<workgroup> sums: array<f32, 256>;
+
+// The chunk-local range [x, y) of this workgroup's block (empty past count).
+fn block_range(w: u32) -> vec2<u32> {
+  if (w >= params.count) {
+    return vec2<u32>(0u, 0u);
+  }
+  let gb = params.first_block + w;
+  let row = gb / params.blocks_per_row;
+  let k = gb % params.blocks_per_row;
+  let row_start = row * params.row_len;
+  let lo = row_start + k * params.block_len;
+  let hi = min(lo + params.block_len, row_start + params.row_len);
+  let x = max(lo, params.offset) - params.offset;
+  let y = min(hi, params.offset + params.n) - params.offset;
+  return vec2<u32>(x, max(x, y));
+}
+
+fn finish(w: u32, lid: u32, acc: f32) {
+  sums[lid] = acc;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      sums[lid] = sums[lid] + sums[lid + s];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u && w < params.count) {
+    partials[w] = sums[0];
+  }
+}
+
+@compute @workgroup_size(256)
+fn dot_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let w = wid.y * nwg.x + wid.x;
+  let r = block_range(w);
+  var acc = 0.0;
+  for (var i = r.x + lid; i < r.y; i = i + 256u) {
+    acc = acc + a[i] * b[i];
+  }
+  finish(w, lid, acc);
+}
+
+@compute @workgroup_size(256)
+fn abs_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let w = wid.y * nwg.x + wid.x;
+  let r = block_range(w);
+  var acc = 0.0;
+  for (var i = r.x + lid; i < r.y; i = i + 256u) {
+    acc = acc + abs(a[i]);
+  }
+  finish(w, lid, acc);
+}
