@@ -18,17 +18,20 @@ export class HubRefError extends Error {
   }
 }
 
-/** 401/403: the repo is gated or private and the request had no (valid) token. */
+/** 401/403, or a gated repo and no token: the repo is gated or private and the request had no (valid) token. */
 export class HubAccessError extends Error {
   readonly repo: string;
-  readonly status: number;
+  /** The HTTP status, or null when the model info said "gated" and no token was given (nothing was refused yet). */
+  readonly status: number | null;
   readonly transient = false;
 
-  constructor(repo: string, status: number, tokenGiven: boolean) {
+  constructor(repo: string, status: number | null, tokenGiven: boolean) {
     const hint = tokenGiven
       ? 'the token given was refused (it may lack read access, or the terms are not accepted yet)'
-      : 'no token was given';
-    super(`${repo}: this repo needs access: accept its terms on the Hub and give a token (${hint}; HTTP ${status})`);
+      : status === null
+        ? 'the repo is gated and no token was given'
+        : 'no token was given';
+    super(`${repo}: this repo needs access: accept its terms on the Hub and give a token (${hint}${status === null ? '' : `; HTTP ${status}`})`);
     this.name = 'HubAccessError';
     this.repo = repo;
     this.status = status;

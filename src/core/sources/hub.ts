@@ -10,7 +10,7 @@
 import type { ByteSource, FileTree } from '../source.ts';
 import { checkRange } from './memory.ts';
 import { rangeCacheKey, type RangeCache } from './cache.ts';
-import { HubApiError, HubFormatError, HubRefError, displayUrl } from './hub-errors.ts';
+import { HubAccessError, HubApiError, HubFormatError, HubRefError, displayUrl } from './hub-errors.ts';
 import { fetchRange, getJson, headSize, type HubHttp } from './hub-http.ts';
 import { repoIdProblem } from './hub-ref.ts';
 import { resolveRetryPolicy, type RetryPolicy } from './retry.ts';
@@ -97,7 +97,12 @@ async function resolveCommit(http: HubHttp, hubUrl: string): Promise<string> {
   const url = `${hubUrl}/api/models/${http.repo}/revision/${encodeURIComponent(http.revision)}`;
   const what = `${http.repo}@${http.revision}: resolving the revision`;
   const { body } = await getJson(http, url, what, 'repo');
-  const sha = (body as { sha?: unknown } | null)?.sha;
+  const info = body as { sha?: unknown; gated?: unknown } | null;
+  // Model info is public for gated repos but their files are not: without a token, fail now, not at the first read.
+  if (!http.accessToken && info?.gated !== undefined && info.gated !== false && info.gated !== null) {
+    throw new HubAccessError(http.repo, null, false);
+  }
+  const sha = info?.sha;
   if (typeof sha !== 'string' || !/^[0-9a-f]{40}$/.test(sha)) {
     throw new HubApiError(`${what}: the answer has no commit "sha"`, 200, displayUrl(url));
   }
@@ -258,7 +263,10 @@ class HubRepoTree implements HubTree {
     const cache = this.#params.cache;
     const key = rangeCacheKey(this.repo, this.commit, path, offset, offset + length - 1);
     if (cache) {
-      const hit = await cache.get(key);
+      const hit = await cache.get(key).catch((err: unknown) => {
+        this.#warnOnce(`${label}: cannot read the range cache, reading from the Hub: ${messageOf(err)}`);
+        return undefined;
+      });
       if (hit !== undefined && hit.byteLength === length) {
         this.#report(path, size, length, true);
         return hit;
@@ -270,7 +278,7 @@ class HubRepoTree implements HubTree {
       try {
         await cache.put(key, bytes);
       } catch (err) {
-        this.#warnOnce(`${label}: cannot store a range in the cache, reading on without it: ${err instanceof Error ? err.message : String(err)}`);
+        this.#warnOnce(`${label}: cannot store a range in the cache, reading on without it: ${messageOf(err)}`);
       }
     }
     return bytes;
@@ -288,4 +296,8 @@ class HubRepoTree implements HubTree {
     this.#warnedCache = true;
     (this.#params.onWarning ?? ((m: string) => console.warn(m)))(message);
   }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
