@@ -1,0 +1,182 @@
+/**
+ * Pure helpers the studio uses to edit a Recipe through the method's parameter schemas: starting
+ * values for new models, adapting a recipe to another method, the value "kind" a form shows, and
+ * validation in words. Everything is generated from the method descriptors (METHODS); nothing here
+ * lists methods or parameters.
+ */
+import type { FloatDType } from '../core/dtype.ts';
+import type { ParamSpec } from '../core/params.ts';
+import type { ParamCondition, ParamValue, Recipe } from '../core/recipe/types.ts';
+import { validateRecipe } from '../core/recipe/validate.ts';
+import { RecipeError } from '../core/recipe/errors.ts';
+import { methodLookup, METHODS } from '../gpu/methods/index.ts';
+import type { MethodDescriptor } from '../gpu/methods/types.ts';
+
+export function findMethod(name: string): MethodDescriptor | undefined {
+  return METHODS.find((m) => m.name === name);
+}
+
+/** The range a slider covers: the soft range where given, else the hard range, else [0, 1]. */
+export function sliderRange(spec: ParamSpec): { min: number; max: number } {
+  const min = spec.softMin ?? spec.min ?? 0;
+  let max = spec.softMax ?? spec.max ?? Math.max(1, min + 1);
+  if (max <= min) max = min + 1;
+  return { min, max };
+}
+
+/** Values a parameter may take (the hard range; infinite where open). */
+export function hardRange(spec: ParamSpec): { min: number; max: number } {
+  return { min: spec.min ?? -Infinity, max: spec.max ?? Infinity };
+}
+
+/** A slider step: about 1/100 of the range, rounded to a power of ten (integers step by 1). */
+export function sliderStep(spec: ParamSpec): number {
+  if (spec.kind === 'integer') return 1;
+  const { min, max } = sliderRange(spec);
+  return 10 ** Math.floor(Math.log10((max - min) / 100));
+}
+
+/**
+ * The value a new entry starts with: the default when there is one; for a required number, 1 for a
+ * per-model parameter (mergekit's usual weight) and the middle of the slider for a global one,
+ * both kept inside the slider range.
+ */
+export function initialValue(spec: ParamSpec, scope: 'global' | 'model'): number | boolean | string {
+  if (spec.default !== undefined) return spec.default;
+  switch (spec.kind) {
+    case 'boolean':
+      return false;
+    case 'enum':
+      return spec.options?.[0] ?? '';
+    case 'number':
+    case 'integer': {
+      const { min, max } = sliderRange(spec);
+      const v = scope === 'model' ? Math.min(Math.max(1, min), max) : (min + max) / 2;
+      return spec.kind === 'integer' ? Math.round(v) : v;
+    }
+    default: {
+      const never: never = spec.kind;
+      throw new Error(`unknown parameter kind ${String(never)}`);
+    }
+  }
+}
+
+/** Parameters a model needs when it joins a merge: the required per-model ones without defaults. */
+export function startingModelParams(method: MethodDescriptor): Record<string, ParamValue> {
+  const out: Record<string, ParamValue> = {};
+  for (const spec of method.perModelParams) {
+    if (spec.required && spec.default === undefined) out[spec.name] = initialValue(spec, 'model');
+  }
+  return out;
+}
+
+/** Global parameters the method requires (no default): they must be in the recipe from the start. */
+export function startingGlobalParams(method: MethodDescriptor): Record<string, ParamValue> {
+  const out: Record<string, ParamValue> = {};
+  for (const spec of method.params) {
+    if (spec.required && spec.default === undefined) out[spec.name] = initialValue(spec, 'global');
+  }
+  return out;
+}
+
+function keepKnown(params: Record<string, ParamValue>, names: ReadonlySet<string>): Record<string, ParamValue> {
+  return Object.fromEntries(Object.entries(params).filter(([name]) => names.has(name)));
+}
+
+/**
+ * The recipe under another method: parameters the new method also has are kept (weight, density...),
+ * the others dropped, and required ones filled with starting values.
+ */
+export function adaptRecipeToMethod(recipe: Recipe, method: MethodDescriptor): Recipe {
+  const globalNames = new Set(method.params.map((p) => p.name));
+  const modelNames = new Set(method.perModelParams.map((p) => p.name));
+  const topNames = new Set([...globalNames, ...modelNames]);
+  return {
+    ...recipe,
+    mergeMethod: method.name,
+    parameters: { ...startingGlobalParams(method), ...keepKnown(recipe.parameters, topNames) },
+    models: recipe.models.map((m) => ({
+      model: m.model,
+      parameters:
+        m.model === recipe.baseModel
+          ? keepKnown(m.parameters, modelNames)
+          : { ...startingModelParams(method), ...keepKnown(m.parameters, modelNames) },
+    })),
+  };
+}
+
+/** How a value is edited: one number, a curve over the layers, or rules by tensor name. */
+export type ValueMode = 'scalar' | 'curve' | 'rules';
+
+export function valueMode(value: ParamValue | undefined): ValueMode {
+  if (!Array.isArray(value)) return 'scalar';
+  return value.every((v) => typeof v === 'number') ? 'curve' : 'rules';
+}
+
+/** A representative number of a value (for switching modes): the scalar, the first point, the first rule. */
+export function firstNumber(value: ParamValue | undefined, fallback: number): number {
+  if (typeof value === 'number') return value;
+  if (!Array.isArray(value) || value.length === 0) return fallback;
+  const first = value[0];
+  if (typeof first === 'number') return first;
+  const v = (first as ParamCondition).value;
+  if (typeof v === 'number') return v;
+  return Array.isArray(v) && v.length > 0 ? v[0] : fallback;
+}
+
+/** Filters the rules editor offers: attention and MLP tensors (substrings of Llama-style names). */
+export const RULE_FILTERS = [
+  { filter: 'self_attn', label: 'Attention (self_attn)' },
+  { filter: 'mlp', label: 'MLP (mlp)' },
+] as const;
+
+/** A value converted to another editing mode, keeping what it can. */
+export function convertValue(value: ParamValue | undefined, to: ValueMode, fallback: number, numLayers: number): ParamValue {
+  const v = firstNumber(value, fallback);
+  switch (to) {
+    case 'scalar':
+      return v;
+    case 'curve': {
+      // A flat curve with a point per few layers to drag: at most 5, at least 2.
+      const points = Math.max(2, Math.min(5, numLayers));
+      return Array.from({ length: points }, () => v);
+    }
+    case 'rules': {
+      const inner: ParamCondition['value'] = Array.isArray(value) && value.every((x) => typeof x === 'number') ? [...(value as number[])] : v;
+      return [...RULE_FILTERS.map((r) => ({ filter: r.filter, value: inner })), { value: v }];
+    }
+    default: {
+      const never: never = to;
+      throw new Error(`unknown value mode ${String(never)}`);
+    }
+  }
+}
+
+/** The recipe's first problem in words (with where it is), or null when it can run. */
+export function recipeProblem(recipe: Recipe): { message: string; path: string } | null {
+  try {
+    validateRecipe(recipe, methodLookup);
+    const method = findMethod(recipe.mergeMethod)!;
+    if (method.base === 'required' && recipe.baseModel === undefined) {
+      return { message: `${method.prettyName} needs a base model: mark one model on the shelf as the base`, path: 'base_model' };
+    }
+    const count = recipe.models.length;
+    if (count < method.minModels) {
+      return { message: `${method.prettyName} needs at least ${method.minModels} model${method.minModels > 1 ? 's' : ''} in the merge besides the base`, path: 'models' };
+    }
+    if (method.maxModels !== undefined && count > method.maxModels) {
+      return { message: `${method.prettyName} takes at most ${method.maxModels} model${method.maxModels > 1 ? 's' : ''}; leave some out of the merge`, path: 'models' };
+    }
+    return null;
+  } catch (err) {
+    if (err instanceof RecipeError) return { message: err.message, path: err.path };
+    throw err;
+  }
+}
+
+export const DTYPE_CHOICES: readonly { value: FloatDType | ''; label: string }[] = [
+  { value: '', label: 'as stored' },
+  { value: 'BF16', label: 'bfloat16' },
+  { value: 'F16', label: 'float16' },
+  { value: 'F32', label: 'float32' },
+];

@@ -1,0 +1,44 @@
+/** What the studio checks before merging: the compatibility of the merge's models (headers only). */
+import type { StateCreator } from 'zustand/vanilla';
+import { toErrorInfo } from '../worker/protocol.ts';
+import type { AnalysisSlice, CompatState, StudioDeps, StudioState } from './types.ts';
+
+/** The models a merge of this state reads: the merge's models and the base, without repeats. */
+export function mergeRefs(state: Pick<StudioState, 'recipe'>): string[] {
+  const { recipe } = state;
+  return [...new Set([...(recipe.baseModel !== undefined ? [recipe.baseModel] : []), ...recipe.models.map((m) => m.model)])];
+}
+
+export function createAnalysisSlice(deps: StudioDeps): StateCreator<StudioState, [], [], AnalysisSlice> {
+  return (set, get) => ({
+    compat: { status: 'idle' },
+
+    async refreshCompat() {
+      const state = get();
+      const refs = mergeRefs(state);
+      const base = state.recipe.baseModel ?? null;
+      const key = JSON.stringify([base, refs]);
+      let next: CompatState | null = null;
+      if (refs.length === 0) next = { status: 'idle' };
+      else {
+        const pending = refs.filter((r) => state.shelf.find((m) => m.ref === r)?.load.status !== 'ready');
+        if (pending.length > 0) next = { status: 'waiting', pending };
+      }
+      if (next) {
+        if (JSON.stringify(next) !== JSON.stringify(state.compat)) set({ compat: next });
+        return;
+      }
+      const c = state.compat;
+      if ((c.status === 'checking' || c.status === 'done' || c.status === 'failed') && c.key === key) return;
+      set({ compat: { status: 'checking', key } });
+      try {
+        const report = await deps.engine.check(refs.filter((r) => r !== base), base);
+        const now = get().compat;
+        if (now.status === 'checking' && now.key === key) set({ compat: { status: 'done', key, report } });
+      } catch (err) {
+        const now = get().compat;
+        if (now.status === 'checking' && now.key === key) set({ compat: { status: 'failed', key, error: toErrorInfo(err) } });
+      }
+    },
+  });
+}

@@ -1,0 +1,343 @@
+import { describe, expect, it, vi } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { recipeToYaml } from '../../core/recipe/write.ts';
+import type { EngineApi, MergeHandle, MergeOutcome } from '../worker/client.ts';
+import { EngineError } from '../worker/client.ts';
+import type { CompatReportInfo, MergeProgressInfo, MergeRequest, ModelSummary, SourceDescription } from '../worker/protocol.ts';
+import { createStudioStore, type StudioDeps } from './index.ts';
+
+/** A promise with its resolve/reject outside. */
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((a, b) => ((resolve = a), (reject = b)));
+  return { promise, resolve, reject };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+function summary(ref: string): ModelSummary {
+  return { ref, location: ref, tensorCount: 39, parameterCount: 1000, bytes: 2000, dtypes: [{ dtype: 'BF16', tensors: 39 }], modelType: 'llama', architecture: 'LlamaForCausalLM', numLayers: 4, files: [] };
+}
+
+/** An engine whose answers the test gives: opens succeed unless told otherwise. */
+function fakeEngine() {
+  const opens: { ref: string; source: SourceDescription; done: ReturnType<typeof deferred<ModelSummary>> }[] = [];
+  const checks: { refs: string[]; base: string | null; done: ReturnType<typeof deferred<CompatReportInfo>> }[] = [];
+  const merges: { request: MergeRequest; progress: (p: MergeProgressInfo) => void; done: ReturnType<typeof deferred<MergeOutcome>>; cancelled: boolean }[] = [];
+  const forgotten: string[] = [];
+  const engine: EngineApi = {
+    open(ref, source) {
+      const done = deferred<ModelSummary>();
+      opens.push({ ref, source, done });
+      return done.promise;
+    },
+    forget: (ref) => void forgotten.push(ref),
+    check(refs, base) {
+      const done = deferred<CompatReportInfo>();
+      checks.push({ refs, base, done });
+      return done.promise;
+    },
+    probeGpu: async () => ({ status: 'unavailable', error: { name: 'GpuUnavailableError', message: 'WebGPU is not available in this browser / Node: navigator.gpu is undefined' } }),
+    merge(request, progress): MergeHandle {
+      const done = deferred<MergeOutcome>();
+      const entry = { request, progress, done, cancelled: false };
+      merges.push(entry);
+      return { jobId: merges.length, outcome: done.promise, cancel: () => void (entry.cancelled = true) };
+    },
+  };
+  /** Answer every open still pending with a summary. */
+  const finishOpens = async () => {
+    await tick();
+    for (const o of opens) o.done.resolve(summary(o.ref));
+    await tick();
+  };
+  return { engine, opens, checks, merges, forgotten, finishOpens };
+}
+
+function setup(overrides: Partial<StudioDeps> = {}) {
+  const fake = fakeEngine();
+  const deps: StudioDeps = {
+    engine: fake.engine,
+    pickDirectory: async () => ({ name: 'picked' }) as FileSystemDirectoryHandle,
+    loadDemoSet: async () => ({
+      models: ['base', 'expert-1'].map((n) => ({ ref: `./demo/${n}`, name: n, files: [{ path: 'model.safetensors', blob: new Blob([n]) }] })),
+      recipe: 'models:\n  - model: ./demo/expert-1\n    parameters: {weight: 1, density: 0.5}\nmerge_method: ties\nbase_model: ./demo/base\n',
+    }),
+    download: vi.fn(),
+    now: () => 1000,
+    ...overrides,
+  };
+  return { store: createStudioStore(deps), deps, ...fake };
+}
+
+describe('models on the shelf', () => {
+  it('adds a Hub model by id and revision; a bad id is answered in words', async () => {
+    const { store, opens, finishOpens } = setup();
+    expect(store.getState().addHubModel('not a repo!')).toMatch(/"not a repo!" may only hold letters/);
+    expect(store.getState().addHubModel('org/expert-1', 'v2')).toBeNull();
+    expect(store.getState().addHubModel('org/expert-2@main')).toBeNull();
+    expect(store.getState().addHubModel('org/expert-2')).toMatch(/already on the shelf/);
+    expect(store.getState().shelf.map((m) => [m.ref, m.load.status])).toEqual([
+      ['org/expert-1@v2', 'loading'],
+      ['org/expert-2', 'loading'],
+    ]);
+    expect(opens[0].source).toEqual({ kind: 'hub', repo: 'org/expert-1', revision: 'v2', hubUrl: 'https://huggingface.co', accessToken: undefined });
+    await finishOpens();
+    expect(store.getState().shelf.every((m) => m.load.status === 'ready')).toBe(true);
+  });
+
+  it('sends the token only with Hub opens, and a failed open shows the error in words', async () => {
+    const { store, opens } = setup();
+    store.getState().setHubToken('hf_secret');
+    store.getState().addHubModel('org/gated');
+    expect(opens[0].source).toMatchObject({ accessToken: 'hf_secret' });
+    opens[0].done.reject(new EngineError({ name: 'HubAccessError', message: 'org/gated: this repo needs access' }));
+    await tick();
+    expect(store.getState().shelf[0].load).toEqual({ status: 'failed', error: { name: 'HubAccessError', message: 'org/gated: this repo needs access' } });
+    store.getState().retryModel('org/gated');
+    expect(opens).toHaveLength(2);
+    expect(store.getState().shelf[0].load.status).toBe('loading');
+    // The recipe never holds the token.
+    expect(recipeToYaml(store.getState().recipe)).not.toContain('hf_secret');
+  });
+
+  it('new models join the merge with the method’s starting parameters', () => {
+    const { store } = setup();
+    store.getState().addDroppedModels([{ name: 'expert3', files: [] }]);
+    expect(store.getState().recipe.models).toEqual([{ model: './expert3', parameters: { weight: 1 } }]);
+    store.getState().addDroppedModels([{ name: 'expert3', files: [] }]);
+    expect(store.getState().shelf.map((m) => m.ref)).toEqual(['./expert3', './expert3-2']);
+  });
+
+  it('removing a model forgets it in the engine and takes it out of the recipe', async () => {
+    const { store, forgotten } = setup();
+    store.getState().addHubModel('org/base');
+    store.getState().addHubModel('org/a');
+    store.getState().setBase('org/base');
+    store.getState().removeModel('org/base');
+    expect(forgotten).toEqual(['org/base']);
+    expect(store.getState().recipe.baseModel).toBeUndefined();
+    expect(store.getState().shelf.map((m) => m.ref)).toEqual(['org/a']);
+  });
+
+  it('reordering the shelf reorders the merge', () => {
+    const { store } = setup();
+    store.getState().addHubModel('org/a');
+    store.getState().addHubModel('org/b');
+    store.getState().moveModel('org/b', -1);
+    expect(store.getState().recipe.models.map((m) => m.model)).toEqual(['org/b', 'org/a']);
+    store.getState().moveModel('org/b', -1);
+    expect(store.getState().shelf.map((m) => m.ref)).toEqual(['org/b', 'org/a']);
+  });
+});
+
+describe('the recipe', () => {
+  it('marking a base takes it out of the merge; changing the base brings the old one back', () => {
+    const { store } = setup();
+    for (const r of ['org/base', 'org/a', 'org/b']) store.getState().addHubModel(r);
+    store.getState().setModelParam('org/base', 'weight', 0.25);
+    store.getState().setBase('org/base');
+    expect(store.getState().recipe.baseModel).toBe('org/base');
+    expect(store.getState().recipe.models.map((m) => m.model)).toEqual(['org/a', 'org/b']);
+    store.getState().setBase('org/a');
+    expect(store.getState().recipe.models).toEqual([
+      { model: 'org/base', parameters: { weight: 0.25 } },
+      { model: 'org/b', parameters: { weight: 1 } },
+    ]);
+  });
+
+  it('leaving a model out keeps its parameters for when it comes back', () => {
+    const { store } = setup();
+    store.getState().addHubModel('org/a');
+    store.getState().setModelParam('org/a', 'density', [1, 0.5]);
+    store.getState().setIncluded('org/a', false);
+    expect(store.getState().recipe.models).toEqual([]);
+    store.getState().setIncluded('org/a', true);
+    expect(store.getState().recipe.models[0].parameters).toEqual({ weight: 1, density: [1, 0.5] });
+  });
+
+  it('switching method keeps shared parameters, drops the others and fills required ones', () => {
+    const { store } = setup();
+    store.getState().addHubModel('org/a');
+    store.getState().setModelParam('org/a', 'density', 0.4);
+    store.getState().setGlobalParam('lambda', 0.9);
+    store.getState().setMethod('dare_ties');
+    expect(store.getState().recipe.models[0].parameters).toEqual({ weight: 1, density: 0.4 });
+    expect(store.getState().recipe.parameters).toEqual({ lambda: 0.9 });
+    store.getState().setMethod('slerp');
+    expect(store.getState().recipe).toMatchObject({ mergeMethod: 'slerp', parameters: { t: 0.5 }, models: [{ model: 'org/a', parameters: {} }] });
+    store.getState().setMethod('breadcrumbs');
+    expect(store.getState().recipe.models[0].parameters).toEqual({ weight: 1 });
+  });
+
+  it('imports YAML: the shelf follows, Hub models open, local ones wait for their folder', async () => {
+    const { store, opens } = setup();
+    const yaml = 'models:\n  - model: org/expert@v1\n    parameters: {weight: 0.3}\n  - model: ./local-expert\n    parameters: {weight: [0, 1]}\nmerge_method: task_arithmetic\nbase_model: org/base\n';
+    expect(store.getState().importRecipe(yaml, 'pasted recipe')).toBe(true);
+    const s = store.getState();
+    expect(s.shelf.map((m) => [m.ref, m.load.status])).toEqual([
+      ['org/base', 'loading'],
+      ['org/expert@v1', 'loading'],
+      ['./local-expert', 'missing'],
+    ]);
+    expect(opens.map((o) => o.source)).toEqual([
+      { kind: 'hub', repo: 'org/base', revision: 'main', hubUrl: 'https://huggingface.co', accessToken: undefined },
+      { kind: 'hub', repo: 'org/expert', revision: 'v1', hubUrl: 'https://huggingface.co', accessToken: undefined },
+    ]);
+    expect(s.recipeNotice?.text).toMatch(/Drop the folder of \.\/local-expert/);
+    expect(parseYaml(recipeToYaml(s.recipe))).toEqual(parseYaml(yaml));
+    // Dropping a folder of that name fills the placeholder.
+    store.getState().addDroppedModels([{ name: 'local-expert', files: [] }]);
+    expect(store.getState().shelf[2]).toMatchObject({ ref: './local-expert', origin: { kind: 'files' }, load: { status: 'loading' } });
+  });
+
+  it('a bad recipe is refused with its reason and line, keeping the current one', () => {
+    const { store } = setup();
+    store.getState().addHubModel('org/a');
+    const before = store.getState().recipe;
+    expect(store.getState().importRecipe('models:\n  - model: x\n    parameters: {desnity: 1}\nmerge_method: ties\n', 'recipe.yml')).toBe(false);
+    expect(store.getState().recipeNotice).toEqual({ kind: 'error', text: expect.stringMatching(/recipe\.yml: models\[0\]\.parameters: unknown parameter "desnity".*\(line 3\)/) });
+    expect(store.getState().recipe).toBe(before);
+  });
+
+  it('the demo set lands on the shelf with its recipe, base marked', async () => {
+    const { store, opens, finishOpens } = setup();
+    await store.getState().loadDemoSet();
+    await finishOpens();
+    const s = store.getState();
+    expect(s.shelf.map((m) => [m.ref, m.load.status])).toEqual([
+      ['./demo/base', 'ready'],
+      ['./demo/expert-1', 'ready'],
+    ]);
+    expect(opens.map((o) => o.source.kind)).toEqual(['files', 'files']);
+    expect(s.recipe).toMatchObject({ mergeMethod: 'ties', baseModel: './demo/base', models: [{ model: './demo/expert-1' }] });
+    expect(s.recipeNotice).toBeNull();
+  });
+});
+
+describe('compatibility check', () => {
+  it('waits for loading models, then checks base and models once; stale answers are dropped', async () => {
+    const { store, checks, opens } = setup();
+    store.getState().addHubModel('org/base');
+    store.getState().addHubModel('org/a');
+    store.getState().setBase('org/base');
+    expect(store.getState().compat).toEqual({ status: 'waiting', pending: ['org/base', 'org/a'] });
+    opens[0].done.resolve(summary('org/base'));
+    opens[1].done.resolve(summary('org/a'));
+    await tick();
+    expect(checks.map((c) => [c.refs, c.base])).toEqual([[['org/a'], 'org/base']]);
+    expect(store.getState().compat.status).toBe('checking');
+    // The merge changes before the answer: the old answer must not show.
+    store.getState().setIncluded('org/a', false);
+    checks[0].done.resolve({ ok: false, problems: ['old'], notes: [] });
+    await tick();
+    expect(store.getState().compat.status).not.toBe('done');
+  });
+
+  it('shows the report for the current models', async () => {
+    const { store, checks, finishOpens } = setup();
+    store.getState().addHubModel('org/a');
+    await finishOpens();
+    checks[0].done.resolve({ ok: false, problems: ['model.norm.weight: org/a has shape [3]'], notes: [] });
+    await tick();
+    expect(store.getState().compat).toMatchObject({ status: 'done', report: { ok: false, problems: ['model.norm.weight: org/a has shape [3]'] } });
+  });
+});
+
+describe('the merge job', () => {
+  async function ready() {
+    const s = setup();
+    for (const r of ['org/base', 'org/a']) s.store.getState().addHubModel(r);
+    s.store.getState().setBase('org/base');
+    await s.finishOpens();
+    s.checks[0]?.done.resolve({ ok: true, problems: [], notes: [] });
+    await tick();
+    return s;
+  }
+
+  it('refuses an invalid recipe with the reason, before asking for a folder', async () => {
+    const pick = vi.fn();
+    const { store } = setup({ pickDirectory: pick });
+    await store.getState().startMerge('folder');
+    expect(store.getState().job).toEqual({ status: 'failed', error: { name: 'RecipeError', message: expect.stringMatching(/no models/) } });
+    expect(pick).not.toHaveBeenCalled();
+  });
+
+  it('runs into the picked folder with the settings, shows progress, and finishes', async () => {
+    const { store, merges } = await ready();
+    store.getState().setShardSize('2MB');
+    store.getState().setOutputName('my-merge');
+    const started = store.getState().startMerge('folder');
+    await tick();
+    expect(merges).toHaveLength(1);
+    expect(merges[0].request).toMatchObject({ backend: 'gpu', seed: 0, maxShardBytes: 2_000_000, output: { kind: 'directory', folderName: 'my-merge' } });
+    const progress = { tensorsDone: 3, tensorsTotal: 39, bytesDone: 300, bytesTotal: 3900, rate: 100, currentTensor: 'x' };
+    merges[0].progress(progress);
+    expect(store.getState().job).toMatchObject({ status: 'running', progress });
+    merges[0].done.resolve({ status: 'done', result: { files: ['model.safetensors'], tensors: 39, bytes: 3900, seconds: 1, destination: 'folder', backend: 'cpu' }, download: null });
+    await started;
+    expect(store.getState().job.status).toBe('done');
+  });
+
+  it('cancel asks the engine and ends as cancelled', async () => {
+    const { store, merges } = await ready();
+    const started = store.getState().startMerge('download');
+    await tick();
+    store.getState().cancelMerge();
+    expect(merges[0].cancelled).toBe(true);
+    expect(store.getState().job).toMatchObject({ status: 'running', cancelling: true });
+    merges[0].done.resolve({ status: 'cancelled' });
+    await started;
+    expect(store.getState().job).toEqual({ status: 'cancelled' });
+  });
+
+  it('a download is handed to the browser', async () => {
+    const { store, merges, deps } = await ready();
+    const started = store.getState().startMerge('download');
+    await tick();
+    const blob = new Blob(['zip']);
+    merges[0].done.resolve({ status: 'done', result: { files: [], tensors: 1, bytes: 1, seconds: 1, destination: 'd', backend: 'cpu' }, download: { name: 'merged-model.zip', blob } });
+    await started;
+    expect(deps.download).toHaveBeenCalledWith('merged-model.zip', blob);
+  });
+
+  it('closing the folder picker is not an error; a browser without the picker is told what to do', async () => {
+    const abort = Object.assign(new Error('The user aborted a request.'), { name: 'AbortError' });
+    const s1 = await ready();
+    const { store } = s1;
+    const pick = vi.fn().mockRejectedValueOnce(abort).mockResolvedValueOnce(null);
+    const s2 = setup({ pickDirectory: pick });
+    for (const r of ['org/base', 'org/a']) s2.store.getState().addHubModel(r);
+    s2.store.getState().setBase('org/base');
+    await s2.finishOpens();
+    await s2.store.getState().startMerge('folder');
+    expect(s2.store.getState().job).toEqual({ status: 'idle' });
+    await s2.store.getState().startMerge('folder');
+    expect(s2.store.getState().job).toMatchObject({ status: 'failed', error: { message: expect.stringMatching(/Download \.zip/) } });
+    expect(store.getState().job.status).toBe('idle');
+  });
+
+  it('a failed merge shows the engine error; a bad shard size is named', async () => {
+    const { store, merges } = await ready();
+    store.getState().setShardSize('lots');
+    await store.getState().startMerge('download');
+    expect(store.getState().job).toMatchObject({ status: 'failed', error: { message: expect.stringMatching(/shard size: "lots" is not a size/) } });
+    store.getState().setShardSize('5GB');
+    const started = store.getState().startMerge('download');
+    await tick();
+    merges[0].done.reject(new EngineError({ name: 'MethodError', message: 'ties: tensor x: density 0 keeps nothing' }));
+    await started;
+    expect(store.getState().job).toEqual({ status: 'failed', error: { name: 'MethodError', message: 'ties: tensor x: density 0 keeps nothing' } });
+  });
+});
+
+describe('settings', () => {
+  it('without WebGPU the CPU backend is chosen', async () => {
+    const { store } = setup();
+    expect(store.getState().backend).toBe('gpu');
+    await store.getState().probeGpu();
+    expect(store.getState().gpu).toMatchObject({ status: 'unavailable' });
+    expect(store.getState().backend).toBe('cpu');
+  });
+});

@@ -1,0 +1,155 @@
+/**
+ * The studio's state: five slices (models, recipe, job, analysis, settings) combined in one store.
+ * Only plain data lives here (ids, statuses, Files, summaries); GPU objects and the worker stay
+ * in the engine, reached through StudioDeps.
+ */
+import type { FloatDType } from '../../core/dtype.ts';
+import type { ParamValue, Recipe } from '../../core/recipe/types.ts';
+import type { EngineApi } from '../worker/client.ts';
+import type {
+  BackendChoice,
+  CompatReportInfo,
+  ErrorInfo,
+  GpuStatus,
+  MergeProgressInfo,
+  MergeResultInfo,
+  ModelSummary,
+} from '../worker/protocol.ts';
+import type { DroppedModel } from '../sources/dropped.ts';
+
+export type LoadState =
+  | { status: 'loading'; bytesReceived: number; bytesExpected: number }
+  | { status: 'ready'; summary: ModelSummary }
+  | { status: 'failed'; error: ErrorInfo }
+  /** Named by an imported recipe, but its files are not here: the user has to drop them. */
+  | { status: 'missing' };
+
+export type ModelOrigin =
+  | { kind: 'hub'; repo: string; revision: string }
+  | { kind: 'files'; name: string; files: { path: string; blob: Blob }[] }
+  | { kind: 'demo'; name: string; files: { path: string; blob: Blob }[] }
+  | { kind: 'local' };
+
+export interface ShelfModel {
+  /** The model's reference in the recipe (`org/name[@rev]`, `./folder`); unique on the shelf. */
+  ref: string;
+  origin: ModelOrigin;
+  load: LoadState;
+}
+
+export interface ModelsSlice {
+  shelf: ShelfModel[];
+  /** Add `org/name` (revision apart, or `org/name@rev`); returns an error in words, or null. */
+  addHubModel(repoId: string, revision?: string): string | null;
+  addDroppedModels(models: readonly DroppedModel[]): void;
+  /** Put the demo checkpoints on the shelf with their recipe. */
+  loadDemoSet(): Promise<void>;
+  /** Open a failed model again (after giving a token, starting the hub...). */
+  retryModel(ref: string): void;
+  removeModel(ref: string): void;
+  moveModel(ref: string, delta: -1 | 1): void;
+}
+
+export interface RecipeNotice {
+  kind: 'error' | 'info';
+  text: string;
+}
+
+export interface RecipeSlice {
+  recipe: Recipe;
+  /** Per-model parameters of shelf models left out of the merge, restored when put back. */
+  parked: Record<string, Record<string, ParamValue>>;
+  recipeNotice: RecipeNotice | null;
+  setMethod(name: string): void;
+  /** Top-level parameter (global, or the all-models fallback of a per-model one); undefined removes it. */
+  setGlobalParam(name: string, value: ParamValue | undefined): void;
+  setModelParam(ref: string, name: string, value: ParamValue | undefined): void;
+  setDtype(dtype: FloatDType | undefined): void;
+  setOutDtype(dtype: FloatDType | undefined): void;
+  setBase(ref: string | null): void;
+  setIncluded(ref: string, included: boolean): void;
+  /** Replace the recipe with YAML text; models it names join the shelf. Returns false on an error (shown in the notice). */
+  importRecipe(yaml: string, origin: string): boolean;
+  dismissRecipeNotice(): void;
+}
+
+export type JobState =
+  | { status: 'idle' }
+  | { status: 'picking' }
+  | {
+      status: 'running';
+      jobId: number;
+      startedAt: number;
+      progress: MergeProgressInfo | null;
+      cancelling: boolean;
+      destination: 'folder' | 'download';
+    }
+  | { status: 'done'; result: MergeResultInfo }
+  | { status: 'failed'; error: ErrorInfo }
+  | { status: 'cancelled' };
+
+export interface JobSlice {
+  job: JobState;
+  startMerge(destination: 'folder' | 'download'): Promise<void>;
+  cancelMerge(): void;
+  dismissJob(): void;
+}
+
+export type CompatState =
+  | { status: 'idle' }
+  /** Some models of the merge are still loading or failed. */
+  | { status: 'waiting'; pending: string[] }
+  | { status: 'checking'; key: string }
+  | { status: 'done'; key: string; report: CompatReportInfo }
+  | { status: 'failed'; key: string; error: ErrorInfo };
+
+export interface AnalysisSlice {
+  compat: CompatState;
+  /** Re-run the compatibility check when the merge's models changed. */
+  refreshCompat(): Promise<void>;
+}
+
+export interface SettingsSlice {
+  backend: BackendChoice;
+  gpu: { status: 'probing' } | GpuStatus;
+  hubUrl: string;
+  /** Kept in memory only: never in the URL, the recipe or storage. */
+  hubToken: string;
+  /** As typed ("5GB"); parsed when a merge starts. */
+  shardSize: string;
+  seed: number;
+  outputName: string;
+  setBackend(backend: BackendChoice): void;
+  setHubUrl(url: string): void;
+  setHubToken(token: string): void;
+  setShardSize(text: string): void;
+  setSeed(seed: number): void;
+  setOutputName(name: string): void;
+  probeGpu(): Promise<void>;
+}
+
+export type StudioState = ModelsSlice & RecipeSlice & JobSlice & AnalysisSlice & SettingsSlice;
+
+/** A demo checkpoint, fetched from public/demo/. */
+export interface DemoModel {
+  ref: string;
+  name: string;
+  files: { path: string; blob: Blob }[];
+}
+
+export interface DemoSet {
+  models: DemoModel[];
+  /** The recipe the studio opens with (YAML). */
+  recipe: string;
+}
+
+/** What the store reaches outside itself; tests pass fakes. */
+export interface StudioDeps {
+  engine: EngineApi;
+  /** The folder to export into; null where the File System Access API is missing. Rejects with AbortError when the user cancels. */
+  pickDirectory(): Promise<FileSystemDirectoryHandle | null>;
+  loadDemoSet(): Promise<DemoSet>;
+  /** Hand a finished download to the browser. */
+  download(name: string, blob: Blob): void;
+  now?: () => number;
+}
