@@ -134,12 +134,13 @@ export class GpuBackend implements Backend {
 
   /** Upload host f32 values as a new tensor (tests and host-side set-up). */
   async fromArray(values: ArrayLike<number>, shape: readonly number[]): Promise<GpuTensor> {
-    const data = Float32Array.from(values);
+    // A Float32Array goes up as is (a copy through JS numbers could change NaN payloads).
+    const data = values instanceof Float32Array ? values : Float32Array.from(values);
     const layout = this.#layout('fromArray', shape);
     if (layout.numel !== data.length) {
       throw new GpuBackendError('fromArray', `${data.length} values do not fill shape [${shape.join(', ')}]`);
     }
-    return this.decode(new Uint8Array(data.buffer), 'F32', shape) as Promise<GpuTensor>;
+    return this.decode(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 'F32', shape) as Promise<GpuTensor>;
   }
 
   async decode(bytes: Uint8Array, dtype: FloatDType, shape: readonly number[]): Promise<Tensor> {
@@ -372,7 +373,10 @@ export class GpuBackend implements Backend {
     return this.#withOutput('keepRanked', t.shape, t.layout, async (out) => {
       if (t.numel === 0) return;
       const src = this.#chunks(t, 'keepRanked');
-      const batchRows = Math.max(1, Math.min(rows, Math.floor(Math.min(SORT_SCRATCH_BYTES, maxBinding) / (padded * 8))));
+      // The sort scratch holds at most one chunk's worth of pairs (and at most 128 MiB): rows are
+      // sorted in batches that fit, at least one row at a time.
+      const scratchPairs = Math.min(SORT_SCRATCH_BYTES / 8, maxBinding / 8, this.#chunkCapacity);
+      const batchRows = Math.max(1, Math.min(rows, Math.floor(scratchPairs / padded)));
       const [pairs, ranks, table] = await this.ctx.allocate('keepRanked scratch', [
         { label: 'keepRanked sort pairs', size: batchRows * padded * 8, usage: GPUBufferUsage.STORAGE },
         { label: 'keepRanked ranks', size: batchRows * rowLen * 4, usage: GPUBufferUsage.STORAGE },
