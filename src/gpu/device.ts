@@ -108,6 +108,8 @@ export interface GpuAdapterDescription {
   architecture: string;
   device: string;
   description: string;
+  /** A software (CPU) adapter such as SwiftShader: workgroup memory and barriers buy nothing there. */
+  isFallbackAdapter: boolean;
 }
 
 /** A device from requestGpu, with what the engine needs to know about it. */
@@ -172,6 +174,7 @@ export function describeAdapter(info: GPUAdapterInfo | undefined): GpuAdapterDes
     architecture: info?.architecture ?? '',
     device: info?.device ?? '',
     description: info?.description ?? '',
+    isFallbackAdapter: info?.isFallbackAdapter ?? false,
   };
 }
 

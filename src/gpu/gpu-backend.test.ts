@@ -444,6 +444,25 @@ describe('keepRanked / DELLA (exact)', () => {
     }
   });
 
+  it('sorts in workgroup memory (workgroupSort) with the same result', async () => {
+    // The software adapter defaults to global-memory stages only; force the tiled path here.
+    for (const chunk of [undefined, 777]) {
+      const gpu = createGpuBackend(ctx, { maxChunkElements: chunk, workgroupSort: true });
+      for (const shape of [[1], [7], [257], [300, 7], [40, 1000], [3, 4099], [2, 16411]]) {
+        const n = numel(shape);
+        const values = shape[0] === 40 ? tiedValues(n, 5) : randomValues(n, n + 3);
+        const g = await gpu.fromArray(values, shape);
+        const c = cpu.fromArray(values, shape);
+        const gt = await gpu.keepRanked(g, 0.6, 0.3, key);
+        const ct = await cpu.keepRanked(c, 0.6, 0.3, key);
+        expectSameBits(await gpu.read(gt), await cpu.read(ct), `shape=[${shape}] chunk=${chunk}`);
+        cpu.release(ct);
+        cpu.release(c);
+      }
+      gpu.destroy();
+    }
+  });
+
   it('ranks rows of 16k+ entries and one long row', async () => {
     for (const shape of [
       [2, 16411],

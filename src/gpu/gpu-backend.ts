@@ -12,7 +12,7 @@ import { byteLength, type FloatDType } from '../core/dtype.ts';
 import { hashTensorName, rowCount, type Backend, type MaskKey, type Tensor, type Term } from './backend.ts';
 import { GpuContext, WORKGROUP_SIZE, type CommandBatch } from './context.ts';
 import type { GpuHandle } from './device.ts';
-import { HISTOGRAM_BLOCK, KERNELS, ParamWriter, REDUCE_BLOCK } from './kernels.ts';
+import { HISTOGRAM_BLOCK, KERNELS, ParamWriter, REDUCE_BLOCK, SORT_TILE } from './kernels.ts';
 
 /** A bad call on the GPU backend (shape mismatch, released or foreign tensor, wrong byte count). */
 export class GpuBackendError extends Error {
@@ -73,6 +73,12 @@ export interface GpuBackendOptions {
   ownsDevice?: boolean;
   /** When given a device or handle: called once with the first fatal GPU error. */
   onFatal?: (err: Error) => void;
+  /**
+   * Run the narrow stages of keepRanked's sort in workgroup memory (5x fewer passes over the
+   * scratch buffer). Default: on, except on a fallback (software) adapter, where barriers cost more
+   * than the passes they save.
+   */
+  workgroupSort?: boolean;
 }
 
 /**
@@ -101,6 +107,7 @@ export class GpuBackend implements Backend {
   readonly ctx: GpuContext;
   readonly #ownsContext: boolean;
   readonly #chunkCapacity: number;
+  readonly #workgroupSort: boolean;
   readonly #live = new Set<GpuTensor>();
   #destroyed = false;
 
@@ -111,6 +118,7 @@ export class GpuBackend implements Backend {
     const wanted = opts.maxChunkElements ?? Infinity;
     if (!(wanted >= 1)) throw new GpuBackendError('create', `maxChunkElements must be >= 1, got ${wanted}`);
     this.#chunkCapacity = Math.min(byBinding, Math.floor(wanted));
+    this.#workgroupSort = opts.workgroupSort ?? !ctx.adapterInfo.isFallbackAdapter;
   }
 
   get description(): string {
@@ -411,15 +419,19 @@ export class GpuBackend implements Backend {
               workgroups: Math.ceil(len / WORKGROUP_SIZE),
             });
           }
-          const sortWorkgroups = Math.ceil((nRows * (padded / 2)) / WORKGROUP_SIZE);
-          for (let k = 2; k <= padded; k *= 2) {
-            for (let j = k / 2; j >= 1; j /= 2) {
-              batch.dispatch(KERNELS.sortStep, {
-                params: sortParams(0, 0, k, j),
-                buffers: { 2: pairs },
-                workgroups: sortWorkgroups,
-              });
-            }
+          // Bitonic network, one global dispatch per stage (sort_step); with workgroupSort the
+          // stages with j < SORT_TILE run in workgroup memory instead (sort_local).
+          const localWorkgroups = Math.ceil((nRows * padded) / SORT_TILE);
+          const stepWorkgroups = Math.ceil((nRows * (padded / 2)) / WORKGROUP_SIZE);
+          const step = (k: number, j: number) =>
+            batch.dispatch(KERNELS.sortStep, { params: sortParams(0, 0, k, j), buffers: { 2: pairs }, workgroups: stepWorkgroups });
+          const local = (k: number) =>
+            batch.dispatch(KERNELS.sortLocal, { params: sortParams(0, 0, k, 0), buffers: { 2: pairs }, workgroups: localWorkgroups });
+          const tile = this.#workgroupSort ? SORT_TILE : 1;
+          if (tile > 1) local(0);
+          for (let k = tile * 2; k <= padded; k *= 2) {
+            for (let j = k / 2; j >= tile; j /= 2) step(k, j);
+            if (tile > 1) local(k);
           }
           batch.dispatch(KERNELS.scatterRanks, {
             params: sortParams(0, 0, 0, 0),

@@ -92,11 +92,14 @@ export const KERNELS = {
   fillPad: defineKernel(BITONIC, 'fill_pad', { 0: 'uniform', 2: 'storage' }),
   loadKeys: defineKernel(BITONIC, 'load', { 0: 'uniform', 1: 'read-only-storage', 2: 'storage' }),
   sortStep: defineKernel(BITONIC, 'sort_step', { 0: 'uniform', 2: 'storage' }),
+  sortLocal: defineKernel(BITONIC, 'sort_local', { 0: 'uniform', 2: 'storage' }),
   scatterRanks: defineKernel(BITONIC, 'scatter_ranks', { 0: 'uniform', 2: 'storage', 3: 'storage' }),
 } as const;
 
 /** Elements summed by one reduce.wgsl workgroup (256 threads × 16). */
 export const REDUCE_BLOCK = 4096;
+/** Pairs sorted in workgroup memory by one bitonic.wgsl sort_local workgroup. */
+export const SORT_TILE = 512;
 /** Elements counted by one radix-select.wgsl workgroup (256 threads × ELEMENTS_PER_THREAD 16). */
 export const HISTOGRAM_BLOCK = 4096;
 

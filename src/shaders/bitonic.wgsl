@@ -7,11 +7,18 @@
 //   fill_pad:      write the padding (batch_rows · (padded - row_len) threads).
 //   load:          one thread per element of one chunk; elements of the batch write their pair
 //                  (rows may span chunks: the host runs load once per chunk touching the batch).
-//   sort_step:     one compare-exchange stage of a bitonic sorting network, applied to every row:
-//                  for k = 2, 4, .., padded and j = k/2, .., 1 the host dispatches
-//                  batch_rows · padded / 2 threads; thread t of a row compares elements
-//                  i = 2j·floor(t / j) + t mod j and i + j, ascending where (i & k) == 0.
-//                  log2(padded)·(log2(padded)+1)/2 dispatches sort all rows of the batch.
+//   The bitonic sorting network sorts every row: for k = 2, 4, .., padded and j = k/2, .., 1,
+//   compare-exchange elements i and i + j (i & j == 0) of a row, ascending where (i & k) == 0.
+//   sort_local:    the stages with j < 512 in workgroup memory: each workgroup loads a tile of 512
+//                  consecutive pairs (whole rows when padded <= 512, else a 512-aligned part of a
+//                  row, which is all those stages touch), runs them with a barrier after each, and
+//                  stores the tile. k = 0 runs every stage of k = 2 .. min(padded, 512); k > 512 runs
+//                  the stages j = 256 .. 1 of that k. ceil(batch_rows · padded / 512) workgroups.
+//   sort_step:     one stage with j >= 512 in global memory: thread t of a row compares
+//                  i = 2j·floor(t / j) + t mod j and i + j (batch_rows · padded / 2 threads).
+//   For padded = 2^m > 512 the host runs sort_local(0), then for each k = 1024 .. padded the
+//   sort_step stages j = k/2 .. 512 and sort_local(k): m - 9 + Σ (log2 k - 9) dispatches instead of
+//   m(m+1)/2.
 //   scatter_ranks: ranks[r·row_len + column] = position in the sorted row (batch_rows · row_len
 //                  threads).
 //
@@ -25,9 +32,14 @@ struct Params {
   batch_rows: u32,
   row_len: u32,
   padded: u32,      // power of two >= row_len
-  k: u32,           // sort_step: size of the bitonic sequences being merged
+  k: u32,           // sort_step / sort_local: size of the bitonic sequences being merged
   j: u32,           // sort_step: compare distance
 }
+
+const TILE: u32 = 512u;
+const PAD: vec2<u32> = vec2<u32>(0xffffffffu, 0xffffffffu);
+
+var<workgroup> tile: array<vec2<u32>, 512>;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
@@ -48,7 +60,7 @@ fn fill_pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   }
   let row = t / pad;
   let col = params.row_len + t % pad;
-  pairs[row * params.padded + col] = vec2<u32>(0xffffffffu, 0xffffffffu);
+  pairs[row * params.padded + col] = PAD;
 }
 
 @compute @workgroup_size(256)
@@ -91,6 +103,53 @@ fn sort_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
   if (a_greater == ascending) {
     pairs[base + i] = b;
     pairs[base + i + j] = a;
+  }
+}
+
+fn compare_exchange(i: u32, l: u32, ascending: bool) {
+  let a = tile[i];
+  let b = tile[l];
+  let a_greater = a.x > b.x || (a.x == b.x && a.y > b.y);
+  if (a_greater == ascending) {
+    tile[i] = b;
+    tile[l] = a;
+  }
+}
+
+@compute @workgroup_size(256)
+fn sort_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let base = (wid.y * nwg.x + wid.x) * TILE;
+  let total = params.batch_rows * params.padded;
+  for (var e = 0u; e < 2u; e = e + 1u) {
+    let li = lid + e * 256u;
+    if (base + li < total) {
+      tile[li] = pairs[base + li];
+    } else {
+      tile[li] = PAD;
+    }
+  }
+  workgroupBarrier();
+  var k_first = params.k;
+  var k_last = params.k;
+  if (params.k == 0u) {
+    k_first = 2u;
+    k_last = min(params.padded, TILE);
+  }
+  for (var k = k_first; k <= k_last; k = k << 1u) {
+    for (var j = min(k >> 1u, TILE >> 1u); j > 0u; j = j >> 1u) {
+      let i = 2u * j * (lid / j) + lid % j;
+      // Direction from the index within the row (rows are padded-aligned, padded a power of two).
+      let in_row = (base + i) & (params.padded - 1u);
+      compare_exchange(i, i + j, (in_row & k) == 0u);
+      workgroupBarrier();
+    }
+  }
+  for (var e = 0u; e < 2u; e = e + 1u) {
+    let li = lid + e * 256u;
+    if (base + li < total) {
+      pairs[base + li] = tile[li];
+    }
   }
 }
 
