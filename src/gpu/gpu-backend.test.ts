@@ -578,6 +578,31 @@ describe('nearswap vs CPU', () => {
   });
 });
 
+describe('empty tensors', () => {
+  it('every op accepts zero elements', async () => {
+    const gpu = gpuFor(777);
+    const key = { seed: 1, model: 0, tensor: 'e' };
+    for (const shape of [[0], [0, 5], [5, 0]]) {
+      const x = await gpu.decode(new Uint8Array(0), 'BF16', shape);
+      const outs = [
+        await gpu.lincomb([{ x, coef: 2 }], 1),
+        await gpu.keepRankBand(x, 0, 0),
+        await gpu.keepRandom(x, 0.5, key),
+        await gpu.keepRanked(x, 0.5, 0.1, key),
+        await gpu.keepWhere(x, x),
+        await gpu.signElect([x, x], [1, 1], true),
+        await gpu.nearswap(x, x, 0.5),
+      ];
+      for (const t of outs) expect((await gpu.read(t)).length).toBe(0);
+      expect((await gpu.encode(x, 'F16')).length).toBe(0);
+      expect(Array.from(await gpu.gram([x, x]))).toEqual([0, 0, 0, 0]);
+      expect(await gpu.sumAbs(x)).toBe(0);
+      expect((await gpu.gramRows([x])).length).toBe(shape.length >= 2 ? shape[0] : 1);
+      for (const t of [x, ...outs]) gpu.release(t);
+    }
+  });
+});
+
 describe('errors and ownership', () => {
   it('rejects bad input with GpuBackendError naming the op and the reason', async () => {
     const gpu = gpuFor(777);

@@ -756,7 +756,10 @@ export class GpuBackend implements Backend {
           if (!s.active) return;
           let below = 0;
           let digit = 0;
-          while (below + counts[i * 256 + digit] <= s.rank) below += counts[i * 256 + digit++];
+          while (digit < 256 && below + counts[i * 256 + digit] <= s.rank) below += counts[i * 256 + digit++];
+          if (digit === 256) {
+            throw new GpuBackendError('keepRankBand', `rank ${targets[i]} not found among ${t.numel} entries (histogram counted ${below})`);
+          }
           const bits = (digit << s.shift) >>> 0;
           const mask = (0xff << s.shift) >>> 0;
           s.rank -= below;
@@ -842,7 +845,9 @@ export class GpuBackend implements Backend {
     if (b.numel !== a.numel) {
       throw new GpuBackendError(op, `${what} has ${b.numel} elements, the first tensor has ${a.numel}`);
     }
-    if (b.layout.chunkLen !== a.layout.chunkLen) {
+    // Equal chunks: both whole in one chunk, or cut at the same length.
+    const oneChunk = a.layout.count <= 1 && b.layout.count <= 1;
+    if (!oneChunk && b.layout.chunkLen !== a.layout.chunkLen) {
       throw new GpuBackendError(
         op,
         `${what} has shape [${b.shape.join(', ')}], the first tensor [${a.shape.join(', ')}]: ` +
