@@ -5,7 +5,7 @@
  * context's own count. One device for the file.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GpuContext, defineKernel, grid } from './context.ts';
+import { GpuContext, GpuOutOfMemoryError, defineKernel, grid } from './context.ts';
 import { composeShader, GpuShaderError, requestGpu, type GpuHandle } from './device.ts';
 import { createGpuBackend } from './gpu-backend.ts';
 import { nodeGpu } from './node-gpu.ts';
@@ -168,6 +168,39 @@ describe('CommandBatch with a test kernel', () => {
     expect(() => ctx.batch('t').dispatch(SCALE, { buffers: { 1: buf, 2: buf }, workgroups: 1 })).toThrow(/needs params/);
     ctx.destroy();
     expect(() => ctx.createBuffer({ label: 'late', size: 4, usage: GPUBufferUsage.STORAGE })).toThrow(/destroyed/);
+  });
+});
+
+describe('allocation failures', () => {
+  it('turns an out-of-memory scope error into GpuOutOfMemoryError and frees what was made', async () => {
+    const rec = recordingDevice(handle.device);
+    // The device reports every allocation scope as out of memory.
+    const oomDevice = new Proxy(rec.device, {
+      get(target, prop) {
+        if (prop === 'popErrorScope') {
+          return () => {
+            void handle.device.popErrorScope();
+            return Promise.resolve({ message: 'not enough memory for the test' });
+          };
+        }
+        return Reflect.get(target, prop, target);
+      },
+    });
+    const ctx = new GpuContext(oomDevice);
+    const usage = GPUBufferUsage.STORAGE;
+    const err = await ctx
+      .allocate('lincomb output [4096, 4096]', [
+        { label: 'a', size: 1024, usage },
+        { label: 'b', size: 2048, usage },
+      ])
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GpuOutOfMemoryError);
+    expect((err as Error).message).toBe(
+      'GPU out of memory allocating lincomb output [4096, 4096] (3072 bytes): not enough memory for the test',
+    );
+    expect([...rec.buffers.values()].every((b) => b.destroyed)).toBe(true);
+    expect(ctx.liveBuffers).toBe(0);
+    ctx.destroy();
   });
 });
 

@@ -183,9 +183,10 @@ export class GpuContext {
     const oom = await scope;
     if (thrown || oom) {
       for (const b of buffers) this.destroyBuffer(b);
-      const bytes = descs.reduce((s, d) => s + d.size, 0);
       if (this.#fatal) throw this.#fatal;
-      throw new GpuOutOfMemoryError(label, bytes, oom ? oom.message : String(thrown));
+      if (thrown) throw thrown;
+      const bytes = descs.reduce((s, d) => s + d.size, 0);
+      throw new GpuOutOfMemoryError(label, bytes, oom?.message ?? '');
     }
     return buffers;
   }
