@@ -46,7 +46,7 @@ function breadcrumbsBugTensors(caseName: string, want: Map<string, { shape: numb
   return hit;
 }
 
-describe.each(['cpu'])('golden cases through the CLI (%s backend)', (backend) => {
+describe.each(['gpu', 'cpu'])('golden cases through the CLI (%s backend)', (backend) => {
   it.each(cases)('%s', async (name) => {
     expect(cases.length).toBeGreaterThanOrEqual(12);
     const dir = join(GOLDEN, 'cases', name);

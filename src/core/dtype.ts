@@ -164,3 +164,9 @@ export function encodeFloats(values: Float32Array, dtype: FloatDType): Uint8Arra
   }
   return out;
 }
+
+/** `value` rounded to `dtype` (as a torch tensor of that dtype would store it), as a number. */
+export function roundScalar(value: number, dtype: FloatDType): number {
+  if (dtype === 'F32') return Math.fround(value);
+  return dtype === 'BF16' ? bf16BitsToF32(f32ToBf16Bits(value)) : f16BitsToF32(f32ToF16Bits(value));
+}

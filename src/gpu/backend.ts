@@ -81,6 +81,12 @@ export interface Backend {
   /** nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1); result w·x + (1 - w)·b. */
   nearswap(base: Tensor, x: Tensor, t: number): Promise<Tensor>;
 
+  /**
+   * Round every value to `dtype` and back to f32 (F32: a copy). The engine uses it to emulate math
+   * that mergekit does natively in BF16/F16 when a recipe sets no `dtype` (each op rounds).
+   */
+  quantize(x: Tensor, dtype: FloatDType): Promise<Tensor>;
+
   /** Free a tensor. Releasing twice is a no-op. */
   release(t: Tensor): void;
   /** Free everything this backend owns (and the device, if it created it). Safe to call twice. */

@@ -282,6 +282,12 @@ export class CpuBackend implements Backend {
     return this.#make(out, base.shape);
   }
 
+  async quantize(x: Tensor, dtype: FloatDType): Promise<Tensor> {
+    const d = this.#data(x, 'quantize');
+    const out = dtype === 'F32' ? d.slice() : decodeFloats(encodeFloats(d, dtype), dtype);
+    return this.#make(out, x.shape);
+  }
+
   release(t: Tensor): void {
     if (!(t instanceof CpuTensor)) return;
     t.data = null;

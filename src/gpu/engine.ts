@@ -249,7 +249,13 @@ async function mergeTensor(plan: MergePlan, t: TensorPlan, job: MergeJob): Promi
     for (let i = 0; i < plan.models.length; i++) {
       const m = plan.models[i];
       const isBase = m === plan.base;
-      inputs.push({ tensor: await load(m), params: perModel[i], isBase, deltaIndex: isBase ? -1 : deltaIndex++ });
+      inputs.push({
+        tensor: await load(m),
+        params: perModel[i],
+        isBase,
+        deltaIndex: isBase ? -1 : deltaIndex++,
+        label: recipe.models[i].model,
+      });
     }
     const result = await plan.method.merge({
       backend,
@@ -259,6 +265,7 @@ async function mergeTensor(plan: MergePlan, t: TensorPlan, job: MergeJob): Promi
       models: inputs,
       params: global,
       seed: opts.seed ?? 0,
+      computeDtype: recipe.dtype ?? computeDtypeOf(plan.reference.tensors.get(t.name)!.dtype),
       replayMask: async (i) => {
         if (!opts.replayMasks) return undefined;
         const tensor = await loadMask(backend, opts.replayMasks, `${t.name}::mask${i}`, t);
@@ -272,6 +279,10 @@ async function mergeTensor(plan: MergePlan, t: TensorPlan, job: MergeJob): Promi
   } finally {
     for (const x of live) backend.release(x);
   }
+}
+
+function computeDtypeOf(dtype: TensorInfo['dtype']): FloatDType {
+  return isFloatDType(dtype) ? dtype : 'F32';
 }
 
 /** Read and decode one model's tensor (cut to the plan's rows; cast through `dtype` if the recipe asks). */

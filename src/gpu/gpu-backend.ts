@@ -569,6 +569,25 @@ export class GpuBackend implements Backend {
     });
   }
 
+  async quantize(t: Tensor, dtype: FloatDType): Promise<Tensor> {
+    const x = this.#tensor(t, 'quantize');
+    if (dtype === 'F32') return this.lincomb([{ x, coef: 1 }]);
+    const kernel = dtype === 'BF16' ? KERNELS.quantizeBf16 : KERNELS.quantizeF16;
+    return this.#withOutput('quantize', x.shape, x.layout, async (out) => {
+      const batch = this.ctx.batch(`quantize ${dtype}`);
+      const xc = this.#chunks(x, 'quantize');
+      out.forEach((buf, c) => {
+        const len = chunkLength(x.layout, c);
+        batch.dispatch(kernel, {
+          params: new ParamWriter().u32(len).bytes(),
+          buffers: { 1: xc[c], 2: buf },
+          workgroups: Math.ceil(len / WORKGROUP_SIZE),
+        });
+      });
+      await batch.submit();
+    });
+  }
+
   release(t: Tensor): void {
     if (!(t instanceof GpuTensor) || !this.#live.has(t)) return;
     this.#live.delete(t);

@@ -188,3 +188,30 @@ describe('f32 sweep encode vs the CPU codecs', () => {
     }
   });
 });
+
+describe('quantize (round to BF16/F16 and back) against the CPU codecs', () => {
+  it.each(['BF16', 'F16', 'F32'] as const)('%s on odd sizes across chunks, special values included', async (dtype) => {
+    const specials = [0, -0, 1, -1, 65504, 65520, 1e-8, -3e-5, 6.1e-5, 2 ** -24, 3.4e38, Infinity, -Infinity];
+    const values = new Float32Array(4099);
+    let s = 12345;
+    for (let i = 0; i < values.length; i++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      values[i] = i < specials.length ? specials[i] : ((s / 2 ** 32) - 0.5) * 2 ** ((i % 40) - 20);
+    }
+    const want = dtype === 'F32' ? values : new Float32Array(
+      Array.from(values, (v) => {
+        const bytes = encodeFloats(Float32Array.of(v), dtype);
+        const bits = bytes[0] | (bytes[1] << 8);
+        return dtype === 'BF16' ? bf16BitsToF32(bits) : f16BitsToF32(bits);
+      }),
+    );
+    for (const be of [whole, chunked]) {
+      const t = await be.fromArray(values, [values.length]);
+      const q = await be.quantize(t, dtype);
+      const got = await be.read(q);
+      be.release(t);
+      be.release(q);
+      expect(Array.from(got)).toEqual(Array.from(want));
+    }
+  });
+});

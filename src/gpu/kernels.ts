@@ -31,6 +31,8 @@ export const KERNELS = {
   decodeF16: defineKernel(CODEC, 'decode_f16', { 0: 'uniform', 1: 'read-only-storage', 2: 'storage' }),
   encodeBf16: defineKernel(CODEC, 'encode_bf16', { 0: 'uniform', 1: 'read-only-storage', 2: 'storage' }),
   encodeF16: defineKernel(CODEC, 'encode_f16', { 0: 'uniform', 1: 'read-only-storage', 2: 'storage' }),
+  quantizeBf16: defineKernel(CODEC, 'quantize_bf16', { 0: 'uniform', 1: 'read-only-storage', 2: 'storage' }),
+  quantizeF16: defineKernel(CODEC, 'quantize_f16', { 0: 'uniform', 1: 'read-only-storage', 2: 'storage' }),
 
   lincomb: defineKernel(ELEMENTWISE, 'lincomb', {
     0: 'uniform',

@@ -147,3 +147,25 @@ fn encode_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
   }
   dst[w] = f32_bits_to_f16(src[i]) | (hi << 16u);
 }
+
+// quantize_*: round f32 values to BF16/F16 and widen them back to f32 (one thread per element, src
+// and dst both one f32 bit pattern per u32). Emulates math that mergekit does natively in 16 bits.
+@compute @workgroup_size(256)
+fn quantize_bf16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+  let i = thread_index(wid, nwg, lid);
+  if (i >= params.n) {
+    return;
+  }
+  dst[i] = f32_bits_to_bf16(src[i]) << 16u;
+}
+
+@compute @workgroup_size(256)
+fn quantize_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let i = thread_index(wid, nwg, lid);
+  if (i >= params.n) {
+    return;
+  }
+  dst[i] = f16_to_f32_bits(f32_bits_to_f16(src[i]));
+}

@@ -4,6 +4,7 @@
  * sparsify δ_i with its own parameters; optionally rescale what was kept; WD_i = w_i·δ_i; combine
  * (TIES sign election, or a plain sum); optionally divide by the weight sum; × lambda; + base.
  */
+import { roundScalar, type FloatDType } from '../../core/dtype.ts';
 import type { ParamSpec } from '../../core/params.ts';
 import type { Tensor } from '../backend.ts';
 import { copyOf, nonBaseModels, ParamReader, releaseAll, requireBase } from './common.ts';
@@ -128,6 +129,11 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
         factors.push(weights[i] * scale);
       }
 
+      const compute = ctx.computeDtype ?? 'F32';
+      if (compute !== 'F32') {
+        return await mergeRounded({ ctx, base, kept, weights, factors, owned, normalize, lambda, compute, election: opts.election });
+      }
+
       if (opts.election) {
         const wds: Tensor[] = [];
         for (let i = 0; i < kept.length; i++) {
@@ -154,6 +160,67 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
       ]);
     } finally {
       releaseAll(backend, owned);
+    }
+  }
+
+  /**
+   * The same combination with every intermediate rounded to `compute`, as mergekit computes it in
+   * torch BF16/F16 when the recipe sets no float32 `dtype`: δ·w, the sum over models, the division,
+   * lambda and the final add each round once (weights too are stored in that dtype). Matches the
+   * reference within an ulp or two instead of the tens of ulps plain f32 math gives near zero.
+   */
+  async function mergeRounded(a: {
+    ctx: MergeContext;
+    base: Tensor;
+    kept: Tensor[];
+    weights: number[];
+    factors: number[];
+    owned: Tensor[];
+    normalize: boolean;
+    lambda: number;
+    compute: FloatDType;
+    election: boolean;
+  }): Promise<Tensor> {
+    const { backend } = a.ctx;
+    const round = async (t: Tensor) => {
+      const r = await backend.quantize(t, a.compute);
+      a.owned.push(r);
+      return r;
+    };
+    const lin = async (terms: { x: Tensor; coef: number }[]) => {
+      const t = await backend.lincomb(terms);
+      a.owned.push(t);
+      return round(t);
+    };
+    const wq = a.weights.map((w) => roundScalar(w, a.compute));
+    const wds: Tensor[] = [];
+    for (let i = 0; i < a.kept.length; i++) {
+      const rescale = a.factors[i] / a.weights[i];
+      const kept = Number.isFinite(rescale) && rescale !== 1 ? await lin([{ x: a.kept[i], coef: rescale }]) : a.kept[i];
+      wds.push(await lin([{ x: kept, coef: wq[i] }]));
+    }
+    let mixed: Tensor;
+    if (a.election) {
+      const elected = await backend.signElect(wds, wq, a.normalize);
+      a.owned.push(elected);
+      mixed = await round(elected);
+    } else {
+      mixed = await lin(wds.map((x) => ({ x, coef: 1 })));
+      if (a.normalize) {
+        let divisor = roundScalar(wq.reduce((s, w) => s + w, 0), a.compute);
+        if (Math.abs(divisor) < DIVISOR_EPS) divisor = 1;
+        mixed = await lin([{ x: mixed, coef: 1 / divisor }]);
+      }
+    }
+    if (a.lambda !== 1) mixed = await lin([{ x: mixed, coef: a.lambda }]);
+    const sum = await backend.lincomb([
+      { x: a.base, coef: 1 },
+      { x: mixed, coef: 1 },
+    ]);
+    try {
+      return await backend.quantize(sum, a.compute);
+    } finally {
+      backend.release(sum);
     }
   }
 

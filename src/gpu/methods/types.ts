@@ -4,6 +4,7 @@
  * on the CPU reference backend. Methods never read files or parse recipes.
  */
 import type { MethodSchema, ParamScalar, ParamSpec } from '../../core/params.ts';
+import type { FloatDType } from '../../core/dtype.ts';
 import type { Backend, Tensor } from '../backend.ts';
 
 export type ResolvedParams = Readonly<Record<string, ParamScalar>>;
@@ -31,6 +32,11 @@ export interface MergeContext {
   /** Global parameters resolved for this tensor, defaults applied. */
   params: ResolvedParams;
   seed: number;
+  /**
+   * The dtype mergekit would do this tensor's math in: the recipe's `dtype`, else the inputs' own.
+   * BF16/F16 make methods that emulate 16-bit math round after each op (absent or F32: plain f32).
+   */
+  computeDtype?: FloatDType;
   /**
    * A keep-mask replayed from a file for non-base model `deltaIndex`, or undefined to draw one.
    * The method may release the mask once used (the engine's own release after that is a no-op).
