@@ -6,7 +6,7 @@
  * Peak memory is a few copies of the largest tensor: each tensor's inputs are read, decoded, merged,
  * encoded and written before the next tensor is touched.
  */
-import { decodeFloats, encodeFloats, isFloatDType, TORCH_DTYPE_NAMES, type FloatDType } from '../core/dtype.ts';
+import { byteLength, decodeFloats, encodeFloats, isFloatDType, TORCH_DTYPE_NAMES, type FloatDType } from '../core/dtype.ts';
 import type { Recipe } from '../core/recipe/types.ts';
 import { numLayersOf, resolveTensorParams } from '../core/recipe/resolve.ts';
 import { recipeToYaml } from '../core/recipe/write.ts';
@@ -223,8 +223,7 @@ export async function runMerge(job: MergeJob): Promise<MergeResult> {
 }
 
 function outputBytes(t: OutputTensorSpec): number {
-  const numel = t.shape.reduce((a, b) => a * b, 1);
-  return t.dtype === 'F32' ? numel * 4 : isFloatDType(t.dtype) ? numel * 2 : NaN;
+  return byteLength(t.dtype, t.shape.reduce((a, b) => a * b, 1));
 }
 
 /** Merge one float tensor; returns its bytes in the output dtype. */

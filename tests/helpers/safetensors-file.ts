@@ -11,7 +11,10 @@ export interface RawTensor {
 }
 
 export function readSafetensorsFile(path: string): Map<string, RawTensor> {
-  const buf = new Uint8Array(readFileSync(path));
+  return readSafetensorsBytes(new Uint8Array(readFileSync(path)));
+}
+
+export function readSafetensorsBytes(buf: Uint8Array): Map<string, RawTensor> {
   const n = Number(new DataView(buf.buffer, buf.byteOffset).getBigUint64(0, true));
   const header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + n))) as Record<
     string,
