@@ -1,8 +1,98 @@
-export function App() {
+/**
+ * The studio page: header, shelf and compatibility on the left, method, recipe and merge on the
+ * right. Files, folders and recipes can be dropped anywhere on the page.
+ */
+import { useEffect, useRef, useState } from 'react';
+import { CompatPanel } from './components/CompatPanel.tsx';
+import { Header } from './components/Header.tsx';
+import { MergePanel } from './components/MergePanel.tsx';
+import { MethodPanel } from './components/MethodPanel.tsx';
+import { RecipePanel } from './components/RecipePanel.tsx';
+import { Shelf } from './components/Shelf.tsx';
+import { readDrop, takeDroppedItems, type DropContents } from './sources/dropped.ts';
+import { useStudioStore } from './store-context.tsx';
+
+export interface AppProps {
+  canPickFolder: boolean;
+  download(name: string, blob: Blob): void;
+}
+
+export function App({ canPickFolder, download }: AppProps) {
+  const store = useStudioStore();
+  const [dragging, setDragging] = useState(false);
+  const depth = useRef(0);
+
+  const accept = async (contents: DropContents) => {
+    const state = store.getState();
+    if (contents.models.length > 0) state.addDroppedModels(contents.models);
+    for (const r of contents.recipes) state.importRecipe(await r.blob.text(), r.name);
+  };
+
+  // Drops anywhere on the page: folders are walked with the entries API.
+  useEffect(() => {
+    const isFiles = (ev: globalThis.DragEvent) => Array.from(ev.dataTransfer?.types ?? []).includes('Files');
+    const onEnter = (ev: globalThis.DragEvent) => {
+      if (!isFiles(ev)) return;
+      depth.current++;
+      setDragging(true);
+    };
+    const onLeave = () => {
+      depth.current = Math.max(0, depth.current - 1);
+      if (depth.current === 0) setDragging(false);
+    };
+    const onOver = (ev: globalThis.DragEvent) => {
+      if (!isFiles(ev)) return;
+      ev.preventDefault();
+      if (ev.dataTransfer) ev.dataTransfer.dropEffect = 'copy';
+    };
+    const onDrop = (ev: globalThis.DragEvent) => {
+      ev.preventDefault();
+      depth.current = 0;
+      setDragging(false);
+      if (!ev.dataTransfer) return;
+      const { entries, looseFiles } = takeDroppedItems(ev.dataTransfer);
+      void readDrop(entries, looseFiles).then(accept);
+    };
+    window.addEventListener('dragenter', onEnter);
+    window.addEventListener('dragleave', onLeave);
+    window.addEventListener('dragover', onOver);
+    window.addEventListener('drop', onDrop);
+    return () => {
+      window.removeEventListener('dragenter', onEnter);
+      window.removeEventListener('dragleave', onLeave);
+      window.removeEventListener('dragover', onOver);
+      window.removeEventListener('drop', onDrop);
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
   return (
-    <main>
-      <h1>Merge Studio</h1>
-      <p>Model merging in the browser on WebGPU.</p>
-    </main>
+    <div className="app">
+      <Header />
+      <main className="layout">
+        <div className="column left">
+          <Shelf onFiles={(c) => void accept(c)} />
+          <CompatPanel />
+        </div>
+        <div className="column right">
+          <MethodPanel />
+          <MergePanel canPickFolder={canPickFolder} />
+          <RecipePanel onDownload={download} />
+        </div>
+      </main>
+      {dragging ? <DropOverlay /> : null}
+    </div>
   );
 }
+
+function DropOverlay() {
+  return (
+    <div className="drop-overlay" aria-hidden="true">
+      <div className="drop-box">
+        <strong>Drop to add</strong>
+        <span>model folders, .safetensors files, or a recipe (.yml)</span>
+      </div>
+    </div>
+  );
+}
+

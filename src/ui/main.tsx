@@ -1,9 +1,98 @@
+/**
+ * Entry point: starts the engine worker, makes the store, restores the recipe from the link (or
+ * opens the demo set), keeps the link in step with the recipe, and renders the studio.
+ */
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
+import { recipeToYaml } from '../core/recipe/write.ts';
 import { App } from './App.tsx';
+import { fetchDemoSet } from './demo.ts';
+import { decodeRecipeHash, encodeRecipeHash } from './recipe-link.ts';
+import { createStudioStore, type StudioDeps } from './store/index.ts';
+import { StoreProvider } from './store-context.tsx';
+import { installTestApi } from './test-api.ts';
+import { EngineClient } from './worker/client.ts';
+import { startEngineWorker } from './worker/start.ts';
+import './styles.css';
+
+const engine = new EngineClient(startEngineWorker());
+let exportDirectory: FileSystemDirectoryHandle | null = null;
+const downloads: { name: string; size: number }[] = [];
+
+function download(name: string, blob: Blob) {
+  downloads.push({ name, size: blob.size });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+const deps: StudioDeps = {
+  engine,
+  async pickDirectory() {
+    if (exportDirectory) return exportDirectory;
+    if (!window.showDirectoryPicker) return null;
+    return window.showDirectoryPicker({ id: 'merge-studio-export', mode: 'readwrite', startIn: 'downloads' });
+  },
+  loadDemoSet: () => fetchDemoSet(`${import.meta.env.BASE_URL}demo/`),
+  download,
+};
+
+const store = createStudioStore(deps);
+installTestApi({ store, setExportDirectory: (dir) => (exportDirectory = dir), downloads });
+
+/** Import the recipe in the link, if any; true when one was found (even if it had an error). */
+function importFromLink(): boolean {
+  let yaml: string | null;
+  try {
+    yaml = decodeRecipeHash(location.hash);
+  } catch (err) {
+    store.setState({ recipeNotice: { kind: 'error', text: (err as Error).message } });
+    return true;
+  }
+  if (yaml === null) return false;
+  store.getState().importRecipe(yaml, 'the link');
+  return true;
+}
+
+async function start() {
+  void store.getState().probeGpu();
+  const fromLink = importFromLink();
+  const needsDemo = store.getState().shelf.some((m) => m.ref.startsWith('./demo/') && m.load.status === 'missing');
+  if (!fromLink || needsDemo) {
+    try {
+      await store.getState().loadDemoSet();
+    } catch (err) {
+      store.setState({ recipeNotice: { kind: 'error', text: (err as Error).message } });
+    }
+  }
+  // From now on the link follows the recipe (replaceState: no history entry per slider move).
+  let lastYaml = '';
+  const syncLink = () => {
+    const yaml = recipeToYaml(store.getState().recipe);
+    if (yaml === lastYaml) return;
+    lastYaml = yaml;
+    history.replaceState(null, '', encodeRecipeHash(yaml));
+  };
+  syncLink();
+  store.subscribe((s, prev) => {
+    if (s.recipe !== prev.recipe) syncLink();
+  });
+  window.addEventListener('hashchange', () => {
+    lastYaml = '';
+    importFromLink();
+  });
+}
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
-    <App />
+    <StoreProvider store={store}>
+      <App canPickFolder={typeof window.showDirectoryPicker === 'function'} download={download} />
+    </StoreProvider>
   </StrictMode>,
 );
+void start();

@@ -131,14 +131,14 @@ export const RULE_FILTERS = [
 ] as const;
 
 /** A value converted to another editing mode, keeping what it can. */
-export function convertValue(value: ParamValue | undefined, to: ValueMode, fallback: number, numLayers: number): ParamValue {
+export function convertValue(value: ParamValue | undefined, to: ValueMode, fallback: number, numLayers: number | null): ParamValue {
   const v = firstNumber(value, fallback);
   switch (to) {
     case 'scalar':
       return v;
     case 'curve': {
-      // A flat curve with a point per few layers to drag: at most 5, at least 2.
-      const points = Math.max(2, Math.min(5, numLayers));
+      // A flat curve with a point per layer up to 5 (3 while the layer count is unknown).
+      const points = numLayers === null ? 3 : Math.max(2, Math.min(5, numLayers));
       return Array.from({ length: points }, () => v);
     }
     case 'rules': {

@@ -1,0 +1,70 @@
+/** The compatibility check of the merge's models, shown before merging, each problem in words. */
+import { errorInWords } from '../errors.ts';
+import { useStudio } from '../store-context.tsx';
+
+export function CompatPanel() {
+  const compat = useStudio((s) => s.compat);
+  let body;
+  switch (compat.status) {
+    case 'idle':
+      body = <p className="hint">Add models to the merge to check that they fit together.</p>;
+      break;
+    case 'waiting':
+      body = <p className="hint">Waiting for {compat.pending.join(', ')} to load.</p>;
+      break;
+    case 'checking':
+      body = <p className="hint">Checking names, shapes and architectures…</p>;
+      break;
+    case 'failed': {
+      const words = errorInWords(compat.error);
+      body = (
+        <div className="problems" role="alert">
+          <strong>{words.title}</strong>
+          <p>{words.text}</p>
+        </div>
+      );
+      break;
+    }
+    case 'done': {
+      const { report } = compat;
+      body = (
+        <>
+          {report.ok ? (
+            <p className="ok-text" data-testid="compat.ok">
+              ✓ The models fit together: same architecture, tensor names and shapes.
+            </p>
+          ) : (
+            <div className="problems" role="alert" data-testid="compat.problems">
+              <strong>These models cannot be merged:</strong>
+              <ul>
+                {report.problems.map((p, i) => (
+                  <li key={i}>{p}</li>
+                ))}
+              </ul>
+            </div>
+          )}
+          {report.notes.length > 0 ? (
+            <ul className="notes" data-testid="compat.notes">
+              {report.notes.map((n, i) => (
+                <li key={i}>{n}</li>
+              ))}
+            </ul>
+          ) : null}
+        </>
+      );
+      break;
+    }
+    default: {
+      const never: never = compat;
+      body = String(never);
+    }
+  }
+  return (
+    <section className="panel compat" aria-labelledby="compat-title" aria-live="polite" data-testid="compat.panel">
+      <header className="panel-head">
+        <h2 id="compat-title">Compatibility</h2>
+      </header>
+      {body}
+    </section>
+  );
+}
