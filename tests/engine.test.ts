@@ -63,6 +63,22 @@ describe('runMerge', () => {
     expect([...out.files.keys()].sort()).toEqual(['README.md', 'config.json', 'mergekit_config.yml', 'model.safetensors']);
   });
 
+  it('casts inputs through the recipe dtype before the math (F32 inputs, dtype bfloat16, out float32)', async () => {
+    const recipe = parseRecipe(
+      'models:\n  - model: a\n    parameters: {weight: 1}\n  - model: b\n    parameters: {weight: 1}\n' +
+        'merge_method: linear\ndtype: bfloat16\nout_dtype: float32\n',
+      methodLookup,
+    );
+    // 1.001 and 3.0039 are not BF16 values: rounded first they are 1 and 3, whose mean is exactly 2.
+    const a = await model('a', [{ name: 'w', dtype: 'F32', shape: [2], values: [1.001, -1.001] }]);
+    const b = await model('b', [{ name: 'w', dtype: 'F32', shape: [2], values: [3.0039, -3.0039] }]);
+    const out = new MemoryOutputFolder();
+    await runMerge({ recipe, sources: new Map([['a', a], ['b', b]]), backend: new CpuBackend(), output: out });
+    const w = readSafetensorsBytes(out.files.get('model.safetensors')!).get('w')!;
+    expect(w.dtype).toBe('F32');
+    expect(Array.from(decodeFloats(w.bytes, 'F32'))).toEqual([2, -2]);
+  });
+
   it('names the tensor and the model when a tensor is missing or shapes differ', async () => {
     const a = await model('a', [{ name: 'w', dtype: 'F32', shape: [2], values: [1, 2] }]);
     const missing = await model('b', [{ name: 'v', dtype: 'F32', shape: [2], values: [1, 2] }]);

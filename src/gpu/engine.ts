@@ -6,7 +6,7 @@
  * Peak memory is a few copies of the largest tensor: each tensor's inputs are read, decoded, merged,
  * encoded and written before the next tensor is touched.
  */
-import { byteLength, decodeFloats, encodeFloats, isFloatDType, TORCH_DTYPE_NAMES, type FloatDType } from '../core/dtype.ts';
+import { byteLength, isFloatDType, TORCH_DTYPE_NAMES, type FloatDType } from '../core/dtype.ts';
 import type { Recipe } from '../core/recipe/types.ts';
 import { numLayersOf, resolveTensorParams } from '../core/recipe/resolve.ts';
 import { recipeToYaml } from '../core/recipe/write.ts';
@@ -188,12 +188,20 @@ export async function runMerge(job: MergeJob): Promise<MergeResult> {
     });
     const bytesTotal = specs.reduce((s, t) => s + outputBytes(t), 0);
     let bytesDone = 0;
+    // Read the next tensor's inputs while this one merges (network and disk overlap the GPU work);
+    // at most two tensors' raw bytes are held at once.
+    const readAt = (i: number) => {
+      const reading = readInputs(plan, plan.tensors[i], opts.signal);
+      reading.catch(() => undefined); // a failure surfaces when awaited
+      return reading;
+    };
+    let next = plan.tensors.length > 0 ? readAt(0) : undefined;
     for (let i = 0; i < plan.tensors.length; i++) {
       checkAborted(opts.signal);
       const t = plan.tensors[i];
-      const bytes = t.merged
-        ? await mergeTensor(plan, t, job)
-        : await plan.reference.readTensor(t.name, opts.signal);
+      const raw = await next!;
+      next = i + 1 < plan.tensors.length ? readAt(i + 1) : undefined;
+      const bytes = t.merged ? await mergeTensor(plan, t, raw, job) : raw.get(plan.reference)!;
       await writer.writeTensor(t.name, bytes);
       bytesDone += bytes.byteLength;
       const seconds = (Date.now() - started) / 1000;
@@ -226,8 +234,27 @@ function outputBytes(t: OutputTensorSpec): number {
   return byteLength(t.dtype, t.shape.reduce((a, b) => a * b, 1));
 }
 
+/** The raw bytes of one output tensor in every model that takes part (the reference only, for copies). */
+async function readInputs(plan: MergePlan, t: TensorPlan, signal?: AbortSignal): Promise<Map<ModelSource, Uint8Array>> {
+  const models = !t.merged
+    ? [plan.reference]
+    : [...new Set([...(plan.base && plan.method.base !== 'unused' ? [plan.base] : []), ...plan.models])];
+  const bytes = await Promise.all(models.map((m) => readTensorBytes(m, t, signal)));
+  return new Map(models.map((m, i) => [m, bytes[i]]));
+}
+
+/** One model's bytes of a tensor, cut to the plan's rows when vocabularies differ. */
+function readTensorBytes(m: ModelSource, t: TensorPlan, signal?: AbortSignal): Promise<Uint8Array> {
+  const info = m.tensors.get(t.name)!;
+  if (t.rows !== undefined && info.shape[0] !== t.rows) {
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    return m.readTensorRange(t.name, 0, byteLength(info.dtype, numel), signal);
+  }
+  return m.readTensor(t.name, signal);
+}
+
 /** Merge one float tensor; returns its bytes in the output dtype. */
-async function mergeTensor(plan: MergePlan, t: TensorPlan, job: MergeJob): Promise<Uint8Array> {
+async function mergeTensor(plan: MergePlan, t: TensorPlan, raw: Map<ModelSource, Uint8Array>, job: MergeJob): Promise<Uint8Array> {
   const { recipe, backend } = job;
   const opts = job.options ?? {};
   const live: Tensor[] = [];
@@ -235,7 +262,7 @@ async function mergeTensor(plan: MergePlan, t: TensorPlan, job: MergeJob): Promi
   const load = async (m: ModelSource): Promise<Tensor> => {
     const have = loaded.get(m);
     if (have) return have;
-    const tensor = await loadTensor(backend, m, t, recipe.dtype, opts.signal);
+    const tensor = await decodeInput(backend, raw.get(m)!, m.tensors.get(t.name)!.dtype as FloatDType, t.shape, recipe.dtype);
     loaded.set(m, tensor);
     live.push(tensor);
     return tensor;
@@ -284,22 +311,16 @@ function computeDtypeOf(dtype: TensorInfo['dtype']): FloatDType {
   return isFloatDType(dtype) ? dtype : 'F32';
 }
 
-/** Read and decode one model's tensor (cut to the plan's rows; cast through `dtype` if the recipe asks). */
-async function loadTensor(backend: Backend, m: ModelSource, t: TensorPlan, castTo: FloatDType | undefined, signal?: AbortSignal): Promise<Tensor> {
-  const info = m.tensors.get(t.name)!;
-  const dtype = info.dtype as FloatDType;
-  const numel = t.shape.reduce((a, b) => a * b, 1);
-  const elementBytes = dtype === 'F32' ? 4 : 2;
-  let bytes =
-    t.rows !== undefined && info.shape[0] !== t.rows
-      ? await m.readTensorRange(t.name, 0, numel * elementBytes, signal)
-      : await m.readTensor(t.name, signal);
-  if (castTo && castTo !== dtype) {
-    // mergekit casts inputs to `dtype` before the math: round through it so the math sees the same values.
-    bytes = encodeFloats(decodeFloats(bytes, dtype), castTo);
-    return backend.decode(bytes, castTo, t.shape);
+/** Decode one model's tensor; cast through the recipe's `dtype` first, as mergekit casts its inputs. */
+async function decodeInput(backend: Backend, bytes: Uint8Array, dtype: FloatDType, shape: readonly number[], castTo: FloatDType | undefined): Promise<Tensor> {
+  const tensor = await backend.decode(bytes, dtype, shape);
+  // Widening to F32 is exact; narrowing (or F16 <-> BF16) rounds, and the math must see the rounded values.
+  if (!castTo || castTo === 'F32' || castTo === dtype) return tensor;
+  try {
+    return await backend.quantize(tensor, castTo);
+  } finally {
+    backend.release(tensor);
   }
-  return backend.decode(bytes, dtype, t.shape);
 }
 
 async function loadMask(backend: Backend, masks: ModelSource, key: string, t: TensorPlan): Promise<Tensor> {
