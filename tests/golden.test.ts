@@ -46,13 +46,16 @@ function breadcrumbsBugTensors(caseName: string, want: Map<string, { shape: numb
   return hit;
 }
 
-describe.each(['gpu', 'cpu'])('golden cases through the CLI (%s backend)', (backend) => {
+describe.each(['gpu', 'gpu-chunked', 'cpu'])('golden cases through the CLI (%s backend)', (backend) => {
   it.each(cases)('%s', async (name) => {
     expect(cases.length).toBeGreaterThanOrEqual(12);
     const dir = join(GOLDEN, 'cases', name);
     const meta = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as { tolerance: Tolerance };
     const out = join(work, `${backend}-${name}`);
-    const args = ['merge', join(dir, 'recipe.yml'), '--out', out, '--backend', backend, '--quiet'];
+    const args = ['merge', join(dir, 'recipe.yml'), '--out', out, '--quiet'];
+    // gpu-chunked: every tensor of 4096+ elements spans several GPU buffers (the out-of-core path).
+    args.push(...(backend === 'cpu' ? ['--backend', 'cpu'] : ['--backend', 'gpu']));
+    if (backend === 'gpu-chunked') args.push('--chunk-elements', '1000');
     if (existsSync(join(dir, 'masks.safetensors'))) args.push('--replay-masks', join(dir, 'masks.safetensors'));
     const { code, stderr } = await cli(args);
     expect(stderr).toBe('');

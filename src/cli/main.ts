@@ -16,9 +16,12 @@ const USAGE = `merge-studio: model merging on WebGPU (mergekit recipes)
 
 usage:
   merge-studio merge RECIPE.yml --out DIR [--backend gpu|cpu] [--shard-size 5GB] [--seed N]
-                                [--replay-masks FILE] [--overwrite] [--quiet]
+                                [--replay-masks FILE] [--chunk-elements N] [--overwrite] [--quiet]
   merge-studio inspect PATH       tensors of a .safetensors file or model folder
   merge-studio methods            the merge methods and their parameters
+
+--chunk-elements splits GPU tensors into chunks of at most N elements (default: as large as the
+device's maxStorageBufferBindingSize allows).
 
 Hub models (org/name[@revision]) are read from $HF_ENDPOINT (default https://huggingface.co) with
 $HF_TOKEN for gated repos; downloaded ranges are cached in $MERGE_STUDIO_CACHE (default ~/.cache/merge-studio).`;
@@ -72,6 +75,7 @@ async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
     'shard-size': { type: 'string', default: '5GB' },
     seed: { type: 'string', default: '0' },
     'replay-masks': { type: 'string' },
+    'chunk-elements': { type: 'string' },
     overwrite: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
   });
@@ -83,6 +87,12 @@ async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
   const maxShardBytes = parseByteSize(values['shard-size'] as string, '--shard-size');
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be an integer in [0, 4294967295], not "${values.seed}"`);
+
+  const chunkText = values['chunk-elements'] as string | undefined;
+  const maxChunkElements = chunkText === undefined ? undefined : Number(chunkText);
+  if (maxChunkElements !== undefined && !(Number.isInteger(maxChunkElements) && maxChunkElements >= 256)) {
+    throw new UsageError(`--chunk-elements must be an integer of at least 256, not "${chunkText}"`);
+  }
 
   const recipePath = positionals[0];
   const text = await readFile(recipePath, 'utf8').catch((e: NodeJS.ErrnoException) => {
@@ -97,7 +107,7 @@ async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
   try {
     const sources = await openModelsForRecipe(recipe, recipePath, { signal: controller.signal, log: (line) => !values.quiet && stderr.write(line + '\n') });
     const replayMasks = values['replay-masks'] ? await openLocalModel(values['replay-masks'] as string) : undefined;
-    backend = await createBackend(backendKind as BackendKind);
+    backend = await createBackend(backendKind as BackendKind, { maxChunkElements });
     if (!values.quiet) stderr.write(`merge-studio: ${recipe.mergeMethod} of ${recipe.models.length} models on ${backend.description}\n`);
     const report = progressReporter(stderr, values.quiet as boolean);
     const result = await runMerge({
