@@ -56,11 +56,9 @@ export function MergePanel({ canPickFolder }: { canPickFolder: boolean }) {
   const busy = job.status === 'running' || job.status === 'picking';
 
   return (
-    <section className="panel merge" aria-labelledby="merge-title">
-      <header className="panel-head">
-        <h2 id="merge-title">Merge</h2>
-      </header>
+    <section className="panel merge" aria-labelledby="merge-title" data-testid="merge.panel">
       <div className="merge-settings">
+        <h2 id="merge-title">Merge</h2>
         <div className="field">
           <label htmlFor="out-name">Output name</label>
           <input id="out-name" type="text" value={s.outputName} onChange={(e) => s.setOutputName(e.target.value)} spellCheck={false} data-testid="merge.output-name" />
@@ -108,6 +106,7 @@ export function MergePanel({ canPickFolder }: { canPickFolder: boolean }) {
           </label>
         </fieldset>
       </div>
+      <div className="merge-bottom">
       <div className="merge-actions">
         <button
           type="button"
@@ -122,15 +121,18 @@ export function MergePanel({ canPickFolder }: { canPickFolder: boolean }) {
           Merge &amp; download .zip
         </button>
       </div>
-      {reason && !busy ? (
-        <p className="blocker" data-testid="merge.blocker">
-          Before merging: {reason}.
-        </p>
-      ) : null}
-      {!canPickFolder ? (
-        <p className="hint">This browser cannot write to a folder (File System Access API); the .zip download works for models up to 2 GB.</p>
-      ) : null}
-      <JobView job={job} onCancel={s.cancelMerge} onDismiss={s.dismissJob} />
+      <div className="merge-status">
+        {reason && !busy && (job.status === 'idle' || job.status === 'done' || job.status === 'cancelled') ? (
+          <p className="blocker" data-testid="merge.blocker">
+            Before merging: {reason}.
+          </p>
+        ) : null}
+        <JobView job={job} onCancel={s.cancelMerge} onDismiss={s.dismissJob} />
+        {!canPickFolder && job.status === 'idle' ? (
+          <p className="hint">This browser cannot write to a folder (File System Access API): the .zip download works for models up to 2 GB.</p>
+        ) : null}
+      </div>
+      </div>
     </section>
   );
 }
@@ -147,13 +149,17 @@ function JobView({ job, onCancel, onDismiss }: { job: StudioState['job']; onCanc
       const r = job.result;
       return (
         <div className="result ok" role="status" data-testid="merge.done">
-          <strong>Merged {r.tensors} tensors ({formatBytes(r.bytes)}) in {formatDuration(r.seconds)}</strong>
-          <p>
-            Saved to {r.destination} · {r.backend}
-          </p>
-          <p className="files">{r.files.join(' · ')}</p>
-          <button type="button" className="small ghost" onClick={onDismiss}>
-            Dismiss
+          <div className="result-text">
+            <strong>
+              ✓ Merged {r.tensors} tensors ({formatBytes(r.bytes)}) in {formatDuration(r.seconds)}
+            </strong>
+            <p>
+              Saved to {r.destination} · {r.backend}
+            </p>
+            <p className="files">{r.files.join(' · ')}</p>
+          </div>
+          <button type="button" className="icon" onClick={onDismiss} aria-label="Dismiss the result">
+            ×
           </button>
         </div>
       );
@@ -162,10 +168,12 @@ function JobView({ job, onCancel, onDismiss }: { job: StudioState['job']; onCanc
       const words = errorInWords(job.error);
       return (
         <div className="result error" role="alert" data-testid="merge.error">
-          <strong>{words.title}</strong>
-          <p>{words.text}</p>
-          <button type="button" className="small ghost" onClick={onDismiss}>
-            Dismiss
+          <div className="result-text">
+            <strong>{words.title}</strong>
+            <p>{words.text}</p>
+          </div>
+          <button type="button" className="icon" onClick={onDismiss} aria-label="Dismiss the error">
+            ×
           </button>
         </div>
       );
@@ -173,10 +181,12 @@ function JobView({ job, onCancel, onDismiss }: { job: StudioState['job']; onCanc
     case 'cancelled':
       return (
         <div className="result cancelled" role="status" data-testid="merge.cancelled">
-          <strong>Merge cancelled</strong>
-          <p>Nothing was saved: the partial files were removed.</p>
-          <button type="button" className="small ghost" onClick={onDismiss}>
-            Dismiss
+          <div className="result-text">
+            <strong>Merge cancelled</strong>
+            <p>Nothing was saved: the partial files were removed.</p>
+          </div>
+          <button type="button" className="icon" onClick={onDismiss} aria-label="Dismiss">
+            ×
           </button>
         </div>
       );

@@ -152,7 +152,8 @@ export class EngineHost {
   }
 
   #check(refs: readonly string[], baseRef: string | null): CompatReportInfo {
-    const ordered = baseRef !== null && refs.includes(baseRef) ? [baseRef, ...refs.filter((r) => r !== baseRef)] : [...refs];
+    // The base (when there is one) comes first: the others are compared with it.
+    const ordered = baseRef !== null ? [baseRef, ...refs.filter((r) => r !== baseRef)] : [...refs];
     const models: CompatModel[] = ordered.map((ref) => {
       const m = this.#models.get(ref);
       if (!m) throw new MergeInputError(`model "${ref}" is not loaded (add it to the shelf again)`);
