@@ -122,7 +122,26 @@ describe('merge-studio merge', () => {
     );
     const { code, stderr } = await cli(['merge', recipe('odd.yml', TIES.replace(`${MODELS}/llama-bf16/expert1`, odd)), '--out', join(work, 'odd-out'), '--backend', 'cpu']);
     expect(code).toBe(1);
-    expect(stderr).toMatch(/model\.embed_tokens\.weight|missing/);
+    expect(stderr).toMatch(/other-arch lacks 38 tensors that other models have/);
+    expect(stderr).toMatch(/and 1 more problems/);
+  });
+
+  it('checks compatibility from headers and configs before reading tensor data', async () => {
+    const other = join(work, 'other-type');
+    cpSync(join(MODELS, 'llama-bf16/expert1'), other, { recursive: true });
+    const config = JSON.parse(readFileSync(join(other, 'config.json'), 'utf8'));
+    writeFileSync(join(other, 'config.json'), JSON.stringify({ ...config, model_type: 'mistral' }));
+    // Tensor data zeroed out: the check must fail on the config alone, before any of it is used.
+    const bytes = readFileSync(join(other, 'model.safetensors'));
+    const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));
+    bytes.fill(0, headerEnd);
+    writeFileSync(join(other, 'model.safetensors'), bytes);
+    const out = join(work, 'type-out');
+    const { code, stderr } = await cli(['merge', recipe('type.yml', TIES.replace(`${MODELS}/llama-bf16/expert1`, other)), '--out', out, '--backend', 'cpu']);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/cannot be merged/);
+    expect(stderr).toMatch(/mistral/);
+    expect(existsSync(out)).toBe(false);
   });
 
   it('rejects bad options with usage errors', async () => {

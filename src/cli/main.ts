@@ -11,6 +11,9 @@ import { parseRecipe } from '../core/recipe/parse.ts';
 import { methodLookup, METHODS } from '../gpu/methods/index.ts';
 import { runMerge, type MergeProgress } from '../gpu/engine.ts';
 import { formatBytes, parseByteSize } from '../core/units.ts';
+import { checkCompatibility } from '../core/compat.ts';
+import type { Recipe } from '../core/recipe/types.ts';
+import type { ModelSource } from '../core/source.ts';
 
 const USAGE = `merge-studio: model merging on WebGPU (mergekit recipes)
 
@@ -106,6 +109,7 @@ async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
   let backend: Awaited<ReturnType<typeof createBackend>> | undefined;
   try {
     const sources = await openModelsForRecipe(recipe, recipePath, { signal: controller.signal, log: (line) => !values.quiet && stderr.write(line + '\n') });
+    reportCompatibility(recipe, sources, (line) => !values.quiet && stderr.write(line + '\n'));
     const replayMasks = values['replay-masks'] ? await openLocalModel(values['replay-masks'] as string) : undefined;
     backend = await createBackend(backendKind as BackendKind, { maxChunkElements });
     if (!values.quiet) stderr.write(`merge-studio: ${recipe.mergeMethod} of ${recipe.models.length} models on ${backend.description}\n`);
@@ -125,6 +129,27 @@ async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
   } finally {
     process.off('SIGINT', onSignal);
     backend?.destroy();
+  }
+}
+
+/** The header-only compatibility check, before any tensor byte is read: notes to stderr, problems fail. */
+function reportCompatibility(recipe: Recipe, sources: Map<string, ModelSource>, log: (line: string) => void) {
+  const refs = [...sources.keys()];
+  const report = checkCompatibility(
+    refs.map((ref) => sources.get(ref)!),
+    { baseIndex: recipe.baseModel ? refs.indexOf(recipe.baseModel) : 0 },
+  );
+  for (const note of report.notes) log(`merge-studio: note: ${note}`);
+  if (!report.ok) {
+    const more = report.problems.length > 1 ? ` (and ${report.problems.length - 1} more problems)` : '';
+    throw new IncompatibleModelsError(`models cannot be merged: ${report.problems[0].message}${more}`);
+  }
+}
+
+export class IncompatibleModelsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'IncompatibleModelsError';
   }
 }
 
