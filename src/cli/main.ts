@@ -141,7 +141,8 @@ function reportCompatibility(recipe: Recipe, sources: Map<string, ModelSource>, 
   );
   for (const note of report.notes) log(`merge-studio: note: ${note}`);
   if (!report.ok) {
-    const more = report.problems.length > 1 ? ` (and ${report.problems.length - 1} more problems)` : '';
+    const rest = report.problems.length - 1;
+    const more = rest > 0 ? ` (and ${rest} more problem${rest > 1 ? 's' : ''})` : '';
     throw new IncompatibleModelsError(`models cannot be merged: ${report.problems[0].message}${more}`);
   }
 }
