@@ -1,0 +1,251 @@
+/**
+ * The analysis reductions: the TypeScript reference against hand-computed values, and the WGSL
+ * kernels against the reference at odd sizes, with tensors cut into many chunks. Counts and
+ * histograms must be identical; the elected-contribution norms agree within f32 summation error
+ * (GPU: f32 block sums of 4096 added in f64, division within 2.5 ulp), stated as rel 1e-5.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GpuContext } from '../context.ts';
+import { CpuBackend } from '../cpu-backend.ts';
+import { createGpuBackend, type GpuBackend } from '../gpu-backend.ts';
+import { nodeGpu } from '../node-gpu.ts';
+import { BIN, BIN_COUNT, binEdges, binOf, BINS_PER_OCTAVE, MIN_EXPONENT, subBinMantissas } from './bins.ts';
+import { GpuAnalysisOps } from './gpu-ops.ts';
+import { AnalysisOpsError, pairIndex } from './ops.ts';
+import { electedContributionNormsSqOf, magnitudeHistogramOf, ReferenceAnalysisOps, signCountsOf } from './reference-ops.ts';
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Mixed magnitudes over many octaves, with zeros, -0, subnormals, Inf and NaN sprinkled in. */
+function awkwardValues(n: number, seed: number, sparsity = 0.1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = r();
+    if (u < sparsity) out[i] = 0;
+    else if (u < sparsity + 0.01) out[i] = -0;
+    else if (u < sparsity + 0.012) out[i] = (r() < 0.5 ? -1 : 1) * 1e-40; // subnormal
+    else if (u < sparsity + 0.013) out[i] = [Infinity, -Infinity, NaN][Math.floor(r() * 3)];
+    else out[i] = (r() < 0.5 ? -1 : 1) * 2 ** (-36 + r() * 40);
+  }
+  return out;
+}
+
+describe('histogram bins', () => {
+  it('puts each edge in its own bin and the value just below it in the previous one', () => {
+    const edges = binEdges();
+    expect(edges[0]).toBe(2 ** MIN_EXPONENT);
+    for (let k = 1; k < edges.length - 1; k++) {
+      expect(binOf(edges[k], edges)).toBe(BIN.firstRegular + k);
+      const below = new Float32Array([edges[k]]);
+      new Uint32Array(below.buffer)[0]--; // the f32 just below the edge
+      expect(binOf(below[0], edges)).toBe(BIN.firstRegular + k - 1);
+    }
+    expect(binOf(0, edges)).toBe(BIN.zero);
+    expect(binOf(-0, edges)).toBe(BIN.zero);
+    expect(binOf(1e-40, edges)).toBe(BIN.below);
+    expect(binOf(4, edges)).toBe(BIN.above);
+    expect(binOf(-Infinity, edges)).toBe(BIN.nonFinite);
+    expect(binOf(NaN, edges)).toBe(BIN.nonFinite);
+    // 1 = 2^0 starts octave 30 (k = 0 − MIN_EXPONENT); 1.5 is past 2^0.5 ≈ 1.414: sub-bin 2.
+    expect(binOf(1, edges)).toBe(BIN.firstRegular + -MIN_EXPONENT * BINS_PER_OCTAVE);
+    expect(binOf(-1.5, edges)).toBe(BIN.firstRegular + -MIN_EXPONENT * BINS_PER_OCTAVE + 2);
+  });
+
+  it('gives every edge of one sub-bin the same mantissa (what the kernel compares)', () => {
+    const edges = binEdges();
+    const mantissas = subBinMantissas();
+    const view = new DataView(new ArrayBuffer(4));
+    edges.slice(0, -1).forEach((e, k) => {
+      view.setFloat32(0, e, true);
+      const m = view.getUint32(0, true) & 0x7fffff;
+      const s = k % BINS_PER_OCTAVE;
+      expect(m).toBe(s === 0 ? 0 : mantissas[s - 1]);
+    });
+  });
+});
+
+describe('reference ops on hand-computed cases', () => {
+  it('counts support, uniqueness, consensus and conflicts', () => {
+    //          e:  0   1   2   3   4   5
+    const a = [1, -2, 0, 3, 0, -0];
+    const b = [2, 1, 0, -1, 0, 5];
+    const c = [-1, 1, 4, 0, 0, 0];
+    const s = signCountsOf([a, b, c]);
+    expect(s.nonzero).toEqual([3, 4, 3]);
+    // e2: only c; e5: only b (-0 in a is zero).
+    expect(s.unique).toEqual([0, 1, 1]);
+    // e4: none; e2, e5: one; e3: two (a, b); e0, e1: three.
+    expect(s.consensus).toEqual([1, 2, 1, 2]);
+    // e0: + + -, e1: - + +, e3: + -.
+    expect(s.conflictAll).toBe(3);
+    // both nonzero: ab {0,1,3}, ac {0,1}, bc {0,1}; conflicts ab {1,3}, ac {0,1}, bc {0}.
+    expect(s.pairBoth).toEqual([3, 3, 2, 3, 4, 2, 2, 2, 3]);
+    expect(s.pairConflict).toEqual([0, 2, 2, 2, 0, 1, 2, 1, 0]);
+  });
+
+  it('flips the signs of flipped tensors only', () => {
+    const s = signCountsOf([[1, -1], [1, -1]], [false, true]);
+    expect(s.pairConflict[1]).toBe(2);
+    expect(s.conflictAll).toBe(2);
+    expect(s.nonzero).toEqual([2, 2]);
+  });
+
+  it('bins magnitudes and finds the extremes', () => {
+    const h = magnitudeHistogramOf(Float32Array.of(0, -0.5, 0.5, 3, 1e-40, NaN, -Infinity, 8));
+    expect(h.counts[BIN.zero]).toBe(1);
+    expect(h.counts[BIN.below]).toBe(1);
+    expect(h.counts[BIN.above]).toBe(1);
+    expect(h.counts[BIN.nonFinite]).toBe(2);
+    expect(h.counts[binOf(0.5)]).toBe(2);
+    expect(h.counts[binOf(3)]).toBe(1);
+    expect(h.counts.reduce((x, y) => x + y, 0)).toBe(8);
+    expect(h.minNonzero).toBe(Math.fround(1e-40));
+    expect(h.max).toBe(8);
+    expect(magnitudeHistogramOf([NaN]).max).toBeNull();
+    expect(magnitudeHistogramOf([0, 0]).minNonzero).toBeNull();
+  });
+
+  it('splits an elected TIES merge into contributions', () => {
+    // e0: total 1 + 2 - 1 = 2 > 0: a, b kept, divisor 1 + 0.5 = 1.5 → a 1/1.5, b 2/1.5.
+    // e1: total -3 + 1 = -2 < 0: only a kept, divisor 1 → a -3.
+    const wa = [1, -3];
+    const wb = [2, 1];
+    const wc = [-1, 0];
+    const got = electedContributionNormsSqOf([wa, wb, wc], [1, 0.5, 2], true);
+    expect(got[0]).toBeCloseTo((1 / 1.5) ** 2 + 9, 6);
+    expect(got[1]).toBeCloseTo((2 / 1.5) ** 2, 6);
+    expect(got[2]).toBe(0);
+    const plain = electedContributionNormsSqOf([wa, wb, wc], [1, 0.5, 2], false);
+    expect(plain).toEqual([1 + 9, 4, 0]);
+  });
+});
+
+describe('GPU analysis ops against the reference', () => {
+  let ctx: GpuContext;
+  const gpus = new Map<number | undefined, GpuBackend>();
+  const cpu = new CpuBackend();
+  const reference = new ReferenceAnalysisOps(cpu);
+
+  beforeAll(async () => {
+    ctx = await GpuContext.create(nodeGpu());
+    for (const c of [undefined, 777]) gpus.set(c, createGpuBackend(ctx, { maxChunkElements: c }));
+  });
+
+  afterAll(() => {
+    for (const b of gpus.values()) b.destroy();
+    ctx?.destroy();
+  });
+
+  // 4099 and 9001 span several 4096-entry blocks; with 777-element chunks every tensor here but
+  // the smallest spans several chunks (and [7, 1300] has rows longer than a chunk).
+  const SHAPES = [[1], [7], [257], [4099], [3, 3000], [7, 1300]].map((shape) => ({ shape, name: shape.join('×') }));
+
+  for (const chunk of [undefined, 777]) {
+    describe(`chunks of ${chunk ?? 'any size'}`, () => {
+      it.each(SHAPES)('sign counts of 1, 3 and 16 tensors, shape $name', async ({ shape }) => {
+        const gpu = gpus.get(chunk)!;
+        const ops = new GpuAnalysisOps(gpu);
+        const numel = shape.reduce((a, b) => a * b, 1);
+        for (const n of [1, 3, 16]) {
+          const values = Array.from({ length: n }, (_, i) => awkwardValues(numel, 100 * n + i, i % 2 ? 0.6 : 0.1));
+          const flips = values.map((_, i) => i % 3 === 1);
+          const ts = await Promise.all(values.map((v) => gpu.fromArray(v, shape)));
+          try {
+            const got = await ops.signCounts(ts, flips);
+            expect(got).toEqual(signCountsOf(values, flips));
+          } finally {
+            for (const t of ts) gpu.release(t);
+          }
+        }
+      });
+
+      it.each(SHAPES)('magnitude histogram, shape $name', async ({ shape }) => {
+        const gpu = gpus.get(chunk)!;
+        const ops = new GpuAnalysisOps(gpu);
+        const numel = shape.reduce((a, b) => a * b, 1);
+        const values = awkwardValues(numel, numel);
+        const t = await gpu.fromArray(values, shape);
+        try {
+          const got = await ops.magnitudeHistogram(t);
+          const want = magnitudeHistogramOf(values);
+          expect(got.counts).toHaveLength(BIN_COUNT);
+          expect(got).toEqual(want);
+        } finally {
+          gpu.release(t);
+        }
+      });
+
+      it.each(SHAPES)('elected contribution norms of 5 tensors, shape $name', async ({ shape }) => {
+        const gpu = gpus.get(chunk)!;
+        const ops = new GpuAnalysisOps(gpu);
+        const numel = shape.reduce((a, b) => a * b, 1);
+        const r = rng(numel);
+        const values = Array.from({ length: 5 }, () => Float32Array.from({ length: numel }, () => (r() < 0.3 ? 0 : r() * 2 - 1)));
+        const weights = [1, 0.5, -0.7, 0.3, 2];
+        const ts = await Promise.all(values.map((v) => gpu.fromArray(v, shape)));
+        try {
+          for (const normalize of [true, false]) {
+            const got = await ops.electedContributionNormsSq(ts, weights, normalize);
+            const want = electedContributionNormsSqOf(values, weights, normalize);
+            got.forEach((g, k) => expect(Math.abs(g - want[k]), `model ${k}, normalize ${normalize}`).toBeLessThanOrEqual(1e-5 * want[k] + 1e-30));
+          }
+          expect(gpu.liveTensors).toBe(5);
+        } finally {
+          for (const t of ts) gpu.release(t);
+        }
+      });
+    });
+  }
+
+  it('frees every buffer it makes', async () => {
+    const gpu = gpus.get(777)!;
+    const ops = new GpuAnalysisOps(gpu);
+    const before = ctx.liveBuffers;
+    const t = await gpu.fromArray(awkwardValues(5000, 1), [5000]);
+    const live = ctx.liveBuffers;
+    await ops.signCounts([t, t]);
+    await ops.magnitudeHistogram(t);
+    await ops.electedContributionNormsSq([t, t], [1, 1], true);
+    expect(ctx.liveBuffers).toBe(live);
+    gpu.release(t);
+    expect(ctx.liveBuffers).toBe(before);
+  });
+
+  it('reference ops read any backend and agree with the GPU ops on the same tensors', async () => {
+    const gpu = gpus.get(777)!;
+    const values = [awkwardValues(3000, 5), awkwardValues(3000, 6)];
+    const ts = await Promise.all(values.map((v) => gpu.fromArray(v, [3000])));
+    try {
+      expect(await new ReferenceAnalysisOps(gpu).signCounts(ts)).toEqual(await new GpuAnalysisOps(gpu).signCounts(ts));
+    } finally {
+      for (const t of ts) gpu.release(t);
+    }
+  });
+
+  it('rejects mismatched sizes and too many tensors with a typed error', async () => {
+    const a = cpu.fromArray([1, 2], [2]);
+    const b = cpu.fromArray([1, 2, 3], [3]);
+    await expect(reference.signCounts([a, b])).rejects.toThrow(AnalysisOpsError);
+    await expect(reference.signCounts(Array(17).fill(a))).rejects.toThrow(/at most 16/);
+    await expect(reference.electedContributionNormsSq([a], [1, 2], true)).rejects.toThrow(/2 weights for 1 tensors/);
+  });
+});
+
+describe('pair index', () => {
+  it('numbers the pairs i < j in row order', () => {
+    const n = 5;
+    const seen: number[] = [];
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) seen.push(pairIndex(i, j, n));
+    expect(seen).toEqual(Array.from({ length: 10 }, (_, k) => k));
+  });
+});
