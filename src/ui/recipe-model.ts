@@ -33,7 +33,9 @@ export function hardRange(spec: ParamSpec): { min: number; max: number } {
 export function sliderStep(spec: ParamSpec): number {
   if (spec.kind === 'integer') return 1;
   const { min, max } = sliderRange(spec);
-  return 10 ** Math.floor(Math.log10((max - min) / 100));
+  const e = Math.floor(Math.log10((max - min) / 100));
+  // 1 / 10^k is exact where 10^-k is not (10 ** -4 is 0.00009999999999999999).
+  return e < 0 ? 1 / 10 ** -e : 10 ** e;
 }
 
 /**
