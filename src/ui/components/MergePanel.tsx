@@ -107,31 +107,31 @@ export function MergePanel({ canPickFolder }: { canPickFolder: boolean }) {
         </fieldset>
       </div>
       <div className="merge-bottom">
-      <div className="merge-actions">
-        <button
-          type="button"
-          className="primary big"
-          disabled={busy || reason !== null || !canPickFolder}
-          onClick={() => void s.startMerge('folder')}
-          data-testid="merge.folder"
-        >
-          Merge &amp; save to folder…
-        </button>
-        <button type="button" className="big" disabled={busy || reason !== null} onClick={() => void s.startMerge('download')} data-testid="merge.download">
-          Merge &amp; download .zip
-        </button>
-      </div>
-      <div className="merge-status">
-        {reason && !busy && (job.status === 'idle' || job.status === 'done' || job.status === 'cancelled') ? (
-          <p className="blocker" data-testid="merge.blocker">
-            Before merging: {reason}.
-          </p>
-        ) : null}
-        <JobView job={job} onCancel={s.cancelMerge} onDismiss={s.dismissJob} />
-        {!canPickFolder && job.status === 'idle' ? (
-          <p className="hint">This browser cannot write to a folder (File System Access API): the .zip download works for models up to 2 GB.</p>
-        ) : null}
-      </div>
+        <div className="merge-actions">
+          <button
+            type="button"
+            className="primary big"
+            disabled={busy || reason !== null || !canPickFolder}
+            onClick={() => void s.startMerge('folder')}
+            data-testid="merge.folder"
+          >
+            Merge &amp; save to folder…
+          </button>
+          <button type="button" className="big" disabled={busy || reason !== null} onClick={() => void s.startMerge('download')} data-testid="merge.download">
+            Merge &amp; download .zip
+          </button>
+        </div>
+        <div className="merge-status">
+          {reason && !busy && (job.status === 'idle' || job.status === 'done' || job.status === 'cancelled') ? (
+            <p className="blocker" data-testid="merge.blocker">
+              Before merging: {reason}.
+            </p>
+          ) : null}
+          <JobView job={job} onCancel={s.cancelMerge} onDismiss={s.dismissJob} />
+          {!canPickFolder && job.status === 'idle' ? (
+            <p className="hint">This browser cannot write to a folder (File System Access API): the .zip download works for models up to 2 GB.</p>
+          ) : null}
+        </div>
       </div>
     </section>
   );

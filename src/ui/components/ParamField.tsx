@@ -96,7 +96,7 @@ export function ParamCell(props: ParamFieldProps) {
 export function WideEditor(props: ParamFieldProps) {
   const { value, onChange } = props;
   const mode = valueMode(value);
-  if (mode === 'curve') return <CurveField {...props} values={value as number[]} onValues={onChange} inputId="" />;
+  if (mode === 'curve') return <CurveField {...props} values={value as number[]} onValues={onChange} />;
   if (mode === 'rules') return <RulesField {...props} rules={value as ParamCondition[]} />;
   return null;
 }
@@ -147,12 +147,9 @@ function FieldBody(props: ParamFieldProps & { inputId: string }) {
       );
     }
     case 'number':
-    case 'integer': {
-      const mode = valueMode(value);
-      if (mode === 'curve') return <CurveField {...props} values={value as number[]} onValues={onChange} inputId={inputId} />;
-      if (mode === 'rules') return <RulesField {...props} rules={value as ParamCondition[]} />;
+    case 'integer':
+      // Curves and rules are edited in a WideEditor; here the value is one number.
       return <NumberInput spec={spec} value={typeof value === 'number' ? value : num(props)} onChange={onChange} inputId={inputId} label={subject} testId={testId} dim={value === undefined} />;
-    }
     default: {
       const never: never = spec.kind;
       throw new Error(`unknown parameter kind ${String(never)}`);
@@ -197,7 +194,7 @@ export function NumberInput({ spec, value, onChange, inputId, label, testId, dim
   );
 }
 
-function CurveField(props: ParamFieldProps & { values: number[]; onValues(v: number[]): void; inputId: string }) {
+function CurveField(props: ParamFieldProps & { values: number[]; onValues(v: number[]): void }) {
   const { spec, values, onValues, numLayers, subject, testId } = props;
   const range = sliderRange(spec);
   return (
