@@ -71,6 +71,7 @@ test('add from the Hub and by drop, TIES with a density slider and a weight curv
   recipe = parseYaml(await studio.recipeYaml());
   expect(recipe.models[1]).toEqual({ model: './dropped-model', parameters: { weight: [1, 0.7, 1, 0.5] } });
   expect(recipe).toMatchObject({ merge_method: 'ties', base_model: 'org/base' });
+  await page.getByTestId('model../dropped-model.param.weight.curve').scrollIntoViewIfNeeded();
   await studio.shot('weight-curve');
 
   // Merge into a folder (an OPFS folder stands in for the picker's), watching the main thread.
