@@ -1,5 +1,5 @@
 /**
- * `merge-studio` command line: merge a mergekit recipe, inspect a checkpoint.
+ * `merge-studio` command line: merge a mergekit recipe, analyze its models, inspect a checkpoint.
  * Every error ends the command with one clear line on stderr and a non-zero exit code.
  */
 import { parseArgs } from 'node:util';
@@ -14,12 +14,15 @@ import { formatBytes, parseByteSize } from '../core/units.ts';
 import { checkCompatibility } from '../core/compat.ts';
 import type { Recipe } from '../core/recipe/types.ts';
 import type { ModelSource } from '../core/source.ts';
+import { analyzeCommand } from './analyze.ts';
 
 const USAGE = `merge-studio: model merging on WebGPU (mergekit recipes)
 
 usage:
   merge-studio merge RECIPE.yml --out DIR [--backend gpu|cpu] [--shard-size 5GB] [--seed N]
                                 [--replay-masks FILE] [--chunk-elements N] [--overwrite] [--quiet]
+  merge-studio analyze RECIPE.yml [--json FILE] [--backend gpu|cpu] [--seed N] [--chunk-elements N]
+                                  [--quiet]   task-vector statistics of the recipe's models (FILE -: stdout)
   merge-studio inspect PATH       tensors of a .safetensors file or model folder
   merge-studio methods            the merge methods and their parameters
 
@@ -45,6 +48,9 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WritableStream;
       case 'merge':
         await mergeCommand(rest, stderr);
         return 0;
+      case 'analyze':
+        await analyzeCommand(rest, { stdout, stderr, usageError: (message) => new UsageError(message) });
+        return 0;
       case 'inspect':
         await inspectCommand(rest, stdout);
         return 0;
@@ -58,7 +64,7 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WritableStream;
         stdout.write(USAGE + '\n');
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${command}" (commands: merge, inspect, methods)`);
+        throw new UsageError(`unknown command "${command}" (commands: merge, analyze, inspect, methods)`);
     }
   } catch (err) {
     stderr.write(`merge-studio: error: ${describeError(err)}\n`);
