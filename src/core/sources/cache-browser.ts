@@ -5,7 +5,7 @@
  * reads loses its recency updates; harmless). If the browser drops entries on its own, a miss simply
  * removes them from the index.
  */
-import { checkMaxBytes, LruIndex, type RangeCache } from './cache.ts';
+import { checkMaxBytes, LruIndex, type LimitedRangeCache } from './cache.ts';
 
 export interface CacheApiRangeCacheOptions {
   /** @default 2 GiB */
@@ -21,8 +21,8 @@ const ORIGIN = 'https://merge-studio.invalid';
 const INDEX_URL = `${ORIGIN}/index.json`;
 const BYTES_HEADER = 'x-range-bytes';
 
-export class CacheApiRangeCache implements RangeCache {
-  readonly maxBytes: number;
+export class CacheApiRangeCache implements LimitedRangeCache {
+  #maxBytes: number;
   readonly cacheName: string;
   readonly #storage: CacheStorage;
   #opened: Promise<{ cache: Cache; lru: LruIndex }> | undefined;
@@ -30,11 +30,31 @@ export class CacheApiRangeCache implements RangeCache {
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: CacheApiRangeCacheOptions = {}) {
-    this.maxBytes = checkMaxBytes(opts.maxBytes ?? 2 * 1024 ** 3);
+    this.#maxBytes = checkMaxBytes(opts.maxBytes ?? 2 * 1024 ** 3);
     this.cacheName = opts.cacheName ?? 'merge-studio-ranges';
     const storage = opts.caches ?? (globalThis as { caches?: CacheStorage }).caches;
     if (!storage) throw new Error('CacheApiRangeCache: this environment has no Cache API (globalThis.caches)');
     this.#storage = storage;
+  }
+
+  get maxBytes(): number {
+    return this.#maxBytes;
+  }
+
+  /** Evicts at once (least recently used first) when the new limit is below what is stored. */
+  async setMaxBytes(maxBytes: number): Promise<void> {
+    const limit = checkMaxBytes(maxBytes);
+    await this.#serial(async () => {
+      this.#maxBytes = limit;
+      const { cache, lru } = await this.#open();
+      const victims = lru.victims(0, limit);
+      if (victims.length === 0) return;
+      for (const victim of victims) {
+        await cache.delete(entryUrl(victim));
+        lru.delete(victim);
+      }
+      await this.#saveIndex(cache, lru);
+    });
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
@@ -50,12 +70,14 @@ export class CacheApiRangeCache implements RangeCache {
   }
 
   put(key: string, bytes: Uint8Array): Promise<void> {
-    if (bytes.byteLength > this.maxBytes) return Promise.resolve();
+    if (bytes.byteLength > this.#maxBytes) return Promise.resolve();
     const copy = bytes.slice();
     return this.#serial(async () => {
       const { cache, lru } = await this.#open();
       lru.delete(key);
-      for (const victim of lru.victims(copy.byteLength, this.maxBytes)) {
+      // The limit as of now: a setMaxBytes queued before this put has taken effect.
+      if (copy.byteLength > this.#maxBytes) return;
+      for (const victim of lru.victims(copy.byteLength, this.#maxBytes)) {
         await cache.delete(entryUrl(victim));
         lru.delete(victim);
       }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CacheApiRangeCache } from './cache-browser.ts';
-import { LruIndex, MemoryRangeCache, rangeCacheKey, type RangeCache } from './cache.ts';
+import { LruIndex, MemoryRangeCache, rangeCacheKey, type LimitedRangeCache, type RangeCache } from './cache.ts';
 
 const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
 
@@ -40,7 +40,7 @@ function urlOf(req: RequestInfo | URL): string {
   return typeof req === 'string' ? req : req instanceof URL ? req.toString() : req.url;
 }
 
-function storeTests(make: (maxBytes: number) => { cache: RangeCache; reopen?: () => RangeCache }) {
+function storeTests(make: (maxBytes: number) => { cache: LimitedRangeCache; reopen?: () => RangeCache }) {
   it('returns what was put, as a copy, and undefined for unknown keys', async () => {
     const { cache } = make(1000);
     const b = bytes(10, 7);
@@ -83,6 +83,28 @@ function storeTests(make: (maxBytes: number) => { cache: RangeCache; reopen?: ()
     await cache.clear();
     expect(await cache.get('small')).toBeUndefined();
     expect(await cache.size()).toBe(0);
+  });
+
+  it('a lower limit evicts the least recently used entries at once; later puts obey the new limit', async () => {
+    const { cache } = make(100);
+    await cache.put('a', bytes(30, 1));
+    await cache.put('b', bytes(30, 2));
+    await cache.put('c', bytes(30, 3));
+    await cache.get('a'); // order now b, c, a
+    await cache.setMaxBytes(65);
+    expect(cache.maxBytes).toBe(65);
+    expect(await cache.size()).toBe(60);
+    expect(await cache.get('b')).toBeUndefined();
+    expect(await cache.get('c')).toEqual(bytes(30, 3));
+    expect(await cache.get('a')).toEqual(bytes(30, 1));
+    await cache.put('d', bytes(70, 4)); // over the new limit: not kept
+    expect(await cache.get('d')).toBeUndefined();
+    await cache.setMaxBytes(0);
+    expect(await cache.size()).toBe(0);
+    await cache.setMaxBytes(200);
+    await cache.put('e', bytes(150, 5));
+    expect(await cache.size()).toBe(150);
+    await expect(cache.setMaxBytes(Number.NaN)).rejects.toThrow(/maxBytes/);
   });
 }
 

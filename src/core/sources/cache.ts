@@ -18,6 +18,13 @@ export interface RangeCache {
   size(): Promise<number>;
 }
 
+/** A store whose byte limit can change while it is in use (the studio's settings). */
+export interface LimitedRangeCache extends RangeCache {
+  readonly maxBytes: number;
+  /** A new byte limit; entries over it are evicted now, least recently used first. */
+  setMaxBytes(maxBytes: number): Promise<void>;
+}
+
 export function rangeCacheKey(repo: string, commit: string, path: string, start: number, endInclusive: number): string {
   return `${repo}@${commit}/${path}#${start}-${endInclusive}`;
 }
@@ -88,13 +95,25 @@ export interface MemoryRangeCacheOptions {
 }
 
 /** In memory; for tests, and for a browser session without Cache API storage. */
-export class MemoryRangeCache implements RangeCache {
-  readonly maxBytes: number;
+export class MemoryRangeCache implements LimitedRangeCache {
+  #maxBytes: number;
   readonly #entries = new Map<string, Uint8Array>();
   readonly #lru = new LruIndex();
 
   constructor(opts: MemoryRangeCacheOptions = {}) {
-    this.maxBytes = checkMaxBytes(opts.maxBytes ?? 256 * 1024 * 1024);
+    this.#maxBytes = checkMaxBytes(opts.maxBytes ?? 256 * 1024 * 1024);
+  }
+
+  get maxBytes(): number {
+    return this.#maxBytes;
+  }
+
+  async setMaxBytes(maxBytes: number): Promise<void> {
+    this.#maxBytes = checkMaxBytes(maxBytes);
+    for (const victim of this.#lru.victims(0, this.#maxBytes)) {
+      this.#lru.delete(victim);
+      this.#entries.delete(victim);
+    }
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
