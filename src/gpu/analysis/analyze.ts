@@ -200,8 +200,7 @@ async function analyzeTensor(a: TensorArgs): Promise<{ model?: TensorModelStats;
     }
     const out: { model?: TensorModelStats; recipe?: TensorRecipeStats } = {};
     if (a.computeModel) {
-      const histograms = [];
-      for (const d of deltas) histograms.push(await ops.magnitudeHistogram(d));
+      const histograms = await ops.magnitudeHistograms(deltas);
       out.model = {
         name: t.name,
         shape: [...t.shape],
@@ -312,8 +311,7 @@ async function recipeTensorStats(
     factors.map((f) => f < 0),
   );
   entry.keptGram = Array.from(await backend.gram(kept));
-  entry.keptHistograms = [];
-  for (const k of kept) entry.keptHistograms.push(await ops.magnitudeHistogram(k));
+  entry.keptHistograms = await ops.magnitudeHistograms(kept);
   if (steps.election) {
     const wds: Tensor[] = [];
     for (let i = 0; i < kept.length; i++) wds.push(d.own(await backend.lincomb([{ x: kept[i], coef: factors[i] }])));

@@ -107,39 +107,47 @@ export class GpuAnalysisOps implements AnalysisOps {
     }
   }
 
-  async magnitudeHistogram(x: Tensor): Promise<MagnitudeHistogram> {
-    const [t] = this.#tensors([x], 'magnitudeHistogram');
-    const layout = t.layout;
+  async magnitudeHistograms(xs: readonly Tensor[]): Promise<MagnitudeHistogram[]> {
+    if (xs.length === 0) return [];
+    const ts = xs.map((x, i) => this.#tensor(x, i, 'magnitudeHistograms'));
     const ctx = this.backend.ctx;
+    // One slot range per tensor (bins, then min and max bits), aligned for a storage binding offset.
     const slots = BIN_COUNT + 2;
-    const [bins] = await ctx.allocate('analysis magnitudeHistogram', [
-      { label: 'analysis magnitude bins', size: slots * 4, usage: readableStorage() },
+    const align = ctx.limits.minStorageBufferOffsetAlignment / 4;
+    const stride = Math.ceil(slots / align) * align;
+    const [bins] = await ctx.allocate('analysis magnitudeHistograms', [
+      { label: 'analysis magnitude bins', size: ts.length * stride * 4, usage: readableStorage() },
     ]);
     try {
-      const init = new Uint32Array(slots);
-      init[BIN_COUNT] = 0xffffffff;
+      const init = new Uint32Array(ts.length * stride);
+      for (let k = 0; k < ts.length; k++) init[k * stride + BIN_COUNT] = 0xffffffff;
       ctx.device.queue.writeBuffer(bins, 0, init);
       const sub = subBinMantissas();
-      const batch = ctx.batch('analysis magnitudeHistogram');
-      for (let c = 0; c < layout.count; c++) {
-        const len = chunkLength(layout, c);
-        const params = new ParamWriter().u32(len).u32(MIN_EXPONENT >>> 0).u32(OCTAVES).u32(BINS_PER_OCTAVE);
-        for (let k = 0; k < 4; k++) params.u32(sub[k] ?? 0xffffffff);
-        batch.dispatch(ANALYSIS_KERNELS.logHistogram, {
-          params: params.bytes(),
-          buffers: { 1: this.#chunk(t, c), 2: bins },
-          workgroups: Math.ceil(len / ANALYSIS_BLOCK),
-        });
-      }
-      const slot = batch.readback(bins, 0, slots * 4);
+      const batch = ctx.batch('analysis magnitudeHistograms');
+      ts.forEach((t, k) => {
+        for (let c = 0; c < t.layout.count; c++) {
+          const len = chunkLength(t.layout, c);
+          const params = new ParamWriter().u32(len).u32(MIN_EXPONENT >>> 0).u32(OCTAVES).u32(BINS_PER_OCTAVE);
+          for (let j = 0; j < 4; j++) params.u32(sub[j] ?? 0xffffffff);
+          batch.dispatch(ANALYSIS_KERNELS.logHistogram, {
+            params: params.bytes(),
+            buffers: { 1: this.#chunk(t, c), 2: { buffer: bins, offset: k * stride * 4, size: slots * 4 } },
+            workgroups: Math.ceil(len / ANALYSIS_BLOCK),
+          });
+        }
+      });
+      const slot = batch.readback(bins, 0, ts.length * stride * 4);
       const raw = new Uint32Array((await batch.submit())[slot]);
-      const counts = Array.from(raw.subarray(0, BIN_COUNT));
-      const finite = layout.numel - counts[BIN_COUNT - 1];
-      return {
-        counts,
-        minNonzero: raw[BIN_COUNT] === 0xffffffff ? null : f32Bits.toFloat(raw[BIN_COUNT]),
-        max: finite > 0 ? f32Bits.toFloat(raw[BIN_COUNT + 1]) : null,
-      };
+      return ts.map((t, k) => {
+        const at = k * stride;
+        const counts = Array.from(raw.subarray(at, at + BIN_COUNT));
+        const finite = t.layout.numel - counts[BIN_COUNT - 1];
+        return {
+          counts,
+          minNonzero: raw[at + BIN_COUNT] === 0xffffffff ? null : f32Bits.toFloat(raw[at + BIN_COUNT]),
+          max: finite > 0 ? f32Bits.toFloat(raw[at + BIN_COUNT + 1]) : null,
+        };
+      });
     } finally {
       ctx.destroyBuffer(bins);
     }
@@ -210,13 +218,16 @@ export class GpuAnalysisOps implements AnalysisOps {
     }
   }
 
+  #tensor(x: Tensor, i: number, op: string): GpuTensor {
+    if (!(x instanceof GpuTensor) || !x.chunks) {
+      throw new AnalysisOpsError(op, `tensor ${i} (shape [${x.shape.join(', ')}]) is not a live tensor of this GPU backend`);
+    }
+    return x;
+  }
+
+  /** Tensors combined elementwise: they must share their chunk layout. */
   #tensors(xs: readonly Tensor[], op: string): GpuTensor[] {
-    const ts = xs.map((x, i) => {
-      if (!(x instanceof GpuTensor) || !x.chunks) {
-        throw new AnalysisOpsError(op, `tensor ${i} (shape [${x.shape.join(', ')}]) is not a live tensor of this GPU backend`);
-      }
-      return x;
-    });
+    const ts = xs.map((x, i) => this.#tensor(x, i, op));
     const first = ts[0].layout;
     ts.forEach((t, i) => {
       const same = t.layout.numel === first.numel && (t.layout.chunkLen === first.chunkLen || (t.layout.count <= 1 && first.count <= 1));

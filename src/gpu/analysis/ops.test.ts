@@ -169,19 +169,21 @@ describe('GPU analysis ops against the reference', () => {
         }
       });
 
-      it.each(SHAPES)('magnitude histogram, shape $name', async ({ shape }) => {
+      it.each(SHAPES)('magnitude histograms of 3 tensors, shape $name', async ({ shape }) => {
         const gpu = gpus.get(chunk)!;
         const ops = new GpuAnalysisOps(gpu);
         const numel = shape.reduce((a, b) => a * b, 1);
-        const values = awkwardValues(numel, numel);
-        const t = await gpu.fromArray(values, shape);
+        const values = [awkwardValues(numel, numel), awkwardValues(numel, numel + 1, 0.9), new Float32Array(numel)];
+        const ts = await Promise.all(values.map((v) => gpu.fromArray(v, shape)));
         try {
-          const got = await ops.magnitudeHistogram(t);
-          const want = magnitudeHistogramOf(values);
-          expect(got.counts).toHaveLength(BIN_COUNT);
-          expect(got).toEqual(want);
+          const got = await ops.magnitudeHistograms(ts);
+          expect(got).toHaveLength(3);
+          got.forEach((h, k) => {
+            expect(h.counts).toHaveLength(BIN_COUNT);
+            expect(h, `tensor ${k}`).toEqual(magnitudeHistogramOf(values[k]));
+          });
         } finally {
-          gpu.release(t);
+          for (const t of ts) gpu.release(t);
         }
       });
 
@@ -214,7 +216,7 @@ describe('GPU analysis ops against the reference', () => {
     const t = await gpu.fromArray(awkwardValues(5000, 1), [5000]);
     const live = ctx.liveBuffers;
     await ops.signCounts([t, t]);
-    await ops.magnitudeHistogram(t);
+    await ops.magnitudeHistograms([t, t]);
     await ops.electedContributionNormsSq([t, t], [1, 1], true);
     expect(ctx.liveBuffers).toBe(live);
     gpu.release(t);

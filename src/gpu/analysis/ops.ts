@@ -48,8 +48,8 @@ export interface AnalysisOps {
   readonly backend: Backend;
   /** Sign and support counts over 1..MAX_SIGN_MODELS tensors of one shape. */
   signCounts(xs: readonly Tensor[], flips?: readonly boolean[]): Promise<SignCounts>;
-  /** Histogram of |x| over the bins of bins.ts. */
-  magnitudeHistogram(x: Tensor): Promise<MagnitudeHistogram>;
+  /** Histogram of |x| over the bins of bins.ts, for each tensor (one read-back for all of them). */
+  magnitudeHistograms(xs: readonly Tensor[]): Promise<MagnitudeHistogram[]>;
   /**
    * TIES election over wd_i (as Backend.signElect): majority = sign(Σ wd) (>= 0 → +), m_i = sign(wd_i)
    * agrees with it; with `normalize` each entry is divided by d = Σ w_i·m_i (0 → 1), else d = 1.

@@ -37,8 +37,10 @@ export class ReferenceAnalysisOps implements AnalysisOps {
     return signCountsOf(values, flips);
   }
 
-  async magnitudeHistogram(x: Tensor): Promise<MagnitudeHistogram> {
-    return magnitudeHistogramOf(await this.backend.read(x), this.#edges);
+  async magnitudeHistograms(xs: readonly Tensor[]): Promise<MagnitudeHistogram[]> {
+    const out: MagnitudeHistogram[] = [];
+    for (const x of xs) out.push(magnitudeHistogramOf(await this.backend.read(x), this.#edges));
+    return out;
   }
 
   async electedContributionNormsSq(wds: readonly Tensor[], weights: readonly number[], normalize: boolean): Promise<number[]> {
