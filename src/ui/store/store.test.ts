@@ -45,6 +45,9 @@ function fakeEngine() {
       merges.push(entry);
       return { jobId: merges.length, outcome: done.promise, cancel: () => void (entry.cancelled = true) };
     },
+    cacheInfo: async () => ({ available: false, reason: 'no cache in this fake' }),
+    setCacheLimit: async () => ({ available: false, reason: 'no cache in this fake' }),
+    clearCache: async () => ({ available: false, reason: 'no cache in this fake' }),
   };
   /** Answer every open still pending with a summary. */
   const finishOpens = async () => {

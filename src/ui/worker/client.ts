@@ -15,7 +15,9 @@ import {
   type MergeRequest,
   type MergeResultInfo,
   type ModelSummary,
+  type RangeCacheInfo,
   type SourceDescription,
+  type SourceProgressInfo,
   type ToWorker,
 } from './protocol.ts';
 
@@ -35,7 +37,13 @@ export interface EngineApi {
   forget(ref: string): void;
   check(refs: string[], baseRef: string | null): Promise<CompatReportInfo>;
   probeGpu(): Promise<GpuStatus>;
-  merge(request: MergeRequest, onProgress: (p: MergeProgressInfo) => void): MergeHandle;
+  /** `onSourceProgress` hears what each Hub model of the merge has delivered. */
+  merge(request: MergeRequest, onProgress: (p: MergeProgressInfo) => void, onSourceProgress?: (p: SourceProgressInfo) => void): MergeHandle;
+  /** The Hub range cache's size and limit. */
+  cacheInfo(): Promise<RangeCacheInfo>;
+  /** A new limit; entries over it are evicted at once. */
+  setCacheLimit(maxBytes: number): Promise<RangeCacheInfo>;
+  clearCache(): Promise<RangeCacheInfo>;
 }
 
 export type MergeOutcome =
@@ -68,6 +76,7 @@ interface RunningJob {
   resolve(outcome: MergeOutcome): void;
   reject(error: EngineError): void;
   progress(p: MergeProgressInfo): void;
+  sourceProgress?(p: SourceProgressInfo): void;
 }
 
 export class EngineClient implements EngineApi {
@@ -111,10 +120,10 @@ export class EngineClient implements EngineApi {
     });
   }
 
-  merge(request: MergeRequest, onProgress: (p: MergeProgressInfo) => void): MergeHandle {
+  merge(request: MergeRequest, onProgress: (p: MergeProgressInfo) => void, onSourceProgress?: (p: SourceProgressInfo) => void): MergeHandle {
     const jobId = this.#nextId++;
     const outcome = new Promise<MergeOutcome>((resolve, reject) => {
-      this.#jobs.set(jobId, { resolve, reject, progress: onProgress });
+      this.#jobs.set(jobId, { resolve, reject, progress: onProgress, sourceProgress: onSourceProgress });
     });
     this.#port.postMessage({ kind: 'merge', jobId, request });
     return {
@@ -124,6 +133,25 @@ export class EngineClient implements EngineApi {
         if (this.#jobs.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
       },
     };
+  }
+
+  cacheInfo(): Promise<RangeCacheInfo> {
+    return this.#cacheRequest((requestId) => ({ kind: 'cache-info', requestId }));
+  }
+
+  setCacheLimit(maxBytes: number): Promise<RangeCacheInfo> {
+    return this.#cacheRequest((requestId) => ({ kind: 'set-cache-limit', requestId, maxBytes }));
+  }
+
+  clearCache(): Promise<RangeCacheInfo> {
+    return this.#cacheRequest((requestId) => ({ kind: 'clear-cache', requestId }));
+  }
+
+  #cacheRequest(make: (requestId: number) => ToWorker): Promise<RangeCacheInfo> {
+    return this.#request(make).then((msg) => {
+      if (msg.kind !== 'cache-status') throw unexpected(msg, 'cache-status');
+      return msg.cache;
+    });
   }
 
   #request(make: (requestId: number) => ToWorker, progress?: Pending['progress']): Promise<Answer> {
@@ -151,6 +179,7 @@ export class EngineClient implements EngineApi {
       case 'opened':
       case 'checked':
       case 'gpu-status':
+      case 'cache-status':
       case 'request-failed': {
         const pending = this.#pending.get(msg.requestId);
         if (!pending) return;
@@ -160,6 +189,9 @@ export class EngineClient implements EngineApi {
       }
       case 'merge-progress':
         this.#jobs.get(msg.jobId)?.progress(msg.progress);
+        return;
+      case 'source-progress':
+        this.#jobs.get(msg.jobId)?.sourceProgress?.(msg.progress);
         return;
       case 'merge-done': {
         const job = this.#jobs.get(msg.jobId);

@@ -4,7 +4,7 @@
  */
 /// <reference lib="webworker" />
 import { CacheApiRangeCache } from '../../core/sources/cache-browser.ts';
-import type { RangeCache } from '../../core/sources/cache.ts';
+import type { LimitedRangeCache } from '../../core/sources/cache.ts';
 import { GpuContext } from '../../gpu/context.ts';
 import type { GpuHandle } from '../../gpu/device.ts';
 import { createGpuBackend } from '../../gpu/gpu-backend.ts';
@@ -16,7 +16,7 @@ const scope = self as unknown as DedicatedWorkerGlobalScope;
 /** One context per device: it keeps the compiled pipelines between merges. */
 const contexts = new WeakMap<GpuHandle, GpuContext>();
 
-function rangeCache(): RangeCache | undefined {
+function rangeCache(): LimitedRangeCache | undefined {
   try {
     return 'caches' in scope ? new CacheApiRangeCache() : undefined;
   } catch {

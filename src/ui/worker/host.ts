@@ -10,7 +10,7 @@ import { openModel } from '../../core/safetensors/model.ts';
 import type { OutputFolder } from '../../core/safetensors/writer.ts';
 import type { FileTree, ModelSource } from '../../core/source.ts';
 import { blobFileTree } from '../../core/sources/blob.ts';
-import type { RangeCache } from '../../core/sources/cache.ts';
+import type { LimitedRangeCache } from '../../core/sources/cache.ts';
 import { openHubTree } from '../../core/sources/hub.ts';
 import type { Backend } from '../../gpu/backend.ts';
 import { CpuBackend } from '../../gpu/cpu-backend.ts';
@@ -27,9 +27,11 @@ import {
   type GpuStatus,
   type MergeRequest,
   type ModelSummary,
+  type RangeCacheInfo,
   type SourceDescription,
   type ToWorker,
 } from './protocol.ts';
+import { since, TransferMeter } from './transfer.ts';
 
 export interface EngineHostOptions {
   post(message: FromWorker): void;
@@ -38,8 +40,8 @@ export interface EngineHostOptions {
   /** Makes the WebGPU backend over the host's device (the host keeps the device across merges). */
   createGpuBackend?: (gpu: GpuHandle) => Backend | Promise<Backend>;
   fetch?: typeof fetch;
-  /** Where Hub byte ranges are cached (the Cache API in the browser). */
-  rangeCache?: RangeCache;
+  /** Where Hub byte ranges are cached (the Cache API in the browser); its limit is a user setting. */
+  rangeCache?: LimitedRangeCache;
   /** Least time between two progress messages of one request or job. @default 100 */
   progressIntervalMs?: number;
 }
@@ -53,6 +55,8 @@ export class EngineHost {
   /** Opens in flight, so `forget` can stop one. */
   readonly #opening = new Map<string, AbortController>();
   readonly #jobs = new Map<number, AbortController>();
+  /** What each opened Hub model has delivered, for per-model progress during merges. */
+  readonly #meters = new Map<string, TransferMeter>();
   #gpu: Promise<GpuHandle> | null = null;
 
   constructor(opts: EngineHostOptions) {
@@ -72,6 +76,7 @@ export class EngineHost {
         this.#opening.get(msg.ref)?.abort();
         this.#opening.delete(msg.ref);
         this.#models.delete(msg.ref);
+        this.#meters.delete(msg.ref);
         return;
       case 'check':
         return this.#answer(msg.requestId, async () => ({
@@ -90,6 +95,17 @@ export class EngineHost {
       case 'cancel':
         this.#jobs.get(msg.jobId)?.abort();
         return;
+      case 'cache-info':
+        return this.#answerCache(msg.requestId, async () => undefined);
+      case 'set-cache-limit':
+        return this.#answerCache(msg.requestId, async (cache) => {
+          if (!(Number.isSafeInteger(msg.maxBytes) && msg.maxBytes >= 0)) {
+            throw new RangeError(`the cache limit must be a whole number of bytes >= 0, got ${msg.maxBytes}`);
+          }
+          await cache.setMaxBytes(msg.maxBytes);
+        });
+      case 'clear-cache':
+        return this.#answerCache(msg.requestId, (cache) => cache.clear());
       default:
         assertNever(msg, 'message to the engine worker');
     }
@@ -103,26 +119,47 @@ export class EngineHost {
     }
   }
 
+  /** Run a cache operation (none for a plain query), then answer with the cache's size and limit. */
+  #answerCache(requestId: number, op: (cache: LimitedRangeCache) => Promise<void>): Promise<void> {
+    return this.#answer(requestId, async () => {
+      const cache = this.#opts.rangeCache;
+      let info: RangeCacheInfo;
+      if (!cache) info = { available: false, reason: 'this browser gives the engine worker no Cache API storage' };
+      else {
+        await op(cache);
+        info = { available: true, bytes: await cache.size(), maxBytes: cache.maxBytes };
+      }
+      return { kind: 'cache-status', requestId, cache: info };
+    });
+  }
+
   async #open(requestId: number, ref: string, source: SourceDescription): Promise<ModelSummary> {
     this.#opening.get(ref)?.abort();
     const controller = new AbortController();
     this.#opening.set(ref, controller);
+    const meter = source.kind === 'hub' ? new TransferMeter() : null;
+    const throttle = this.#throttle();
+    // While opening, the meter's news is the open's progress (headers and configs).
+    const stopLoadProgress = meter?.listen(() => {
+      if (throttle()) this.#opts.post({ kind: 'load-progress', requestId, ...meter.filesProgress() });
+    });
     try {
-      const tree = await this.#tree(requestId, source, controller.signal);
+      const tree = await this.#tree(source, controller.signal, meter);
       const model = await openModel(tree, { id: ref, signal: controller.signal });
       controller.signal.throwIfAborted();
       this.#models.set(ref, model);
+      if (meter) this.#meters.set(ref, meter);
+      else this.#meters.delete(ref);
       return summarize(ref, model, tree, await tree.list(controller.signal));
     } finally {
+      stopLoadProgress?.();
       if (this.#opening.get(ref) === controller) this.#opening.delete(ref);
     }
   }
 
-  async #tree(requestId: number, source: SourceDescription, signal: AbortSignal): Promise<FileTree & { commit?: string }> {
+  async #tree(source: SourceDescription, signal: AbortSignal, meter: TransferMeter | null): Promise<FileTree & { commit?: string }> {
     switch (source.kind) {
       case 'hub': {
-        const received = new Map<string, { got: number; size: number }>();
-        const throttle = this.#throttle();
         return openHubTree({
           repo: source.repo,
           revision: source.revision,
@@ -131,17 +168,7 @@ export class EngineHost {
           fetch: this.#opts.fetch,
           cache: this.#opts.rangeCache,
           signal,
-          onProgress: (p) => {
-            received.set(p.file, { got: p.bytesReceived, size: p.bytesExpected });
-            if (!throttle()) return;
-            let got = 0;
-            let size = 0;
-            for (const f of received.values()) {
-              got += f.got;
-              size += f.size;
-            }
-            this.#opts.post({ kind: 'load-progress', requestId, bytesReceived: got, bytesExpected: size });
-          },
+          onProgress: (p) => meter?.add(p),
         });
       }
       case 'files':
@@ -200,6 +227,7 @@ export class EngineHost {
     this.#jobs.set(jobId, controller);
     let backend: Backend | undefined;
     let output: OutputFolder | undefined;
+    let transfers: { finish(): void } | undefined;
     try {
       const { recipe } = request;
       validateRecipe(recipe, methodLookup);
@@ -209,6 +237,7 @@ export class EngineHost {
         if (!model) throw new MergeInputError(`model "${ref}" is not loaded: add it to the shelf (or drop its folder) first`);
         sources.set(ref, yieldingReads(model));
       }
+      transfers = this.#watchTransfers(jobId, sources.keys());
       backend = await this.#backend(request.backend);
       controller.signal.throwIfAborted();
       const target = request.output;
@@ -243,6 +272,7 @@ export class EngineHost {
         },
       });
       const archive = output instanceof DownloadOutputFolder ? output.archive : null;
+      transfers.finish();
       this.#opts.post({
         kind: 'merge-done',
         jobId,
@@ -253,6 +283,7 @@ export class EngineHost {
       // runMerge aborts the folder itself; an error before it ran must not leave the folder behind.
       await output?.abort().catch(() => undefined);
       const cancelled = err instanceof MergeCancelledError || controller.signal.aborted;
+      transfers?.finish();
       this.#opts.post({
         kind: 'merge-failed',
         jobId,
@@ -263,6 +294,45 @@ export class EngineHost {
       backend?.destroy();
       this.#jobs.delete(jobId);
     }
+  }
+
+  /**
+   * Per-model progress of a merge's Hub models: a first report at once, throttled ones while their
+   * tensors are read, and a last one (`done`) from `finish`, which the caller runs before the merge's
+   * own last message. Counts start from where each model's meter stood, so a merge counts only its reads.
+   */
+  #watchTransfers(jobId: number, refs: Iterable<string>): { finish(): void } {
+    const watched: { ref: string; meter: TransferMeter; start: ReturnType<TransferMeter['reading']>; expected: number; stop(): void }[] = [];
+    const report = (w: (typeof watched)[number], done: boolean) => {
+      const d = since(w.meter, w.start);
+      this.#opts.post({
+        kind: 'source-progress',
+        jobId,
+        progress: { ref: w.ref, bytesReceived: d.received, bytesExpected: Math.max(w.expected, d.received), cachedBytes: d.cached, rate: w.meter.rate, done },
+      });
+    };
+    for (const ref of new Set(refs)) {
+      const meter = this.#meters.get(ref);
+      const model = this.#models.get(ref);
+      if (!meter || !model) continue;
+      let expected = 0;
+      for (const t of model.tensors.values()) expected += t.byteLength;
+      const throttle = this.#throttle();
+      const w = { ref, meter, start: meter.reading(), expected, stop: () => {} };
+      w.stop = meter.listen(() => {
+        if (throttle()) report(w, false);
+      });
+      watched.push(w);
+      report(w, false);
+    }
+    return {
+      finish: () => {
+        for (const w of watched.splice(0)) {
+          w.stop();
+          report(w, true);
+        }
+      },
+    };
   }
 
   async #backend(choice: MergeRequest['backend']): Promise<Backend> {

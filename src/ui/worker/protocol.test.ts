@@ -13,6 +13,17 @@ describe('worker protocol envelope', () => {
     }
   });
 
+  it('knows the range cache and per-model progress kinds, each in its own direction', () => {
+    for (const kind of ['cache-info', 'set-cache-limit', 'clear-cache']) {
+      expect(isToWorker({ kind, requestId: 1 })).toBe(true);
+      expect(isFromWorker({ kind, requestId: 1 })).toBe(false);
+    }
+    for (const kind of ['cache-status', 'source-progress']) {
+      expect(isFromWorker({ kind, requestId: 1 })).toBe(true);
+      expect(isToWorker({ kind, requestId: 1 })).toBe(false);
+    }
+  });
+
   it('messages survive structured cloning (what postMessage does)', () => {
     const msg: FromWorker = {
       kind: 'merge-done',

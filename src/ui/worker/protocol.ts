@@ -110,6 +110,29 @@ export interface MergeResultInfo {
   backend: string;
 }
 
+/**
+ * What one Hub model of a running merge has delivered so far (bytes read since the merge started).
+ * `bytesReceived` never decreases within a job.
+ */
+export interface SourceProgressInfo {
+  ref: string;
+  /** Tensor bytes delivered to the merge: from the network and from the range cache. */
+  bytesReceived: number;
+  /** The model's tensor bytes: what the merge reads of it. */
+  bytesExpected: number;
+  /** Of `bytesReceived`, the bytes the range cache gave. */
+  cachedBytes: number;
+  /** Network bytes per second over the last couple of seconds. */
+  rate: number;
+  /** The merge ended (done, failed or cancelled): this is the model's last report of the job. */
+  done: boolean;
+}
+
+/** The worker's cache of Hub byte ranges. */
+export type RangeCacheInfo =
+  | { available: true; bytes: number; maxBytes: number }
+  | { available: false; reason: string };
+
 /** Page → worker. */
 export type ToWorker =
   | { kind: 'open'; requestId: number; ref: string; source: SourceDescription }
@@ -117,7 +140,10 @@ export type ToWorker =
   | { kind: 'check'; requestId: number; refs: string[]; baseRef: string | null }
   | { kind: 'probe-gpu'; requestId: number }
   | { kind: 'merge'; jobId: number; request: MergeRequest }
-  | { kind: 'cancel'; jobId: number };
+  | { kind: 'cancel'; jobId: number }
+  | { kind: 'cache-info'; requestId: number }
+  | { kind: 'set-cache-limit'; requestId: number; maxBytes: number }
+  | { kind: 'clear-cache'; requestId: number };
 
 /** Worker → page. */
 export type FromWorker =
@@ -127,6 +153,8 @@ export type FromWorker =
   | { kind: 'gpu-status'; requestId: number; status: GpuStatus }
   | { kind: 'request-failed'; requestId: number; error: ErrorInfo }
   | { kind: 'merge-progress'; jobId: number; progress: MergeProgressInfo }
+  | { kind: 'source-progress'; jobId: number; progress: SourceProgressInfo }
+  | { kind: 'cache-status'; requestId: number; cache: RangeCacheInfo }
   | { kind: 'merge-done'; jobId: number; result: MergeResultInfo; download: { name: string; blob: Blob } | null }
   | { kind: 'merge-failed'; jobId: number; error: ErrorInfo; cancelled: boolean };
 
@@ -153,10 +181,22 @@ const FROM_WORKER_KINDS: readonly FromWorkerKind[] = [
   'gpu-status',
   'request-failed',
   'merge-progress',
+  'source-progress',
+  'cache-status',
   'merge-done',
   'merge-failed',
 ];
-const TO_WORKER_KINDS: readonly ToWorkerKind[] = ['open', 'forget', 'check', 'probe-gpu', 'merge', 'cancel'];
+const TO_WORKER_KINDS: readonly ToWorkerKind[] = [
+  'open',
+  'forget',
+  'check',
+  'probe-gpu',
+  'merge',
+  'cancel',
+  'cache-info',
+  'set-cache-limit',
+  'clear-cache',
+];
 
 /** Checks the envelope of a message from the worker (the kind); payloads are trusted as typed. */
 export function isFromWorker(data: unknown): data is FromWorker {
