@@ -1,0 +1,147 @@
+/**
+ * A matrix as coloured cells (models × models cosines, models × layers metrics): d3 colour scales,
+ * SVG rendered by React. Values are written in the cells when they fit and shown on hover or focus;
+ * the colour ramp under the grid is the legend. Signed data (cosines) uses a diverging red–blue
+ * scale centred on 0, magnitudes a sequential viridis scale: both stay readable with the common
+ * colour-vision deficiencies.
+ */
+import { interpolateRdBu, interpolateViridis, scaleDiverging, scaleSequential } from 'd3';
+import { useId, useState, type ReactNode } from 'react';
+import { ChartFrame, FONT, formatValue, GRID, MUTED, SvgTitle, TEXT, textOn } from './chart-kit.tsx';
+import { matrixCsv, type MatrixData } from './view-data.ts';
+
+export interface HeatmapProps {
+  testId: string;
+  data: MatrixData;
+  /** diverging: values in [−1, 1] around 0; sequential: 0 to the largest value. */
+  scale: 'diverging' | 'sequential';
+  /** Show values as percentages. */
+  fraction?: boolean;
+  rowTitle: string;
+  columnTitle: string;
+  download(name: string, blob: Blob): void;
+  controls?: ReactNode;
+}
+
+const WIDTH = 520;
+const TOP = 46;
+const RAMP_HEIGHT = 10;
+
+/** Colour of a value (null: no value). Exported for tests of the scale's direction. */
+export function heatmapColor(scale: HeatmapProps['scale'], max: number): (v: number | null) => string {
+  if (scale === 'diverging') {
+    // RdBu runs red → blue over [0, 1]; -1 maps to red, +1 to blue.
+    const s = scaleDiverging(interpolateRdBu).domain([-1, 0, 1]).clamp(true);
+    return (v) => (v === null || !Number.isFinite(v) ? '#dddddd' : (s(v) as string));
+  }
+  const s = scaleSequential(interpolateViridis).domain([0, max > 0 ? max : 1]).clamp(true);
+  return (v) => (v === null || !Number.isFinite(v) ? '#dddddd' : (s(v) as string));
+}
+
+export function Heatmap({ testId, data, scale, fraction = false, rowTitle, columnTitle, download, controls }: HeatmapProps) {
+  const gradientId = useId().replace(/:/g, '');
+  const [hover, setHover] = useState<{ i: number; j: number } | null>(null);
+  const rows = data.rowLabels.length;
+  const cols = data.columnLabels.length;
+  const finite = data.values.filter((v): v is number => v !== null && Number.isFinite(v));
+  const max = finite.length ? Math.max(...finite) : 1;
+  const color = heatmapColor(scale, max);
+
+  const left = Math.min(130, 16 + Math.max(4, ...data.rowLabels.map((l) => l.length)) * 6.2);
+  const cell = Math.max(8, Math.min(46, (WIDTH - left - 14) / Math.max(1, cols)));
+  const cellH = Math.min(cell, 30);
+  const gridW = cell * cols;
+  const gridH = cellH * rows;
+  const labelEvery = Math.max(1, Math.ceil(14 / cell));
+  const height = TOP + gridH + 34 + RAMP_HEIGHT + 26;
+  const showValues = cell >= 34 && cellH >= 18;
+  const rampY = TOP + gridH + 36;
+  const rampX0 = left;
+  const rampX1 = left + Math.min(gridW, 240);
+  const rampDomain = scale === 'diverging' ? [-1, 1] : [0, max];
+  const stops = Array.from({ length: 11 }, (_, k) => k / 10);
+
+  const readout = hover
+    ? `${data.rowLabels[hover.i]} × ${columnTitle} ${data.columnLabels[hover.j]}: ${formatValue(data.values[hover.i * cols + hover.j], fraction)}`
+    : `Hover or focus a cell for its value. ${rowTitle} × ${columnTitle}.`;
+
+  return (
+    <ChartFrame testId={testId} title={data.title} csv={() => matrixCsv(data)} download={download} footer={readout} controls={controls}>
+      {(ref) => (
+        <svg ref={ref} viewBox={`0 0 ${WIDTH} ${height}`} width="100%" role="img" aria-label={`${data.title}. ${data.unit}.`}>
+          <SvgTitle title={data.title} unit={data.unit} width={WIDTH} />
+          <defs>
+            <linearGradient id={gradientId}>
+              {stops.map((t) => (
+                <stop key={t} offset={`${t * 100}%`} stopColor={color(rampDomain[0] + t * (rampDomain[1] - rampDomain[0]))} />
+              ))}
+            </linearGradient>
+          </defs>
+          <g fontFamily={FONT} fontSize={10.5}>
+            {data.rowLabels.map((label, i) => (
+              <text key={`r${i}`} x={left - 6} y={TOP + i * cellH + cellH / 2 + 3.5} textAnchor="end" fill={TEXT}>
+                {label}
+              </text>
+            ))}
+            {data.columnLabels.map((label, j) =>
+              j % labelEvery === 0 || j === cols - 1 ? (
+                <text key={`c${j}`} x={left + j * cell + cell / 2} y={TOP + gridH + 13} textAnchor="middle" fill={MUTED} fontSize={10}>
+                  {label}
+                </text>
+              ) : null,
+            )}
+            <text x={left + gridW / 2} y={TOP + gridH + 26} textAnchor="middle" fill={TEXT}>
+              {columnTitle}
+            </text>
+            {data.values.map((v, k) => {
+              const i = Math.floor(k / cols);
+              const j = k % cols;
+              const fill = color(v);
+              const text = formatValue(v, fraction);
+              const on = hover?.i === i && hover?.j === j;
+              return (
+                <g key={k}>
+                  <rect
+                    x={left + j * cell}
+                    y={TOP + i * cellH}
+                    width={cell}
+                    height={cellH}
+                    fill={fill}
+                    stroke={on ? TEXT : '#ffffff'}
+                    strokeWidth={on ? 2 : 0.5}
+                    tabIndex={0}
+                    aria-label={`${data.rowLabels[i]}, ${columnTitle} ${data.columnLabels[j]}: ${text}`}
+                    data-value={v ?? ''}
+                    onPointerEnter={() => setHover({ i, j })}
+                    onPointerLeave={() => setHover(null)}
+                    onFocus={() => setHover({ i, j })}
+                    onBlur={() => setHover(null)}
+                  >
+                    <title>{`${data.rowLabels[i]} × ${data.columnLabels[j]}: ${text}`}</title>
+                  </rect>
+                  {showValues ? (
+                    <text x={left + j * cell + cell / 2} y={TOP + i * cellH + cellH / 2 + 3.5} textAnchor="middle" fill={textOn(fill)} fontSize={10} pointerEvents="none">
+                      {text}
+                    </text>
+                  ) : null}
+                </g>
+              );
+            })}
+            <rect x={rampX0} y={rampY} width={rampX1 - rampX0} height={RAMP_HEIGHT} fill={`url(#${gradientId})`} stroke={GRID} />
+            <text x={rampX0} y={rampY + RAMP_HEIGHT + 12} fill={MUTED} fontSize={10}>
+              {formatValue(rampDomain[0], fraction)}
+            </text>
+            {scale === 'diverging' ? (
+              <text x={(rampX0 + rampX1) / 2} y={rampY + RAMP_HEIGHT + 12} fill={MUTED} fontSize={10} textAnchor="middle">
+                0
+              </text>
+            ) : null}
+            <text x={rampX1} y={rampY + RAMP_HEIGHT + 12} fill={MUTED} fontSize={10} textAnchor="end">
+              {formatValue(rampDomain[1], fraction)}
+            </text>
+          </g>
+        </svg>
+      )}
+    </ChartFrame>
+  );
+}
