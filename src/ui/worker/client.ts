@@ -3,10 +3,12 @@
  * promise. Progress arrives through callbacks; a merge can be cancelled. The worker (or, in tests,
  * an in-process host) sits behind a MessagePort-like `EnginePort`.
  */
+import type { AnalysisProgress, AnalysisResult } from '../../gpu/analysis/types.ts';
 import {
   assertNever,
   isFromWorker,
   ProtocolError,
+  type AnalysisRequest,
   type CompatReportInfo,
   type ErrorInfo,
   type FromWorker,
@@ -44,6 +46,17 @@ export interface EngineApi {
   /** A new limit; entries over it are evicted at once. */
   setCacheLimit(maxBytes: number): Promise<RangeCacheInfo>;
   clearCache(): Promise<RangeCacheInfo>;
+  /** Task-vector statistics of the recipe's models. Optional so test fakes that do not analyze can leave it out. */
+  analyze?(request: AnalysisRequest, onProgress: (p: AnalysisProgress) => void): AnalysisHandle;
+}
+
+export type AnalysisOutcome = { status: 'done'; result: AnalysisResult } | { status: 'cancelled' };
+
+export interface AnalysisHandle {
+  readonly jobId: number;
+  /** Resolves when the analysis ends (done or cancelled); rejects with EngineError when it fails. */
+  readonly outcome: Promise<AnalysisOutcome>;
+  cancel(): void;
 }
 
 export type MergeOutcome =
@@ -72,6 +85,12 @@ interface Pending {
   progress?: (bytesReceived: number, bytesExpected: number) => void;
 }
 
+interface RunningAnalysis {
+  resolve(outcome: AnalysisOutcome): void;
+  reject(error: EngineError): void;
+  progress(p: AnalysisProgress): void;
+}
+
 interface RunningJob {
   resolve(outcome: MergeOutcome): void;
   reject(error: EngineError): void;
@@ -84,6 +103,7 @@ export class EngineClient implements EngineApi {
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   readonly #jobs = new Map<number, RunningJob>();
+  readonly #analyses = new Map<number, RunningAnalysis>();
 
   constructor(port: EnginePort) {
     this.#port = port;
@@ -131,6 +151,21 @@ export class EngineClient implements EngineApi {
       outcome,
       cancel: () => {
         if (this.#jobs.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
+      },
+    };
+  }
+
+  analyze(request: AnalysisRequest, onProgress: (p: AnalysisProgress) => void): AnalysisHandle {
+    const jobId = this.#nextId++;
+    const outcome = new Promise<AnalysisOutcome>((resolve, reject) => {
+      this.#analyses.set(jobId, { resolve, reject, progress: onProgress });
+    });
+    this.#port.postMessage({ kind: 'analyze', jobId, request });
+    return {
+      jobId,
+      outcome,
+      cancel: () => {
+        if (this.#analyses.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
       },
     };
   }
@@ -206,6 +241,22 @@ export class EngineClient implements EngineApi {
         else job?.reject(new EngineError(msg.error));
         return;
       }
+      case 'analysis-progress':
+        this.#analyses.get(msg.jobId)?.progress(msg.progress);
+        return;
+      case 'analysis-done': {
+        const job = this.#analyses.get(msg.jobId);
+        this.#analyses.delete(msg.jobId);
+        job?.resolve({ status: 'done', result: msg.result });
+        return;
+      }
+      case 'analysis-failed': {
+        const job = this.#analyses.get(msg.jobId);
+        this.#analyses.delete(msg.jobId);
+        if (msg.cancelled) job?.resolve({ status: 'cancelled' });
+        else job?.reject(new EngineError(msg.error));
+        return;
+      }
       default:
         assertNever(msg, 'message from the engine worker');
     }
@@ -216,6 +267,8 @@ export class EngineClient implements EngineApi {
     this.#pending.clear();
     for (const j of this.#jobs.values()) j.reject(error);
     this.#jobs.clear();
+    for (const a of this.#analyses.values()) a.reject(error);
+    this.#analyses.clear();
   }
 }
 

@@ -16,6 +16,12 @@ import type { Backend } from '../../gpu/backend.ts';
 import { CpuBackend } from '../../gpu/cpu-backend.ts';
 import { adapterLabel, requestGpu, type GpuHandle } from '../../gpu/device.ts';
 import { MergeCancelledError, MergeInputError, runMerge, type MergeProgress } from '../../gpu/engine.ts';
+import { AnalysisCancelledError, analyzeMerge } from '../../gpu/analysis/analyze.ts';
+import { AnalysisCache } from '../../gpu/analysis/cache.ts';
+import { GpuAnalysisOps } from '../../gpu/analysis/gpu-ops.ts';
+import type { AnalysisOps } from '../../gpu/analysis/ops.ts';
+import { ReferenceAnalysisOps } from '../../gpu/analysis/reference-ops.ts';
+import { GpuBackend } from '../../gpu/gpu-backend.ts';
 import { methodLookup } from '../../gpu/methods/index.ts';
 import { DirectoryOutputFolder } from '../export/directory-folder.ts';
 import { DownloadOutputFolder } from '../export/download-folder.ts';
@@ -25,6 +31,8 @@ import {
   type CompatReportInfo,
   type FromWorker,
   type GpuStatus,
+  type AnalysisRequest,
+  type BackendChoice,
   type MergeRequest,
   type ModelSummary,
   type RangeCacheInfo,
@@ -58,6 +66,12 @@ export class EngineHost {
   /** What each opened Hub model has delivered, for per-model progress during merges. */
   readonly #meters = new Map<string, TransferMeter>();
   #gpu: Promise<GpuHandle> | null = null;
+  /** Model statistics by model set, so a slider move re-runs only the recipe part of an analysis. */
+  readonly #analysisCache = new AnalysisCache();
+  /** The analysis keeps its backend between runs: pipelines stay built while a slider moves. */
+  #analysisOps: { choice: BackendChoice; ops: Promise<AnalysisOps> } | null = null;
+  /** One read wrapper per opened model, so the analysis cache sees the same source each run. */
+  readonly #yielding = new WeakMap<ModelSource, ModelSource>();
 
   constructor(opts: EngineHostOptions) {
     this.#opts = opts;
@@ -92,6 +106,8 @@ export class EngineHost {
         }));
       case 'merge':
         return this.#merge(msg.jobId, msg.request);
+      case 'analyze':
+        return this.#analyze(msg.jobId, msg.request);
       case 'cancel':
         this.#jobs.get(msg.jobId)?.abort();
         return;
@@ -294,6 +310,87 @@ export class EngineHost {
       backend?.destroy();
       this.#jobs.delete(jobId);
     }
+  }
+
+  async #analyze(jobId: number, request: AnalysisRequest): Promise<void> {
+    const controller = new AbortController();
+    this.#jobs.set(jobId, controller);
+    try {
+      const { recipe } = request;
+      validateRecipe(recipe, methodLookup);
+      const sources = new Map<string, ModelSource>();
+      for (const ref of [...recipe.models.map((m) => m.model), ...(recipe.baseModel !== undefined ? [recipe.baseModel] : [])]) {
+        const model = this.#models.get(ref);
+        if (!model) throw new MergeInputError(`model "${ref}" is not loaded: add it to the shelf (or drop its folder) first`);
+        let wrapped = this.#yielding.get(model);
+        if (!wrapped) {
+          wrapped = yieldingReads(model);
+          this.#yielding.set(model, wrapped);
+        }
+        sources.set(ref, wrapped);
+      }
+      const ops = await this.#analysisOpsFor(request.backend);
+      controller.signal.throwIfAborted();
+      const throttle = this.#throttle();
+      const result = await analyzeMerge({
+        recipe,
+        sources,
+        ops,
+        options: {
+          seed: request.seed,
+          parts: request.parts,
+          cache: this.#analysisCache,
+          signal: controller.signal,
+          onProgress: (p) => {
+            if (p.tensorsDone === p.tensorsTotal || throttle()) this.#opts.post({ kind: 'analysis-progress', jobId, progress: p });
+          },
+        },
+      });
+      this.#opts.post({ kind: 'analysis-done', jobId, result });
+    } catch (err) {
+      const cancelled = err instanceof AnalysisCancelledError || controller.signal.aborted;
+      if (!cancelled) await this.#dropBrokenAnalysisOps();
+      this.#opts.post({
+        kind: 'analysis-failed',
+        jobId,
+        cancelled,
+        error: cancelled ? { name: 'AnalysisCancelledError', message: 'analysis cancelled' } : toErrorInfo(err),
+      });
+    } finally {
+      this.#jobs.delete(jobId);
+    }
+  }
+
+  /** The analysis ops on the chosen backend, made once per choice. */
+  #analysisOpsFor(choice: BackendChoice): Promise<AnalysisOps> {
+    if (this.#analysisOps?.choice === choice) return this.#analysisOps.ops;
+    this.#dropAnalysisOps();
+    const ops = this.#backend(choice).then((backend) =>
+      backend instanceof GpuBackend ? new GpuAnalysisOps(backend) : new ReferenceAnalysisOps(backend),
+    );
+    const entry = { choice, ops };
+    this.#analysisOps = entry;
+    ops.catch(() => {
+      if (this.#analysisOps === entry) this.#analysisOps = null;
+    });
+    return ops;
+  }
+
+  /** A lost device is not reused: the next analysis makes a new backend. */
+  async #dropBrokenAnalysisOps(): Promise<void> {
+    const ops = await this.#analysisOps?.ops.catch(() => null);
+    if (!(ops?.backend instanceof GpuBackend)) return;
+    try {
+      ops.backend.ctx.assertUsable('analysis');
+    } catch {
+      this.#dropAnalysisOps();
+    }
+  }
+
+  #dropAnalysisOps(): void {
+    const old = this.#analysisOps;
+    this.#analysisOps = null;
+    old?.ops.then((ops) => ops.backend.destroy()).catch(() => undefined);
   }
 
   /**

@@ -9,6 +9,7 @@
  * result and cancel messages repeat.
  */
 import type { Recipe } from '../../core/recipe/types.ts';
+import type { AnalysisProgress, AnalysisResult } from '../../gpu/analysis/types.ts';
 
 /** Where a model's files are: read by the worker, which opens the model and keeps it until forgotten. */
 export type SourceDescription =
@@ -90,6 +91,16 @@ export interface MergeRequest {
   maxShardBytes: number;
 }
 
+/** Task-vector statistics of a recipe's models (src/gpu/analysis); cancelled with `cancel` and its jobId. */
+export interface AnalysisRequest {
+  recipe: Recipe;
+  backend: BackendChoice;
+  /** The merge's seed, so random masks are the ones a merge would draw. */
+  seed: number;
+  /** Which statistics (default both); model statistics are cached per model set in the worker. */
+  parts?: { model?: boolean; recipe?: boolean };
+}
+
 export interface MergeProgressInfo {
   tensorsDone: number;
   tensorsTotal: number;
@@ -140,6 +151,7 @@ export type ToWorker =
   | { kind: 'check'; requestId: number; refs: string[]; baseRef: string | null }
   | { kind: 'probe-gpu'; requestId: number }
   | { kind: 'merge'; jobId: number; request: MergeRequest }
+  | { kind: 'analyze'; jobId: number; request: AnalysisRequest }
   | { kind: 'cancel'; jobId: number }
   | { kind: 'cache-info'; requestId: number }
   | { kind: 'set-cache-limit'; requestId: number; maxBytes: number }
@@ -156,7 +168,10 @@ export type FromWorker =
   | { kind: 'source-progress'; jobId: number; progress: SourceProgressInfo }
   | { kind: 'cache-status'; requestId: number; cache: RangeCacheInfo }
   | { kind: 'merge-done'; jobId: number; result: MergeResultInfo; download: { name: string; blob: Blob } | null }
-  | { kind: 'merge-failed'; jobId: number; error: ErrorInfo; cancelled: boolean };
+  | { kind: 'merge-failed'; jobId: number; error: ErrorInfo; cancelled: boolean }
+  | { kind: 'analysis-progress'; jobId: number; progress: AnalysisProgress }
+  | { kind: 'analysis-done'; jobId: number; result: AnalysisResult }
+  | { kind: 'analysis-failed'; jobId: number; error: ErrorInfo; cancelled: boolean };
 
 export type ToWorkerKind = ToWorker['kind'];
 export type FromWorkerKind = FromWorker['kind'];
@@ -185,6 +200,9 @@ const FROM_WORKER_KINDS: readonly FromWorkerKind[] = [
   'cache-status',
   'merge-done',
   'merge-failed',
+  'analysis-progress',
+  'analysis-done',
+  'analysis-failed',
 ];
 const TO_WORKER_KINDS: readonly ToWorkerKind[] = [
   'open',
@@ -192,6 +210,7 @@ const TO_WORKER_KINDS: readonly ToWorkerKind[] = [
   'check',
   'probe-gpu',
   'merge',
+  'analyze',
   'cancel',
   'cache-info',
   'set-cache-limit',

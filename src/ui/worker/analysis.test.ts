@@ -1,0 +1,120 @@
+/**
+ * Analysis through the worker protocol, in-process: EngineClient.analyze ↔ EngineHost over a fake
+ * port, golden checkpoints as dropped Blobs, the CPU backend. The result equals a direct
+ * analyzeMerge call; progress never goes back; a second run reuses the model statistics; cancel
+ * and failures answer as the protocol says.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseRecipe } from '../../core/recipe/parse.ts';
+import type { Recipe } from '../../core/recipe/types.ts';
+import { openModel } from '../../core/safetensors/model.ts';
+import { blobFileTree } from '../../core/sources/blob.ts';
+import { analyzeMerge } from '../../gpu/analysis/analyze.ts';
+import { ReferenceAnalysisOps } from '../../gpu/analysis/reference-ops.ts';
+import type { AnalysisProgress } from '../../gpu/analysis/types.ts';
+import { CpuBackend } from '../../gpu/cpu-backend.ts';
+import { methodLookup } from '../../gpu/methods/index.ts';
+import { EngineClient, EngineError, type EnginePort } from './client.ts';
+import { EngineHost } from './host.ts';
+import type { FromWorker, SourceDescription, ToWorker } from './protocol.ts';
+
+const MODELS = resolve(__dirname, '../../../tests/fixtures/golden/models/llama-bf16');
+const REFS = ['base', 'expert1', 'expert2', 'expert3'];
+
+function folderSource(name: string): Extract<SourceDescription, { kind: 'files' }> {
+  const dir = join(MODELS, name);
+  return { kind: 'files', name, files: readdirSync(dir).map((path) => ({ path, blob: new Blob([readFileSync(join(dir, path))]) })) };
+}
+
+function connect() {
+  const listeners: ((ev: MessageEvent) => void)[] = [];
+  const received: FromWorker[] = [];
+  const host = new EngineHost({
+    gpu: undefined,
+    progressIntervalMs: 0,
+    post: (m) => {
+      received.push(m);
+      setTimeout(() => listeners.forEach((l) => l({ data: m } as MessageEvent)), 0);
+    },
+  });
+  const port: EnginePort = {
+    postMessage: (m: ToWorker) => setTimeout(() => void host.handle(m), 0),
+    addEventListener: (type: string, l: (ev: never) => void) => {
+      if (type === 'message') listeners.push(l as (ev: MessageEvent) => void);
+    },
+  };
+  return { client: new EngineClient(port), received };
+}
+
+const recipe = (density: number): Recipe =>
+  parseRecipe(
+    `models:
+  - {model: expert1, parameters: {weight: 1, density: ${density}}}
+  - {model: expert2, parameters: {weight: 0.6, density: ${density}}}
+  - {model: expert3, parameters: {weight: 0.3, density: ${density}}}
+merge_method: ties
+base_model: base
+`,
+    methodLookup,
+  );
+
+async function opened() {
+  const c = connect();
+  for (const ref of REFS) await c.client.open(ref, folderSource(ref));
+  return c;
+}
+
+describe('analysis through the engine worker', () => {
+  it('answers with the numbers analyzeMerge gives, with progress that never goes back', async () => {
+    const { client } = await opened();
+    const progress: AnalysisProgress[] = [];
+    const run = client.analyze({ recipe: recipe(0.4), backend: 'cpu', seed: 3 }, (p) => progress.push(p));
+    const outcome = await run.outcome;
+    expect(outcome.status).toBe('done');
+    if (outcome.status !== 'done') return;
+
+    const sources = new Map(
+      await Promise.all(REFS.map(async (ref) => [ref, await openModel(blobFileTree(ref, folderSource(ref).files), { id: ref })] as const)),
+    );
+    const direct = await analyzeMerge({ recipe: recipe(0.4), sources, ops: new ReferenceAnalysisOps(new CpuBackend()), options: { seed: 3 } });
+    // The worker's cache key also names each opened source; everything else is the same.
+    const comparable = (r: typeof direct) => ({ ...r, seconds: 0, modelStats: { ...r.modelStats!, key: '' } });
+    expect(comparable(outcome.result)).toEqual(comparable(direct));
+
+    expect(progress.length).toBeGreaterThan(0);
+    for (let i = 1; i < progress.length; i++) expect(progress[i].tensorsDone).toBeGreaterThanOrEqual(progress[i - 1].tensorsDone);
+    expect(progress.at(-1)!.tensorsDone).toBe(progress.at(-1)!.tensorsTotal);
+  });
+
+  it('reuses the model statistics when only the recipe changed', async () => {
+    const { client } = await opened();
+    const first = await client.analyze({ recipe: recipe(0.6), backend: 'cpu', seed: 0 }, () => undefined).outcome;
+    const parts: AnalysisProgress['parts'][] = [];
+    const second = await client.analyze({ recipe: recipe(0.2), backend: 'cpu', seed: 0 }, (p) => parts.push(p.parts)).outcome;
+    if (first.status !== 'done' || second.status !== 'done') throw new Error('analysis did not finish');
+    expect(parts.every((p) => !p.model && p.recipe)).toBe(true);
+    expect(second.result.modelStats).toEqual(first.result.modelStats);
+    // Lower densities keep less and leave fewer conflicts after trimming.
+    expect(second.result.recipeStats!.whole.keptFraction![0]).toBeLessThan(first.result.recipeStats!.whole.keptFraction![0]);
+    expect(second.result.recipeStats!.whole.conflictAll!).toBeLessThan(first.result.recipeStats!.whole.conflictAll!);
+  });
+
+  it('cancels with the jobId, and reports failures with the error class', async () => {
+    const { client, received } = await opened();
+    const run = client.analyze({ recipe: recipe(0.5), backend: 'cpu', seed: 0 }, () => undefined);
+    run.cancel();
+    expect(await run.outcome).toEqual({ status: 'cancelled' });
+    expect(received.some((m) => m.kind === 'analysis-failed' && m.cancelled)).toBe(true);
+
+    const missing = parseRecipe('models:\n  - {model: nowhere, parameters: {weight: 1}}\nmerge_method: task_arithmetic\nbase_model: base\n', methodLookup);
+    const err = await client.analyze({ recipe: missing, backend: 'cpu', seed: 0 }, () => undefined).outcome.catch((e) => e);
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.name).toBe('MergeInputError');
+    expect(err.message).toMatch(/"nowhere" is not loaded/);
+
+    const noGpu = await client.analyze({ recipe: recipe(0.5), backend: 'gpu', seed: 0 }, () => undefined).outcome.catch((e) => e);
+    expect(noGpu).toBeInstanceOf(EngineError);
+  });
+});
