@@ -40,9 +40,22 @@ const deps: StudioDeps = {
   },
   loadDemoSet: () => fetchDemoSet(`${import.meta.env.BASE_URL}demo/`),
   download,
+  sessionStorage: webStorage('sessionStorage'),
+  localStorage: webStorage('localStorage'),
 };
 
+/** The page's Web Storage, or undefined where reading it throws (storage blocked). */
+function webStorage(name: 'sessionStorage' | 'localStorage'): Storage | undefined {
+  try {
+    return window[name];
+  } catch {
+    return undefined;
+  }
+}
+
 const store = createStudioStore(deps);
+// `?hub=http://host:port` points the studio at a mirror or a local Hub (before the first render, so the field shows it).
+store.getState().applyHubParam(location.search);
 installTestApi({ store, setExportDirectory: (dir) => (exportDirectory = dir), downloads });
 
 /** Import the recipe in the link, if any; true when one was found (even if it had an error). */
@@ -61,6 +74,7 @@ function importFromLink(): boolean {
 
 async function start() {
   void store.getState().probeGpu();
+  void store.getState().refreshRangeCache();
   const fromLink = importFromLink();
   const needsDemo = store.getState().shelf.some((m) => m.ref.startsWith('./demo/') && m.load.status === 'missing');
   if (!fromLink || needsDemo) {

@@ -1,4 +1,5 @@
 /** Title bar: GPU status (adapter and key limits, or why there is none) and the settings. */
+import { useState, type ReactNode } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { errorInWords } from '../errors.ts';
 import { formatBytes } from '../format.ts';
@@ -85,15 +86,59 @@ function GpuStatus() {
 
 function Settings() {
   const s = useStudio(
-    useShallow((st) => ({ hubUrl: st.hubUrl, hubToken: st.hubToken, seed: st.seed, setHubUrl: st.setHubUrl, setHubToken: st.setHubToken, setSeed: st.setSeed })),
+    useShallow((st) => ({
+      hubUrl: st.hubUrl,
+      hubUrlNotice: st.hubUrlNotice,
+      hubToken: st.hubToken,
+      rememberToken: st.rememberToken,
+      seed: st.seed,
+      setHubUrl: st.setHubUrl,
+      setHubToken: st.setHubToken,
+      setRememberToken: st.setRememberToken,
+      setSeed: st.setSeed,
+      refreshRangeCache: st.refreshRangeCache,
+    })),
   );
+  const [urlProblem, setUrlProblem] = useState<string | null>(null);
+  const problem = urlProblem ?? s.hubUrlNotice;
   return (
-    <details className="settings" data-testid="settings">
-      <summary>Settings</summary>
+    <details
+      className="settings"
+      data-testid="settings"
+      onToggle={(e) => {
+        if ((e.currentTarget as HTMLDetailsElement).open) void s.refreshRangeCache();
+      }}
+    >
+      <summary>
+        {s.hubUrlNotice ? <span className="dot warn" aria-label="A setting needs attention" /> : null}
+        Settings
+      </summary>
       <div className="popover settings-body">
         <div className="field">
           <label htmlFor="hub-url">Hub endpoint</label>
-          <input id="hub-url" type="url" defaultValue={s.hubUrl} onBlur={(e) => s.setHubUrl(e.target.value)} spellCheck={false} data-testid="settings.hub-url" />
+          <input
+            id="hub-url"
+            key={s.hubUrl}
+            type="url"
+            defaultValue={s.hubUrl}
+            onBlur={(e) => setUrlProblem(s.setHubUrl(e.target.value))}
+            onKeyDown={(e) => {
+              if (e.key === 'Enter') setUrlProblem(s.setHubUrl(e.currentTarget.value));
+            }}
+            spellCheck={false}
+            aria-invalid={urlProblem ? true : undefined}
+            aria-describedby={problem ? 'hub-url-problem' : 'hub-url-hint'}
+            data-testid="settings.hub-url"
+          />
+          {problem ? (
+            <p id="hub-url-problem" className="error-text" role="alert" data-testid="settings.hub-url.problem">
+              {problem}
+            </p>
+          ) : (
+            <p id="hub-url-hint" className="hint">
+              The Hub or a mirror of it; a link can set it with <code>?hub=</code>.
+            </p>
+          )}
         </div>
         <div className="field">
           <label htmlFor="hub-token">Hub access token (gated repos)</label>
@@ -104,15 +149,113 @@ function Settings() {
             onChange={(e) => s.setHubToken(e.target.value)}
             placeholder="hf_…"
             autoComplete="off"
+            aria-describedby="hub-token-hint"
             data-testid="settings.hub-token"
           />
-          <p className="hint">Kept in this tab only: never in the recipe, the link or storage.</p>
+          <label className="check small">
+            <input type="checkbox" checked={s.rememberToken} onChange={(e) => s.setRememberToken(e.target.checked)} data-testid="settings.remember-token" />
+            Remember for this browser session
+          </label>
+          <p id="hub-token-hint" className="hint">
+            {s.rememberToken
+              ? 'Kept in this browser session’s storage until you close it or untick this; never in the recipe, the link or the exported files.'
+              : 'Kept in this tab’s memory only: never in the recipe, the link, storage or the exported files.'}
+          </p>
         </div>
+        <CacheSettings />
         <div className="field">
           <label htmlFor="seed">Random seed (DARE, DELLA)</label>
           <input id="seed" type="number" min={0} step={1} value={s.seed} onChange={(e) => s.setSeed(e.target.valueAsNumber)} data-testid="settings.seed" />
         </div>
       </div>
     </details>
+  );
+}
+
+/** The worker's cache of Hub byte ranges: how full it is, its limit, and clearing it. */
+function CacheSettings() {
+  const { rangeCache, setRangeCacheLimit, clearRangeCache } = useStudio(
+    useShallow((st) => ({ rangeCache: st.rangeCache, setRangeCacheLimit: st.setRangeCacheLimit, clearRangeCache: st.clearRangeCache })),
+  );
+  const [limitProblem, setLimitProblem] = useState<string | null>(null);
+  const [clearing, setClearing] = useState(false);
+  const applyLimit = async (text: string) => {
+    if (rangeCache.status === 'ready' && text.trim() === formatBytes(rangeCache.maxBytes)) return;
+    setLimitProblem(await setRangeCacheLimit(text));
+  };
+  let body: ReactNode;
+  switch (rangeCache.status) {
+    case 'loading':
+      body = <p className="hint">Looking at the cache…</p>;
+      break;
+    case 'unavailable':
+      body = <p className="hint">No download cache in this browser ({rangeCache.reason}): every merge downloads its Hub models again.</p>;
+      break;
+    case 'failed':
+      body = <p className="error-text">The cache cannot be read: {rangeCache.error.message}</p>;
+      break;
+    case 'ready': {
+      const share = rangeCache.maxBytes > 0 ? Math.min(1, rangeCache.bytes / rangeCache.maxBytes) : 0;
+      body = (
+        <>
+          <div className="cache-usage">
+            <meter min={0} max={1} value={share} aria-labelledby="cache-title" />
+            <span data-testid="settings.cache.size">
+              {formatBytes(rangeCache.bytes)} of {formatBytes(rangeCache.maxBytes)}
+            </span>
+          </div>
+          <div className="cache-controls">
+            <label htmlFor="cache-limit">Limit</label>
+            <input
+              id="cache-limit"
+              key={rangeCache.maxBytes}
+              type="text"
+              defaultValue={formatBytes(rangeCache.maxBytes)}
+              onBlur={(e) => void applyLimit(e.target.value)}
+              onKeyDown={(e) => {
+                if (e.key === 'Enter') void applyLimit(e.currentTarget.value);
+              }}
+              spellCheck={false}
+              aria-invalid={limitProblem ? true : undefined}
+              aria-describedby="cache-hint"
+              data-testid="settings.cache.limit"
+            />
+            <button
+              type="button"
+              className="small"
+              disabled={clearing || rangeCache.bytes === 0}
+              onClick={() => {
+                setClearing(true);
+                void clearRangeCache().finally(() => setClearing(false));
+              }}
+              data-testid="settings.cache.clear"
+            >
+              {clearing ? 'Clearing…' : 'Clear cache'}
+            </button>
+          </div>
+          {limitProblem ? (
+            <p className="error-text" role="alert">
+              {limitProblem}
+            </p>
+          ) : null}
+        </>
+      );
+      break;
+    }
+    default: {
+      const never: never = rangeCache;
+      body = String(never);
+    }
+  }
+  return (
+    <div className="field cache-settings" role="group" aria-labelledby="cache-title" data-testid="settings.cache">
+      <span id="cache-title" className="field-title">
+        Download cache
+      </span>
+      {body}
+      <p id="cache-hint" className="hint">
+        Byte ranges read from the Hub, kept so that merging the same models again downloads nothing. The oldest go first when it is full.
+      </p>
+    </div>
   );
 }

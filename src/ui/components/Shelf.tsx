@@ -171,6 +171,7 @@ function ModelCard({ modelRef, first, last }: { modelRef: string; first: boolean
       </div>
       <p className="card-source">{sourceLine(model)}</p>
       <CardStatus model={model} onRetry={() => retryModel(modelRef)} />
+      {load.status === 'ready' && model.origin.kind === 'hub' ? <TransferLine modelRef={modelRef} /> : null}
       <div className="card-roles">
         <label className="check">
           <input
@@ -193,6 +194,39 @@ function ModelCard({ modelRef, first, last }: { modelRef: string; first: boolean
         </button>
       </div>
     </li>
+  );
+}
+
+/** A Hub model's bytes in the running (or last) merge: received / expected, rate, and how much the cache gave. */
+function TransferLine({ modelRef }: { modelRef: string }) {
+  const t = useStudio((s) => s.transfers[modelRef]);
+  if (!t) return null;
+  const network = t.bytesReceived - t.cachedBytes;
+  const origin =
+    t.bytesReceived === 0
+      ? ''
+      : network === 0
+        ? 'all from the cache'
+        : t.cachedBytes === 0
+          ? 'from the Hub'
+          : `${formatBytes(t.cachedBytes)} from the cache`;
+  if (t.done) {
+    return (
+      <p className="card-transfer done" data-testid={`shelf.model.${modelRef}.transfer`}>
+        Last merge read {formatBytes(t.bytesReceived)}
+        {origin ? ` · ${origin}` : ''}
+      </p>
+    );
+  }
+  return (
+    <div className="card-transfer" data-testid={`shelf.model.${modelRef}.transfer`}>
+      <progress value={t.bytesReceived} max={t.bytesExpected || 1} aria-label={`${modelRef}: tensor bytes read for the merge`} />
+      <span>
+        {formatBytes(t.bytesReceived)} / {formatBytes(t.bytesExpected)}
+        {network > 0 ? ` · ${formatBytes(t.rate)}/s` : ''}
+        {origin && origin !== 'from the Hub' ? ` · ${origin}` : ''}
+      </span>
+    </div>
   );
 }
 

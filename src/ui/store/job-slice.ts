@@ -3,7 +3,7 @@ import type { StateCreator } from 'zustand/vanilla';
 import { parseByteSize } from '../../core/units.ts';
 import { recipeProblem } from '../recipe-model.ts';
 import type { MergeHandle } from '../worker/client.ts';
-import { toErrorInfo, type OutputTarget } from '../worker/protocol.ts';
+import { toErrorInfo, type OutputTarget, type SourceProgressInfo } from '../worker/protocol.ts';
 import type { JobSlice, StudioDeps, StudioState } from './types.ts';
 
 /** Folder and archive names: letters, digits, `._-`; no leading dot. */
@@ -20,8 +20,21 @@ export function createJobSlice(deps: StudioDeps): StateCreator<StudioState, [], 
   return (set, get) => {
     const fail = (name: string, message: string) => set({ job: { status: 'failed', error: { name, message } } });
 
+    /** A model's report of the running job; its counts never go down (a late or repeated report is ignored). */
+    const noteTransfer = (jobId: number, p: SourceProgressInfo) => {
+      const job = get().job;
+      if (job.status !== 'running' || job.jobId !== jobId) return;
+      const prev = get().transfers[p.ref];
+      const next =
+        prev === undefined
+          ? { ...p }
+          : { ...p, bytesReceived: Math.max(prev.bytesReceived, p.bytesReceived), cachedBytes: Math.max(prev.cachedBytes, p.cachedBytes), done: prev.done || p.done };
+      next.bytesExpected = Math.max(next.bytesExpected, next.bytesReceived);
+      set({ transfers: { ...get().transfers, [p.ref]: next } });
+    };
     return {
       job: { status: 'idle' },
+      transfers: {},
 
       async startMerge(destination) {
         const state = get();
@@ -74,9 +87,10 @@ export function createJobSlice(deps: StudioDeps): StateCreator<StudioState, [], 
             const job = get().job;
             if (job.status === 'running' && job.jobId === handle.jobId) set({ job: { ...job, progress } });
           },
+          (transfer) => noteTransfer(handle.jobId, transfer),
         );
         running = handle;
-        set({ job: { status: 'running', jobId: handle.jobId, startedAt: now(), progress: null, cancelling: false, destination } });
+        set({ job: { status: 'running', jobId: handle.jobId, startedAt: now(), progress: null, cancelling: false, destination }, transfers: {} });
         try {
           const outcome = await handle.outcome;
           if (outcome.status === 'done') {
@@ -91,6 +105,8 @@ export function createJobSlice(deps: StudioDeps): StateCreator<StudioState, [], 
           if (toErrorInfo(err).name.startsWith('Gpu')) void get().probeGpu();
         } finally {
           if (running === handle) running = null;
+          // The merge filled (or evicted from) the range cache.
+          void get().refreshRangeCache();
         }
       },
 

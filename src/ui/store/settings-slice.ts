@@ -1,31 +1,119 @@
-/** Settings: backend, Hub endpoint and token, shard size, seed, output name; and the GPU's status. */
+/** Settings: backend, Hub endpoint and token, shard size, seed, output name, the range cache; and the GPU's status. */
 import type { StateCreator } from 'zustand/vanilla';
 import { DEFAULT_HUB_URL } from '../../core/sources/hub.ts';
-import type { SettingsSlice, StudioDeps, StudioState } from './types.ts';
+import { parseByteSize } from '../../core/units.ts';
+import { checkHubEndpoint, hubEndpointFromSearch } from '../hub-endpoint.ts';
+import { toErrorInfo, type RangeCacheInfo } from '../worker/protocol.ts';
+import type { KeyValueStore, RangeCacheState, SettingsSlice, StudioDeps, StudioState } from './types.ts';
+
+/** sessionStorage key of a remembered token (this browser session only). */
+export const TOKEN_STORAGE_KEY = 'merge-studio.hub-token';
+/** localStorage key of the range cache's limit, in bytes. */
+export const CACHE_LIMIT_STORAGE_KEY = 'merge-studio.cache-limit';
+
+/** Web Storage may throw (storage disabled, quota, sandboxed frames): then nothing is kept. */
+function readKey(storage: KeyValueStore | undefined, key: string): string | null {
+  try {
+    return storage?.getItem(key) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function writeKey(storage: KeyValueStore | undefined, key: string, value: string | null): void {
+  try {
+    if (value === null) storage?.removeItem(key);
+    else storage?.setItem(key, value);
+  } catch {
+    // Not kept: the value still holds in memory for this page.
+  }
+}
+
+function cacheState(info: RangeCacheInfo): RangeCacheState {
+  return info.available ? { status: 'ready', bytes: info.bytes, maxBytes: info.maxBytes } : { status: 'unavailable', reason: info.reason };
+}
 
 export function createSettingsSlice(deps: StudioDeps): StateCreator<StudioState, [], [], SettingsSlice> {
-  return (set, get) => ({
-    backend: 'gpu',
-    gpu: { status: 'probing' },
-    hubUrl: DEFAULT_HUB_URL,
-    hubToken: '',
-    shardSize: '5GB',
-    seed: 0,
-    outputName: 'merged-model',
-
-    setBackend: (backend) => set({ backend }),
-    setHubUrl: (hubUrl) => set({ hubUrl: hubUrl.trim().replace(/\/+$/, '') }),
-    setHubToken: (hubToken) => set({ hubToken }),
-    setShardSize: (shardSize) => set({ shardSize }),
-    setSeed: (seed) => set({ seed: Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff ? seed : get().seed }),
-    setOutputName: (outputName) => set({ outputName }),
-
-    async probeGpu() {
-      set({ gpu: { status: 'probing' } });
-      const gpu = await deps.engine.probeGpu();
-      set({ gpu });
-      // Without WebGPU the CPU backend is the one that works; the GPU choice comes back if it does.
-      if (gpu.status === 'unavailable') set({ backend: 'cpu' });
-    },
-  });
+  const rememberedToken = readKey(deps.sessionStorage, TOKEN_STORAGE_KEY);
+  /** The saved limit goes to the worker once per page (a fresh worker starts with its default). */
+  let limitApplied = false;
+  const savedLimit = (): number | null => {
+    const text = readKey(deps.localStorage, CACHE_LIMIT_STORAGE_KEY);
+    const n = text === null ? NaN : Number(text);
+    return Number.isSafeInteger(n) && n >= 0 ? n : null;
+  };
+  return (set, get) => {
+    /** The token in sessionStorage exactly while remembering is on (an empty one is not kept). */
+    const keepToken = () => writeKey(deps.sessionStorage, TOKEN_STORAGE_KEY, get().rememberToken && get().hubToken !== '' ? get().hubToken : null);
+    const cacheCall = async (call: () => Promise<RangeCacheInfo>) => {
+      try {
+        set({ rangeCache: cacheState(await call()) });
+      } catch (err) {
+        set({ rangeCache: { status: 'failed', error: toErrorInfo(err) } });
+      }
+    };
+    return {
+      backend: 'gpu',
+      gpu: { status: 'probing' },
+      hubUrl: DEFAULT_HUB_URL,
+      hubUrlNotice: null,
+      hubToken: rememberedToken ?? '',
+      rememberToken: rememberedToken !== null,
+      rangeCache: { status: 'loading' },
+      shardSize: '5GB',
+      seed: 0,
+      outputName: 'merged-model',
+      setBackend: (backend) => set({ backend }),
+      setHubUrl(text) {
+        const checked = checkHubEndpoint(text);
+        if ('problem' in checked) return checked.problem;
+        set({ hubUrl: checked.url, hubUrlNotice: null });
+        return null;
+      },
+      applyHubParam(search) {
+        const found = hubEndpointFromSearch(search);
+        if (found === null) return;
+        if ('problem' in found) set({ hubUrlNotice: found.problem });
+        else set({ hubUrl: found.url, hubUrlNotice: null });
+      },
+      setHubToken(hubToken) {
+        set({ hubToken });
+        keepToken();
+      },
+      setRememberToken(rememberToken) {
+        set({ rememberToken });
+        keepToken();
+      },
+      async refreshRangeCache() {
+        const limit = limitApplied ? null : savedLimit();
+        limitApplied = true;
+        await cacheCall(() => (limit !== null ? deps.engine.setCacheLimit(limit) : deps.engine.cacheInfo()));
+      },
+      async setRangeCacheLimit(text) {
+        let maxBytes: number;
+        try {
+          maxBytes = parseByteSize(text, 'cache limit');
+        } catch (err) {
+          return toErrorInfo(err).message;
+        }
+        writeKey(deps.localStorage, CACHE_LIMIT_STORAGE_KEY, String(maxBytes));
+        limitApplied = true;
+        await cacheCall(() => deps.engine.setCacheLimit(maxBytes));
+        return null;
+      },
+      async clearRangeCache() {
+        await cacheCall(() => deps.engine.clearCache());
+      },
+      setShardSize: (shardSize) => set({ shardSize }),
+      setSeed: (seed) => set({ seed: Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff ? seed : get().seed }),
+      setOutputName: (outputName) => set({ outputName }),
+      async probeGpu() {
+        set({ gpu: { status: 'probing' } });
+        const gpu = await deps.engine.probeGpu();
+        set({ gpu });
+        // Without WebGPU the CPU backend is the one that works; the GPU choice comes back if it does.
+        if (gpu.status === 'unavailable') set({ backend: 'cpu' });
+      },
+    };
+  };
 }

@@ -14,6 +14,8 @@ import type {
   MergeProgressInfo,
   MergeResultInfo,
   ModelSummary,
+  RangeCacheInfo,
+  SourceProgressInfo,
 } from '../worker/protocol.ts';
 import type { DroppedModel } from '../sources/dropped.ts';
 
@@ -90,6 +92,11 @@ export type JobState =
 
 export interface JobSlice {
   job: JobState;
+  /**
+   * What each Hub model delivered to the running (or last) merge, by ref; emptied when a merge
+   * starts. A model's `bytesReceived` never decreases within a merge.
+   */
+  transfers: Record<string, SourceProgressInfo>;
   startMerge(destination: 'folder' | 'download'): Promise<void>;
   cancelMerge(): void;
   dismissJob(): void;
@@ -109,19 +116,43 @@ export interface AnalysisSlice {
   refreshCompat(): Promise<void>;
 }
 
+export type RangeCacheState =
+  | { status: 'loading' }
+  | ({ status: 'ready' } & Omit<Extract<RangeCacheInfo, { available: true }>, 'available'>)
+  | { status: 'unavailable'; reason: string }
+  | { status: 'failed'; error: ErrorInfo };
+
 export interface SettingsSlice {
   backend: BackendChoice;
   gpu: { status: 'probing' } | GpuStatus;
   hubUrl: string;
-  /** Kept in memory only: never in the URL, the recipe or storage. */
+  /** Why the `?hub=` of the page address was not used, or null. */
+  hubUrlNotice: string | null;
+  /**
+   * In memory, and in sessionStorage while `rememberToken` is on; never in the URL, the recipe, an
+   * exported file or a log.
+   */
   hubToken: string;
+  rememberToken: boolean;
+  /** The worker's cache of Hub byte ranges: size and limit. */
+  rangeCache: RangeCacheState;
   /** As typed ("5GB"); parsed when a merge starts. */
   shardSize: string;
   seed: number;
   outputName: string;
   setBackend(backend: BackendChoice): void;
-  setHubUrl(url: string): void;
+  /** Returns why the endpoint is refused (kept unchanged), or null. */
+  setHubUrl(url: string): string | null;
+  /** Take the Hub endpoint from a page address's query (`?hub=http://host:port`), if it has one. */
+  applyHubParam(search: string): void;
   setHubToken(token: string): void;
+  /** On: the token is kept in sessionStorage (and restored on reload); off: it is removed from there. */
+  setRememberToken(on: boolean): void;
+  /** Ask the worker for the cache's size (applying the saved limit the first time). */
+  refreshRangeCache(): Promise<void>;
+  /** A limit as typed ("2GB", "500MB"); returns the problem in words, or null. Saved in localStorage. */
+  setRangeCacheLimit(text: string): Promise<string | null>;
+  clearRangeCache(): Promise<void>;
   setShardSize(text: string): void;
   setSeed(seed: number): void;
   setOutputName(name: string): void;
@@ -152,4 +183,11 @@ export interface StudioDeps {
   /** Hand a finished download to the browser. */
   download(name: string, blob: Blob): void;
   now?: () => number;
+  /** Where a remembered token is kept (the browser's sessionStorage); none: it cannot be remembered. */
+  sessionStorage?: KeyValueStore;
+  /** Where the cache limit is kept (the browser's localStorage). */
+  localStorage?: KeyValueStore;
 }
+
+/** The part of the Web Storage API the studio uses. */
+export type KeyValueStore = Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;

@@ -18,7 +18,8 @@ const contexts = new WeakMap<GpuHandle, GpuContext>();
 
 function rangeCache(): LimitedRangeCache | undefined {
   try {
-    return 'caches' in scope ? new CacheApiRangeCache() : undefined;
+    // 2 GB until the page sends the user's limit (decimal, as the studio shows sizes).
+    return 'caches' in scope ? new CacheApiRangeCache({ maxBytes: 2e9 }) : undefined;
   } catch {
     return undefined;
   }
