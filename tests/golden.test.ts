@@ -131,3 +131,37 @@ describe('random masks from the engine generator (no replay)', () => {
     expect(Buffer.from(a.get(name)!.bytes).equals(Buffer.from(c.get(name)!.bytes))).toBe(false);
   });
 });
+
+describe('methods beyond mergekit, on the golden models: GPU output = CPU reference output', () => {
+  it('consensus_ta', async () => {
+    const recipe = join(work, 'consensus.yml');
+    writeFileSync(
+      recipe,
+      ['expert1', 'expert2', 'expert3']
+        .map((m, i) => `  - model: ${join(GOLDEN, 'models/llama-f32', m)}\n    parameters: {weight: ${[1, 0.7, 0.5][i]}, tall_lambda: 0.4}\n`)
+        .join('')
+        .replace(/^/, 'models:\n') + `merge_method: consensus_ta\nbase_model: ${join(GOLDEN, 'models/llama-f32/base')}\nparameters: {k: 2}\n`,
+    );
+    const outs: Map<string, ReturnType<typeof readSafetensorsFile> extends Map<string, infer T> ? T : never>[] = [];
+    for (const backend of ['gpu', 'cpu']) {
+      const out = join(work, `consensus-${backend}`);
+      const { code, stderr } = await cli(['merge', recipe, '--out', out, '--quiet', '--backend', backend, '--chunk-elements', '1000']);
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      outs.push(readSafetensorsFile(join(out, 'model.safetensors')));
+    }
+    const base = readSafetensorsFile(join(GOLDEN, 'models/llama-f32/base/model.safetensors'));
+    let changed = 0;
+    let total = 0;
+    for (const [name, g] of outs[0]) {
+      expect(compareTensors(name, g, outs[1].get(name)!, { rel: 1e-6, abs: 1e-7 })).toEqual([]);
+      const v = tensorValues(g);
+      const b = tensorValues(base.get(name)!);
+      total += v.length;
+      changed += v.filter((x, i) => x !== b[i]).length;
+    }
+    // The consensus drops some entries and keeps others.
+    expect(changed / total).toBeGreaterThan(0.05);
+    expect(changed / total).toBeLessThan(0.95);
+  });
+});

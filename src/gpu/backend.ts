@@ -78,6 +78,11 @@ export interface Backend {
    * (0 -> 1). Returns mixed / divisor when `normalize`, else mixed.
    */
   signElect(wds: readonly Tensor[], weights: readonly number[], normalize: boolean): Promise<Tensor>;
+  /**
+   * 1 where |a| >= lambda·|b| (the product rounded to f32), else 0: the TALL-mask test
+   * |τ_t| >= λ·|τ_MTL − τ_t|, and with b = 1 a threshold on counts.
+   */
+  absAtLeast(a: Tensor, b: Tensor, lambda: number): Promise<Tensor>;
   /** nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1); result w·x + (1 - w)·b. */
   nearswap(base: Tensor, x: Tensor, t: number): Promise<Tensor>;
 

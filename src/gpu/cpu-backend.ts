@@ -282,6 +282,18 @@ export class CpuBackend implements Backend {
     return this.#make(out, base.shape);
   }
 
+  async absAtLeast(a: Tensor, b: Tensor, lambda: number): Promise<Tensor> {
+    const av = this.#data(a, 'absAtLeast');
+    const bv = this.#data(b, 'absAtLeast');
+    if (av.length !== bv.length) {
+      throw new CpuBackendError('absAtLeast', `a has ${av.length} elements, b has ${bv.length}`);
+    }
+    const l = fr(lambda);
+    const out = new Float32Array(av.length);
+    for (let i = 0; i < av.length; i++) out[i] = Math.abs(av[i]) >= fr(l * Math.abs(bv[i])) ? 1 : 0;
+    return this.#make(out, a.shape);
+  }
+
   async quantize(x: Tensor, dtype: FloatDType): Promise<Tensor> {
     const d = this.#data(x, 'quantize');
     const out = dtype === 'F32' ? d.slice() : decodeFloats(encodeFloats(d, dtype), dtype);

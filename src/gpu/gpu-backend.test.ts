@@ -578,6 +578,43 @@ describe('nearswap vs CPU', () => {
   });
 });
 
+describe('absAtLeast vs CPU', () => {
+  // One f32 product and one comparison on both sides: the masks must be identical.
+  it('at every length and chunking, with exact ties on the boundary', async () => {
+    for (const chunk of CHUNKINGS) {
+      const gpu = gpuFor(chunk);
+      for (const n of LENGTHS) {
+        const a = randomValues(n, 3 * n);
+        const b = randomValues(n, 3 * n + 1).map((v, i) => (i % 5 === 0 ? a[i] / 0.5 : v));
+        const [ga, ca] = await pair(chunk, a, [n]);
+        const [gb, cb] = await pair(chunk, b, [n]);
+        for (const lambda of [0.5, 0.3, 2]) {
+          const gm = await gpu.absAtLeast(ga, gb, lambda);
+          const cm = await cpu.absAtLeast(ca, cb, lambda);
+          const got = await gpu.read(gm);
+          expect(Array.from(got)).toEqual(Array.from(await cpu.read(cm)));
+          if (n >= 1000) {
+            const kept = got.reduce((s, v) => s + v, 0);
+            expect(kept).toBeGreaterThan(0);
+            expect(kept).toBeLessThan(n);
+          }
+          release(gm, cm);
+        }
+        release(ga, ca, gb, cb);
+      }
+    }
+  });
+
+  it('keeps the boundary and drops below it (hand-computed)', async () => {
+    const gpu = gpuFor(undefined);
+    const a = await gpu.fromArray([1, -1, 0.4, 0, 3], [5]);
+    const b = await gpu.fromArray([2, -2, 1, 0, -7], [5]);
+    const m = await gpu.absAtLeast(a, b, 0.5);
+    expect(Array.from(await gpu.read(m))).toEqual([1, 1, 0, 1, 0]);
+    release(a, b, m);
+  });
+});
+
 describe('empty tensors', () => {
   it('every op accepts zero elements', async () => {
     const gpu = gpuFor(777);

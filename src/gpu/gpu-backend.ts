@@ -547,21 +547,30 @@ export class GpuBackend implements Backend {
   }
 
   async nearswap(base: Tensor, x: Tensor, t: number): Promise<Tensor> {
-    const b = this.#tensor(base, 'nearswap');
-    const v = this.#tensor(x, 'nearswap');
-    if (b.numel !== v.numel) {
-      throw new GpuBackendError('nearswap', `base has ${b.numel} elements, model has ${v.numel}`);
+    return this.#pairwise('nearswap', KERNELS.nearswap, base, x, t, ['base', 'model']);
+  }
+
+  async absAtLeast(a: Tensor, b: Tensor, lambda: number): Promise<Tensor> {
+    return this.#pairwise('absAtLeast', KERNELS.absAtLeast, a, b, lambda, ['a', 'b']);
+  }
+
+  /** One elementwise kernel over two equally laid-out tensors (x0, x1) with the scalar `t`. */
+  async #pairwise(op: string, kernel: typeof KERNELS.nearswap, first: Tensor, second: Tensor, t: number, names: [string, string]): Promise<Tensor> {
+    const a = this.#tensor(first, op);
+    const b = this.#tensor(second, op);
+    if (a.numel !== b.numel) {
+      throw new GpuBackendError(op, `${names[0]} has ${a.numel} elements, ${names[1]} has ${b.numel}`);
     }
-    this.#sameLayout('nearswap', b, v, 'model');
-    return this.#withOutput('nearswap', b.shape, b.layout, async (out) => {
-      const batch = this.ctx.batch('nearswap');
-      const bc = this.#chunks(b, 'nearswap');
-      const vc = this.#chunks(v, 'nearswap');
+    this.#sameLayout(op, a, b, names[1]);
+    return this.#withOutput(op, a.shape, a.layout, async (out) => {
+      const batch = this.ctx.batch(op);
+      const ac = this.#chunks(a, op);
+      const bc = this.#chunks(b, op);
       out.forEach((buf, c) => {
-        const len = chunkLength(b.layout, c);
-        batch.dispatch(KERNELS.nearswap, {
+        const len = chunkLength(a.layout, c);
+        batch.dispatch(kernel, {
           params: new ParamWriter().u32(len).u32(0).u32(0).u32(0).u32(0).u32(0).u32(0).f32(0).f32(t).bytes(),
-          buffers: { 2: bc[c], 3: vc[c], 6: buf },
+          buffers: { 2: ac[c], 3: bc[c], 6: buf },
           workgroups: Math.ceil(len / WORKGROUP_SIZE),
         });
       });

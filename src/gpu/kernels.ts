@@ -49,6 +49,12 @@ export const KERNELS = {
     3: 'read-only-storage',
     6: 'storage',
   }),
+  absAtLeast: defineKernel(ELEMENTWISE, 'abs_at_least', {
+    0: 'uniform',
+    2: 'read-only-storage',
+    3: 'read-only-storage',
+    6: 'storage',
+  }),
 
   electFused: defineKernel(SIGN_ELECT, 'elect_fused', {
     0: 'uniform',

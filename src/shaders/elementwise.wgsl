@@ -6,6 +6,7 @@
 //   order as the CPU reference. coef(t, row) = coefs[t * coef_stride + row], row = global row of the
 //   element when coef_stride > 1 (per-row coefficients), else coefs[t].
 // nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1); out = w·x + (1 - w)·b  (x0 = b, x1 = x).
+// abs_at_least: out = 1 where |x0| >= t·|x1| else 0 (TALL masks, count thresholds).
 //
 // Dispatch: one thread per element of the chunk, ceil(n / 256) workgroups (2-D grid above
 // maxComputeWorkgroupsPerDimension; threads past n return). Unused x slots are bound to x0.
@@ -84,4 +85,14 @@ fn nearswap(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   let dist = max(abs(b - x), 1e-6);
   let w = clamp(params.t / dist, 0.0, 1.0);
   out[i] = w * x + (1.0 - w) * b;
+}
+
+@compute @workgroup_size(256)
+fn abs_at_least(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let i = thread_index(wid, nwg, lid);
+  if (i >= params.n) {
+    return;
+  }
+  out[i] = select(0.0, 1.0, abs(x0[i]) >= params.t * abs(x1[i]));
 }

@@ -20,10 +20,12 @@ const EXPECTED = [
   'model_stock',
   'nearswap',
   'passthrough',
+  // beyond mergekit (METHODS.md "Beyond the reference")
+  'consensus_ta',
 ];
 
 describe('method registry', () => {
-  it('registers every method of METHODS.md once', () => {
+  it('registers every method of METHODS.md once, and the ones beyond the reference', () => {
     expect([...METHOD_NAMES].sort()).toEqual([...EXPECTED].sort());
     for (const name of EXPECTED) expect(getMethod(name).name).toBe(name);
   });

@@ -5,6 +5,7 @@
 import type { MethodLookup } from '../../core/params.ts';
 import { breadcrumbs } from './breadcrumbs.ts';
 import { breadcrumbsTies } from './breadcrumbs-ties.ts';
+import { consensusTa } from './consensus.ts';
 import { dareLinear } from './dare-linear.ts';
 import { dareTies } from './dare-ties.ts';
 import { della } from './della.ts';
@@ -31,6 +32,7 @@ export const METHODS = [
   breadcrumbsTies,
   della,
   dellaLinear,
+  consensusTa,
   slerp,
   nuslerp,
   multislerp,
