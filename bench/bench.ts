@@ -21,6 +21,7 @@ import { formatBytes } from '../src/core/units.ts';
 import { createBackend, type BackendKind } from '../src/cli/backend.ts';
 import { runMerge } from '../src/gpu/engine.ts';
 import { methodLookup } from '../src/gpu/methods/index.ts';
+import { GpuBackend } from '../src/gpu/gpu-backend.ts';
 
 const { values } = parseArgs({
   options: {
@@ -133,6 +134,8 @@ interface Row {
   gbPerSecond: number;
   paramsPerSecond: number;
   peakRssBytes: number;
+  /** GPU buffer bytes alive at once, at most (gpu backend only). */
+  peakGpuBytes?: number;
 }
 
 async function main() {
@@ -155,6 +158,7 @@ async function main() {
         const output = new DiscardFolder();
         let peak = process.memoryUsage().rss;
         const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+        if (backend instanceof GpuBackend) backend.ctx.resetPeak();
         const t0 = performance.now();
         await runMerge({ recipe, sources, backend, output, options: { seed: 1 } });
         const seconds = (performance.now() - t0) / 1000;
@@ -171,21 +175,22 @@ async function main() {
           gbPerSecond: inputBytes / seconds / 1e9,
           paramsPerSecond: paramsPerModel / seconds,
           peakRssBytes: peak,
+          peakGpuBytes: backend instanceof GpuBackend ? backend.ctx.peakBytes : undefined,
         };
         rows.push(row);
         console.error(
-          `${kind.padEnd(4)} ${method.padEnd(16)} ${seconds.toFixed(2).padStart(7)} s  ${row.gbPerSecond.toFixed(3)} GB/s in  ${(row.paramsPerSecond / 1e6).toFixed(1)} M params/s  peak RSS ${formatBytes(peak)}`,
+          `${kind.padEnd(4)} ${method.padEnd(16)} ${seconds.toFixed(2).padStart(7)} s  ${row.gbPerSecond.toFixed(3)} GB/s in  ${(row.paramsPerSecond / 1e6).toFixed(1)} M params/s  peak RSS ${formatBytes(peak)}${row.peakGpuBytes !== undefined ? `  peak GPU ${formatBytes(row.peakGpuBytes)}` : ''}`,
         );
       }
     } finally {
       backend.destroy();
     }
   }
-  console.log(`| backend | device | method | time (s) | input GB/s | output params/s | peak RSS |`);
-  console.log(`|---|---|---|---|---|---|---|`);
+  console.log(`| backend | device | method | time (s) | input GB/s | output params/s | peak RSS | peak GPU buffers |`);
+  console.log(`|---|---|---|---|---|---|---|---|`);
   for (const r of rows) {
     console.log(
-      `| ${r.backend} | ${r.device} | ${r.method} | ${r.seconds.toFixed(2)} | ${r.gbPerSecond.toFixed(3)} | ${(r.paramsPerSecond / 1e6).toFixed(1)} M | ${formatBytes(r.peakRssBytes)} |`,
+      `| ${r.backend} | ${r.device} | ${r.method} | ${r.seconds.toFixed(2)} | ${r.gbPerSecond.toFixed(3)} | ${(r.paramsPerSecond / 1e6).toFixed(1)} M | ${formatBytes(r.peakRssBytes)} | ${r.peakGpuBytes !== undefined ? formatBytes(r.peakGpuBytes) : '–'} |`,
     );
   }
   if (values.json) writeFileSync(values.json as string, JSON.stringify({ hidden, layers, vocab, paramsPerModel, bytesPerModel, rows }, null, 2));

@@ -124,6 +124,22 @@ describe('CommandBatch with a test kernel', () => {
     expect(ctx.liveBuffers).toBe(0);
   });
 
+  it('counts live and peak buffer bytes', async () => {
+    const ctx = new GpuContext(handle.device);
+    const usage = GPUBufferUsage.STORAGE;
+    const a = ctx.createBuffer({ label: 'a', size: 1024, usage });
+    const b = ctx.createBuffer({ label: 'b', size: 4096, usage });
+    expect([ctx.liveBytes, ctx.peakBytes]).toEqual([5120, 5120]);
+    ctx.destroyBuffer(b);
+    ctx.destroyBuffer(b);
+    expect([ctx.liveBytes, ctx.peakBytes]).toEqual([1024, 5120]);
+    ctx.resetPeak();
+    expect(ctx.peakBytes).toBe(1024);
+    ctx.destroyBuffer(a);
+    expect(ctx.liveBytes).toBe(0);
+    ctx.destroy();
+  });
+
   it('dispatches more than 65535 workgroups on a 2-D grid', async () => {
     const ctx = new GpuContext(handle.device);
     const n = 65535 * 256 + 1000; // 65539 workgroups

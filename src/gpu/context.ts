@@ -100,6 +100,8 @@ export class GpuContext {
   #fatal: Error | null = null;
   #destroyed = false;
   #created = 0;
+  #liveBytes = 0;
+  #peakBytes = 0;
 
   /** Request a device (see requestGpu) and own it. */
   static async create(gpu: GPU | undefined, opts: RequestGpuOptions = {}): Promise<GpuContext> {
@@ -136,6 +138,19 @@ export class GpuContext {
     return this.#live.size;
   }
 
+  /** Bytes of the buffers alive now, and the most alive at once since the last resetPeak (benchmarks). */
+  get liveBytes(): number {
+    return this.#liveBytes;
+  }
+
+  get peakBytes(): number {
+    return this.#peakBytes;
+  }
+
+  resetPeak(): void {
+    this.#peakBytes = this.#liveBytes;
+  }
+
   /** Buffers made through this context since it was created (tests). */
   get createdBuffers(): number {
     return this.#created;
@@ -162,6 +177,8 @@ export class GpuContext {
     const buffer = this.device.createBuffer(desc);
     this.#live.add(buffer);
     this.#created++;
+    this.#liveBytes += buffer.size;
+    this.#peakBytes = Math.max(this.#peakBytes, this.#liveBytes);
     return buffer;
   }
 
@@ -194,6 +211,7 @@ export class GpuContext {
   /** Destroy a buffer made here. Destroying twice is a no-op. */
   destroyBuffer(buffer: GPUBuffer): void {
     if (!this.#live.delete(buffer)) return;
+    this.#liveBytes -= buffer.size;
     buffer.destroy();
   }
 
