@@ -307,6 +307,11 @@ describe('cache, progress, cancellation', () => {
     const third = await analyzeMerge({ recipe: recipe(0.2), sources, ops: ops(), options: { cache, parts: { recipe: false } } });
     expect(reads.count).toBe(before);
     expect(third.modelStats).toBe(first.modelStats);
+    // Outside the task-vector family the recipe part is parameters only: no weights are read.
+    const linear = recipeOf('linear', [{ ref: 'a', params: { weight: [0.2, 0.8] } }, { ref: 'b', params: { weight: 1 } }]);
+    const fourth = await analyzeMerge({ recipe: linear, sources, ops: ops(), options: { cache } });
+    expect(reads.count).toBe(before);
+    expect(fourth.recipeStats!.coefficients.layers[1].perModel[0].weight).toEqual({ min: 0.8, max: 0.8 });
     // A different model set (b left out) is a different key.
     const alone = await analyzeMerge({ recipe: recipeOf('ties', [{ ref: 'a', params: { weight: 1, density: 0.5 } }]), sources, ops: ops(), options: { cache, parts: { recipe: false } } });
     expect(alone.modelStats!.key).not.toBe(first.modelStats!.key);

@@ -180,6 +180,11 @@ async function analyzeTensor(a: TensorArgs): Promise<{ model?: TensorModelStats;
     const layer = layerIndexOf(t.name) ?? null;
     const kind = tensorKindOf(t.name);
     const numel = t.shape.reduce((x, y) => x * y, 1);
+    const out: { model?: TensorModelStats; recipe?: TensorRecipeStats } = {};
+    if (a.computeRecipe) out.recipe = paramsEntry(a, layer, kind, numel);
+    // Only the task-vector family's trimming and the model statistics read the weights.
+    const trims = out.recipe !== undefined && a.steps !== null && plan.base !== undefined;
+    if (!a.computeModel && !trims) return out;
     const base = plan.base ? own(await loadTensor(backend, plan.base, t, job.recipe.dtype, signal)) : undefined;
     const deltas: Tensor[] = [];
     for (const m of a.models) {
@@ -198,7 +203,6 @@ async function analyzeTensor(a: TensorArgs): Promise<{ model?: TensorModelStats;
       );
       release(owned, backend, x);
     }
-    const out: { model?: TensorModelStats; recipe?: TensorRecipeStats } = {};
     if (a.computeModel) {
       const histograms = await ops.magnitudeHistograms(deltas);
       out.model = {
@@ -213,7 +217,7 @@ async function analyzeTensor(a: TensorArgs): Promise<{ model?: TensorModelStats;
         histograms,
       };
     }
-    if (a.computeRecipe) out.recipe = await recipeTensorStats(a, { base, deltas, layer, kind, numel, own });
+    if (trims) await addTrimStats(a, out.recipe!, { base: base!, deltas, own });
     return out;
   } finally {
     for (const x of owned) backend.release(x);
@@ -233,41 +237,41 @@ function numeric(params: Record<string, unknown>): Record<string, number> {
   return out;
 }
 
-async function recipeTensorStats(
-  a: TensorArgs,
-  d: {
-    base: Tensor | undefined;
-    deltas: Tensor[];
-    layer: number | null;
-    kind: TensorKind;
-    numel: number;
-    own: <T extends Tensor>(x: T) => T;
-  },
-): Promise<TensorRecipeStats> {
-  const { job, plan, t, analyzedIdx, steps } = a;
-  const { recipe, ops } = job;
-  const backend = ops.backend;
-  const { global, perModel } = resolveTensorParams(recipe, plan.method, t.name, plan.numLayers);
-  const entry: TensorRecipeStats = {
+/** The parameters `t` resolves to, and room for the trimming statistics. */
+function paramsEntry(a: TensorArgs, layer: number | null, kind: TensorKind, numel: number): TensorRecipeStats {
+  const { job, plan, t, analyzedIdx } = a;
+  const { global, perModel } = resolveTensorParams(job.recipe, plan.method, t.name, plan.numLayers);
+  return {
     name: t.name,
-    layer: d.layer,
-    kind: d.kind,
-    numel: d.numel,
+    layer,
+    kind,
+    numel,
     params: { global: numeric(global), perModel: analyzedIdx.map((i) => numeric(perModel[i])) },
     kept: null,
     keptGram: null,
     keptHistograms: null,
     contributionNormSq: null,
   };
-  if (!steps || !d.base) return entry;
+}
 
+/** What the task-vector family keeps of each model and what each contributes (fills `entry`). */
+async function addTrimStats(
+  a: TensorArgs,
+  entry: TensorRecipeStats,
+  d: { base: Tensor; deltas: Tensor[]; own: <T extends Tensor>(x: T) => T },
+): Promise<void> {
+  const { job, plan, t, analyzedIdx } = a;
+  const steps = a.steps!;
+  const { recipe, ops } = job;
+  const backend = ops.backend;
+  const { global, perModel } = resolveTensorParams(recipe, plan.method, t.name, plan.numLayers);
   // Replay the family's steps (task-arithmetic-family.ts): sparsify, rescale, weight.
   const reader = new ParamReader(plan.method.name, t.name);
   // The sparsifiers read each model's parameters, position (the random masks' key) and label.
   let deltaIndex = 0;
   const inputs: MethodInput[] = recipe.models.map((m, i) => {
     const isBase = plan.models[i] === plan.base;
-    const tensor = isBase ? d.base! : d.deltas[deltaIndex];
+    const tensor = isBase ? d.base : d.deltas[deltaIndex];
     return { tensor, params: perModel[i], isBase, deltaIndex: isBase ? -1 : deltaIndex++, label: m.model };
   });
   const analyzed = analyzedIdx.map((i) => inputs[i]);
@@ -328,7 +332,6 @@ async function recipeTensorStats(
       return c * c * (entry.keptGram as number[])[i * n + i];
     });
   }
-  return entry;
 }
 
 function modelSetStats(key: string, entries: TensorModelStats[], n: number, numLayers: number): ModelSetStats {
