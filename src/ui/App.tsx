@@ -3,6 +3,8 @@
  * right. Files, folders and recipes can be dropped anywhere on the page.
  */
 import { useEffect, useRef, useState } from 'react';
+import type { AnalysisRunner } from './analysis/runner.ts';
+import { StudioAnalysisPanel } from './analysis/StudioAnalysisPanel.tsx';
 import { CompatPanel } from './components/CompatPanel.tsx';
 import { Header } from './components/Header.tsx';
 import { MergePanel } from './components/MergePanel.tsx';
@@ -15,9 +17,11 @@ import { useStudioStore } from './store-context.tsx';
 export interface AppProps {
   canPickFolder: boolean;
   download(name: string, blob: Blob): void;
+  /** Runs analyses in the engine worker; without it the analysis panel is left out. */
+  analysisRunner?: AnalysisRunner;
 }
 
-export function App({ canPickFolder, download }: AppProps) {
+export function App({ canPickFolder, download, analysisRunner }: AppProps) {
   const store = useStudioStore();
   const [dragging, setDragging] = useState(false);
   const depth = useRef(0);
@@ -76,6 +80,7 @@ export function App({ canPickFolder, download }: AppProps) {
         </div>
         <div className="column right">
           <MethodPanel />
+          {analysisRunner ? <StudioAnalysisPanel runner={analysisRunner} download={download} /> : null}
           <MergePanel canPickFolder={canPickFolder} />
           <RecipePanel onDownload={download} />
         </div>

@@ -6,6 +6,7 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { recipeToYaml } from '../core/recipe/write.ts';
 import { App } from './App.tsx';
+import { AnalysisRunner } from './analysis/runner.ts';
 import { fetchDemoSet } from './demo.ts';
 import { decodeRecipeHash, encodeRecipeHash } from './recipe-link.ts';
 import { createStudioStore, type StudioDeps } from './store/index.ts';
@@ -16,6 +17,7 @@ import { startEngineWorker } from './worker/start.ts';
 import './styles.css';
 
 const engine = new EngineClient(startEngineWorker());
+const analysisRunner = new AnalysisRunner(engine);
 let exportDirectory: FileSystemDirectoryHandle | null = null;
 const downloads: { name: string; size: number }[] = [];
 
@@ -105,7 +107,7 @@ async function start() {
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
     <StoreProvider store={store}>
-      <App canPickFolder={typeof window.showDirectoryPicker === 'function'} download={download} />
+      <App canPickFolder={typeof window.showDirectoryPicker === 'function'} download={download} analysisRunner={analysisRunner} />
     </StoreProvider>
   </StrictMode>,
 );

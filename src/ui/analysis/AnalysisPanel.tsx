@@ -7,7 +7,6 @@
 import { useMemo, useState } from 'react';
 import type { Recipe } from '../../core/recipe/types.ts';
 import { TENSOR_KINDS, type AnalysisProgress, type AnalysisResult, type TensorKind } from '../../gpu/analysis/types.ts';
-import './analysis.css';
 import { Heatmap } from './Heatmap.tsx';
 import { LayerLineChart } from './LayerLineChart.tsx';
 import { MagnitudeHistogram } from './MagnitudeHistogram.tsx';

@@ -46,7 +46,7 @@ export function LayerLineChart({ testId, data, fraction, download, controls }: L
   const items: LegendItem[] = data.series.map((s, i) => ({ label: s.label, color: seriesColor(s.label, i), dash: DASHES[i % DASHES.length] }));
   const legendTop = 52;
   const legendH = legendHeight(items, LAYER_AXIS.width - 16);
-  const top = legendTop + legendH + 6;
+  const top = legendTop + legendH + 18;
   const bottom = top + PLOT_HEIGHT;
   const height = bottom + 36;
 
@@ -96,7 +96,7 @@ export function LayerLineChart({ testId, data, fraction, download, controls }: L
         >
           <SvgTitle title={data.title} unit={data.unit} width={LAYER_AXIS.width} />
           <SvgLegend items={items} x={8} y={legendTop} width={LAYER_AXIS.width - 16} />
-          <AxisLeft ticks={yTicks} x={LAYER_AXIS.x0 - 10} y0={top} y1={bottom} label={fraction ? '%' : 'value'} gridTo={LAYER_AXIS.x1 + 10} />
+          <AxisLeft ticks={yTicks} x={LAYER_AXIS.x0 - 10} y0={top} y1={bottom} label={data.axis} gridTo={LAYER_AXIS.x1 + 10} />
           <AxisBottom ticks={xTicks} y={bottom} x0={LAYER_AXIS.x0 - 10} x1={LAYER_AXIS.x1 + 10} label="layer" />
           {focus !== null ? <line x1={layerX(focus, L)} x2={layerX(focus, L)} y1={top} y2={bottom} stroke={TEXT} strokeOpacity={0.35} /> : null}
           {data.series.map((s, i) => {

@@ -3,14 +3,13 @@
  * one step line per model, the entries the method keeps dashed over them, and each model's trim
  * thresholds (smallest and largest kept |δ|) as dotted verticals when one tensor is shown.
  */
-import { curveStepAfter, line, scaleLinear, scaleLog } from 'd3';
+import { curveStepAfter, format, line, scaleLinear, scaleLog } from 'd3';
 import { useState, type ReactNode } from 'react';
 import {
   AxisBottom,
   AxisLeft,
   ChartFrame,
   FONT,
-  formatValue,
   legendHeight,
   MUTED,
   seriesColor,
@@ -47,9 +46,14 @@ export function visibleBins(d: HistogramData): [number, number] {
   return [Math.max(0, first - 4), Math.min(d.bins.length - 1, last + 4)];
 }
 
-function powerLabel(e: number): string {
-  return `2^${e}`;
+const SUPERSCRIPT: Record<string, string> = { '-': '⁻', '0': '⁰', '1': '¹', '2': '²', '3': '³', '4': '⁴', '5': '⁵', '6': '⁶', '7': '⁷', '8': '⁸', '9': '⁹' };
+
+/** 2⁻¹⁰ for e = −10. */
+export function powerLabel(e: number): string {
+  return `2${[...String(e)].map((c) => SUPERSCRIPT[c]).join('')}`;
 }
+
+const countFormat = format('~s');
 
 export function MagnitudeHistogram({ testId, data, download, controls }: MagnitudeHistogramProps) {
   const [hover, setHover] = useState<number | null>(null);
@@ -64,12 +68,12 @@ export function MagnitudeHistogram({ testId, data, download, controls }: Magnitu
   if (data.keptCounts) items.push({ label: 'kept by the method', color: MUTED, dash: '5 3' });
   if (data.thresholds) items.push({ label: 'trim thresholds', color: MUTED, dash: '1 3' });
   const legendTop = 52;
-  const top = legendTop + legendHeight(items, LAYER_AXIS.width - 16) + 6;
+  const top = legendTop + legendHeight(items, LAYER_AXIS.width - 16) + 18;
   const bottom = top + PLOT_HEIGHT;
   const height = bottom + 38;
   const max = Math.max(1, ...data.counts.flatMap((c) => c.values.slice(first, last + 1)));
   const y = scaleLinear().domain([0, max]).nice().range([bottom, top]);
-  const yTicks = y.ticks(4).map((v) => ({ at: y(v), text: formatValue(v, false) }));
+  const yTicks = y.ticks(4).map((v) => ({ at: y(v), text: countFormat(v) }));
   const e0 = Math.ceil(Math.log2(data.bins[first].lo));
   const e1 = Math.floor(Math.log2(data.bins[last].hi));
   const every = Math.max(1, Math.ceil((e1 - e0 + 1) / 9));
@@ -87,13 +91,19 @@ export function MagnitudeHistogram({ testId, data, download, controls }: Magnitu
     return pts;
   };
 
+  const thresholds = data.thresholds
+    ?.filter((t) => t.lo !== null || t.hi !== null)
+    .map((t) => `${t.label} keeps ${t.lo !== null ? `|δ| ≥ ${t.lo.toExponential(3)}` : ''}${t.lo !== null && t.hi !== null ? ' and ' : ''}${t.hi !== null ? `|δ| ≤ ${t.hi.toExponential(3)}` : ''}`)
+    .join(' · ');
   const readout =
     hover !== null
       ? `|δ| in [${data.bins[hover].lo.toExponential(2)}, ${data.bins[hover].hi.toExponential(2)}): ` +
         data.counts
           .map((c, i) => `${c.label} ${c.values[hover]}${data.keptCounts ? ` (kept ${data.keptCounts[i].values[hover]})` : ''}`)
           .join(' · ')
-      : data.outside.map((o) => `${o.label}: ${o.zero} zero${o.below ? `, ${o.below} below 2^${Math.log2(data.bins[0].lo)}` : ''}${o.above ? `, ${o.above} ≥ ${data.bins.at(-1)!.hi}` : ''}${o.nonFinite ? `, ${o.nonFinite} Inf/NaN` : ''}`).join(' · ');
+      : thresholds
+        ? `Trim thresholds: ${thresholds}.`
+        : data.outside.map((o) => `${o.label}: ${o.zero} zero${o.below ? `, ${o.below} below ${powerLabel(Math.log2(data.bins[0].lo))}` : ''}${o.above ? `, ${o.above} ≥ ${data.bins.at(-1)!.hi}` : ''}${o.nonFinite ? `, ${o.nonFinite} Inf/NaN` : ''}`).join(' · ');
 
   return (
     <ChartFrame testId={testId} title={data.title} csv={() => histogramCsv(data)} download={download} footer={readout} controls={controls}>
@@ -136,7 +146,8 @@ export function MagnitudeHistogram({ testId, data, download, controls }: Magnitu
               v !== null && v > 0 && v >= x.domain()[0] && v <= x.domain()[1] ? (
                 <g key={`${t.label}-${side}`} fontFamily={FONT} fontSize={9.5} pointerEvents="none">
                   <line x1={x(v)} x2={x(v)} y1={top} y2={bottom} stroke={seriesColor(t.label, i)} strokeDasharray="1 3" strokeWidth={1.6} data-threshold={v} />
-                  <text x={x(v) + 3} y={top + 10 + 11 * i} fill={seriesColor(t.label, i)}>
+                  {/* Lower thresholds labelled left of their line, upper ones right: pairs do not collide. */}
+                  <text x={side === 0 ? x(v) - 3 : x(v) + 3} y={top + 10 + 11 * i} textAnchor={side === 0 ? 'end' : 'start'} fill={seriesColor(t.label, i)}>
                     {side === 0 ? '≥' : '≤'} {v.toExponential(1)}
                   </text>
                 </g>

@@ -78,15 +78,22 @@ export function ChartFrame({ testId, title, csv, download, children, footer, con
   );
 }
 
-/** The chart title and its unit line, at the top of an SVG. */
+/** `text` cut to about `chars` characters with an ellipsis (SVG text does not wrap). */
+export function fit(text: string, chars: number): string {
+  return text.length <= chars ? text : `${text.slice(0, Math.max(1, chars - 1))}…`;
+}
+
+/** The chart title and its unit line, at the top of an SVG (cut to the width; whole on hover). */
 export function SvgTitle({ title, unit, width }: { title: string; unit: string; width: number }) {
   return (
     <g fontFamily={FONT}>
       <text x={8} y={16} fontSize={13} fontWeight={600} fill={TEXT}>
-        {title}
+        <title>{title}</title>
+        {fit(title, Math.floor((width - 16) / 7.4))}
       </text>
       <text x={8} y={31} fontSize={10.5} fill={MUTED}>
-        {unit}
+        <title>{unit}</title>
+        {fit(unit, Math.floor((width - 16) / 5.6))}
       </text>
       <line x1={0} x2={width} y1={38} y2={38} stroke={GRID} />
     </g>
@@ -174,7 +181,7 @@ export function AxisBottom({
   );
 }
 
-/** Tick marks, labels and grid lines along the left of a plot. */
+/** Tick marks, labels and grid lines along the left of a plot; the axis label sits above it. */
 export function AxisLeft({
   ticks,
   x,
@@ -202,7 +209,7 @@ export function AxisLeft({
           </text>
         </g>
       ))}
-      <text transform={`translate(${x - 34},${(y0 + y1) / 2}) rotate(-90)`} textAnchor="middle" fill={TEXT}>
+      <text x={x} y={Math.min(y0, y1) - 8} textAnchor="middle" fill={TEXT}>
         {label}
       </text>
     </g>

@@ -75,13 +75,25 @@ export function cosineMatrix(r: AnalysisResult, scope: CosineScope): MatrixData 
 export const LAYER_METRICS = ['norm', 'relativeChange', 'conflict', 'keptFraction', 'conflictAfterTrim', 'share'] as const;
 export type LayerMetric = (typeof LAYER_METRICS)[number];
 
-export const LAYER_METRIC_INFO: Record<LayerMetric, { label: string; unit: string; recipe: boolean; fraction: boolean }> = {
-  norm: { label: 'Task-vector norm ‖δ‖', unit: 'L2 norm of the weight change', recipe: false, fraction: false },
-  relativeChange: { label: 'Relative change ‖δ‖ / ‖base‖', unit: 'ratio', recipe: false, fraction: true },
-  conflict: { label: 'Sign-conflict rate', unit: 'share of parameters whose sign differs from another model’s', recipe: false, fraction: true },
-  keptFraction: { label: 'Kept fraction', unit: 'share of parameters the method keeps', recipe: true, fraction: true },
-  conflictAfterTrim: { label: 'Sign-conflict rate after trimming', unit: 'share of parameters, kept entries only', recipe: true, fraction: true },
-  share: { label: 'Share of the merged delta', unit: '‖contribution‖ / Σ ‖contributions‖', recipe: true, fraction: true },
+export const LAYER_METRIC_INFO: Record<LayerMetric, { label: string; unit: string; axis: string; recipe: boolean; fraction: boolean }> = {
+  norm: { label: 'Task-vector norm ‖δ‖', unit: 'L2 norm of the weight change', axis: '‖δ‖', recipe: false, fraction: false },
+  relativeChange: { label: 'Relative change ‖δ‖ / ‖base‖', unit: 'ratio of L2 norms, as a percentage', axis: '‖δ‖/‖base‖', recipe: false, fraction: true },
+  conflict: {
+    label: 'Sign-conflict rate',
+    unit: 'share of parameters where the model’s sign differs from another’s (mean over the others)',
+    axis: 'parameters',
+    recipe: false,
+    fraction: true,
+  },
+  keptFraction: { label: 'Kept fraction', unit: 'share of parameters the method keeps', axis: 'parameters', recipe: true, fraction: true },
+  conflictAfterTrim: {
+    label: 'Sign-conflict rate after trimming',
+    unit: 'share of parameters, kept entries only (mean over the other models)',
+    axis: 'parameters',
+    recipe: true,
+    fraction: true,
+  },
+  share: { label: 'Share of the merged delta', unit: '‖contribution‖ / Σ ‖contributions‖', axis: 'share', recipe: true, fraction: true },
 };
 
 export interface LayerSeries {
@@ -89,6 +101,8 @@ export interface LayerSeries {
   key: string;
   title: string;
   unit: string;
+  /** Short label of the value axis. */
+  axis: string;
   /** 0..numLayers−1. */
   layers: number[];
   /** One series per model (recipe order), plus "all models" for the conflict metrics. */
@@ -154,7 +168,7 @@ export function layerSeries(r: AnalysisResult, metric: LayerMetric): LayerSeries
     series.push({ label: 'all models', values: layers.map((k) => r.recipeStats!.layers[k]?.conflictAll ?? null) });
   }
   const method = r.recipeStats ? ` (${r.recipeStats.method})` : '';
-  return { key: metric, title: `${info.label} per layer${info.recipe ? method : ''}`, unit: info.unit, layers, series };
+  return { key: metric, title: `${info.label} per layer${info.recipe ? method : ''}`, unit: info.unit, axis: info.axis, layers, series };
 }
 
 /** A layer × model series as a matrix: rows are the series, columns the layers. */
@@ -177,7 +191,8 @@ export function coefficientSeries(r: AnalysisResult, param: string): LayerSeries
   return {
     key: `coefficient.${param}`,
     title: `Effective ${param} per layer (${r.recipeStats!.method})`,
-    unit: param,
+    unit: `the ${param} each model gets at each layer (gradients and filters resolved; the middle of the range where filters differ)`,
+    axis: param,
     layers,
     series: names.map((label, i) => ({
       label,
