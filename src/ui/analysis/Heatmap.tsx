@@ -6,7 +6,7 @@
  * colour-vision deficiencies.
  */
 import { interpolateRdBu, interpolateViridis, scaleDiverging, scaleSequential } from 'd3';
-import { useId, useState, type ReactNode } from 'react';
+import { useId, useState, type KeyboardEvent, type ReactNode } from 'react';
 import { ChartFrame, FONT, formatValue, GRID, MUTED, SvgTitle, TEXT, textOn } from './chart-kit.tsx';
 import { matrixCsv, type MatrixData } from './view-data.ts';
 
@@ -43,6 +43,18 @@ export function Heatmap({ testId, data, scale, fraction = false, rowTitle, colum
   const [hover, setHover] = useState<{ i: number; j: number } | null>(null);
   const rows = data.rowLabels.length;
   const cols = data.columnLabels.length;
+  // One tab stop for the whole grid; arrow keys move between cells (a roving cursor).
+  const onKey = (ev: KeyboardEvent<SVGSVGElement>) => {
+    const moves: Record<string, [number, number]> = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    const move = moves[ev.key];
+    if (!move || rows === 0 || cols === 0) return;
+    ev.preventDefault();
+    setHover((h) => {
+      const at = h ?? { i: 0, j: 0 };
+      if (!h) return at;
+      return { i: Math.max(0, Math.min(rows - 1, at.i + move[0])), j: Math.max(0, Math.min(cols - 1, at.j + move[1])) };
+    });
+  };
   const finite = data.values.filter((v): v is number => v !== null && Number.isFinite(v));
   const max = finite.length ? Math.max(...finite) : 1;
   const color = heatmapColor(scale, max);
@@ -63,12 +75,22 @@ export function Heatmap({ testId, data, scale, fraction = false, rowTitle, colum
 
   const readout = hover
     ? `${data.rowLabels[hover.i]} × ${columnTitle} ${data.columnLabels[hover.j]}: ${formatValue(data.values[hover.i * cols + hover.j], fraction)}`
-    : `Hover or focus a cell for its value. ${rowTitle} × ${columnTitle}.`;
+    : `Hover a cell, or focus the chart and use the arrow keys, for its value. Rows: ${rowTitle}; columns: ${columnTitle}.`;
 
   return (
     <ChartFrame testId={testId} title={data.title} csv={() => matrixCsv(data)} download={download} footer={readout} controls={controls}>
       {(ref) => (
-        <svg ref={ref} viewBox={`0 0 ${WIDTH} ${height}`} width="100%" role="img" aria-label={`${data.title}. ${data.unit}.`}>
+        <svg
+          ref={ref}
+          viewBox={`0 0 ${WIDTH} ${height}`}
+          width="100%"
+          role="img"
+          tabIndex={0}
+          aria-label={`${data.title}. ${data.unit}. Arrow keys move between cells.`}
+          onKeyDown={onKey}
+          onFocus={() => setHover((h) => h ?? { i: 0, j: 0 })}
+          onBlur={() => setHover(null)}
+        >
           <SvgTitle title={data.title} unit={data.unit} width={WIDTH} />
           <defs>
             <linearGradient id={gradientId}>
@@ -109,13 +131,9 @@ export function Heatmap({ testId, data, scale, fraction = false, rowTitle, colum
                     fill={fill}
                     stroke={on ? TEXT : '#ffffff'}
                     strokeWidth={on ? 2 : 0.5}
-                    tabIndex={0}
-                    aria-label={`${data.rowLabels[i]}, ${columnTitle} ${data.columnLabels[j]}: ${text}`}
                     data-value={v ?? ''}
                     onPointerEnter={() => setHover({ i, j })}
                     onPointerLeave={() => setHover(null)}
-                    onFocus={() => setHover({ i, j })}
-                    onBlur={() => setHover(null)}
                   >
                     <title>{`${data.rowLabels[i]} × ${data.columnLabels[j]}: ${text}`}</title>
                   </rect>

@@ -3,6 +3,7 @@
  * run in the engine worker through an AnalysisRunner. Small merges are analyzed as soon as their
  * models fit together; after the first analysis every recipe change (a slider move) re-runs it,
  * debounced; the worker reuses the model statistics, so only the method's part is recomputed.
+ * Nothing new starts while a merge runs; what changed meanwhile is analyzed when it ends.
  */
 import { useEffect, useMemo, useSyncExternalStore } from 'react';
 import { useStudio } from '../store-context.tsx';
@@ -18,11 +19,13 @@ export interface StudioAnalysisPanelProps {
 }
 
 export function StudioAnalysisPanel({ runner, download }: StudioAnalysisPanelProps) {
-  const state = useSyncExternalStore(runner.subscribe, runner.getState);
+  const state = useSyncExternalStore(runner.subscribe, runner.getState, runner.getState);
   const recipe = useStudio((s) => s.recipe);
   const backend = useStudio((s) => s.backend);
   const seed = useStudio((s) => s.seed);
   const ready = useStudio((s) => s.compat.status === 'done' && s.compat.report.ok);
+  // No new analyses while a merge runs: both would share the worker and the GPU.
+  const merging = useStudio((s) => s.job.status === 'running');
   const parameters = useStudio((s) => {
     const refs = new Set([...s.recipe.models.map((m) => m.model), ...(s.recipe.baseModel ? [s.recipe.baseModel] : [])]);
     let total = 0;
@@ -32,13 +35,13 @@ export function StudioAnalysisPanel({ runner, download }: StudioAnalysisPanelPro
   const request = useMemo(() => ({ recipe, backend, seed }), [recipe, backend, seed]);
 
   useEffect(() => {
-    if (!ready) return;
+    if (!ready || merging) return;
     const { status, result } = runner.getState();
     if (result !== null || status.status !== 'idle') runner.schedule(request);
     else if (parameters <= AUTO_ANALYZE_PARAMETERS) runner.run(request);
     // Runs when what is analyzed changes, not when the runner's own state does.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [request, ready]);
+  }, [request, ready, merging]);
 
   useEffect(() => () => runner.cancel(), [runner]);
 
