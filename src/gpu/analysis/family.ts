@@ -2,7 +2,7 @@
  * How each task-vector method combines its models (METHODS.md "Task-vector family"): sign election
  * and sparsifier by method name, the same table src/gpu/methods/*.ts register. The analysis replays
  * these steps (sparsify with the method's own SPARSIFY functions, rescale, weight, elect) to report
- * what each model keeps and contributes; family.test.ts checks that the contributions it derives
+ * what each model keeps and contributes; analyze.test.ts checks that the contributions it derives
  * add up to the method's merged delta, so the table cannot drift from the methods silently.
  */
 import type { Sparsifier } from '../methods/sparsifiers.ts';
