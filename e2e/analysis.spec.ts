@@ -74,6 +74,17 @@ test('analysis views for the demo models follow the density slider and export th
   const layers = readFileSync((await layersFile.path())!, 'utf8');
   expect(layers).toBe(layerCsv(layerSeries(cli, 'conflictAfterTrim')));
 
+  // The same chart as SVG and PNG files.
+  const [svgFile] = await Promise.all([page.waitForEvent('download'), page.getByTestId('analysis.layers.line.export.svg').click()]);
+  expect(svgFile.suggestedFilename()).toBe('sign-conflict-rate-after-trimming-per-layer-ties.svg');
+  const svg = readFileSync((await svgFile.path())!, 'utf8');
+  expect(svg).toMatch(/^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  expect(svg).toContain('Sign-conflict rate after trimming per layer (ties)');
+  const [pngFile] = await Promise.all([page.waitForEvent('download'), page.getByTestId('analysis.layers.line.export.png').click()]);
+  const png = readFileSync((await pngFile.path())!);
+  expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  expect(png.readUInt32BE(16)).toBe(1040); // 520-wide view box at 2×
+
   // The cosine CSV: dot products summed on the GPU agree with the CLI's CPU sums to 1e-5.
   const [cosineFile] = await Promise.all([page.waitForEvent('download'), page.getByTestId('analysis.cosine.export.csv').click()]);
   const cosine = readFileSync((await cosineFile.path())!, 'utf8').trim().split('\r\n');
