@@ -117,6 +117,8 @@ function recipeFor(method: string): string {
       return `models:\n  - model: base\n  - model: expert1\nmerge_method: slerp\nbase_model: base\nparameters: {t: 0.4}\n`;
     case 'linear':
       return `models:\n${models.map((m) => `  - model: ${m}\n    parameters: {weight: 1}\n`).join('')}merge_method: linear\n`;
+    case 'task_arithmetic':
+      return `models:\n${models.map((m) => `  - model: ${m}\n    parameters: {weight: 0.5}\n`).join('')}merge_method: task_arithmetic\nbase_model: base\n`;
     case 'model_stock':
       return `models:\n${models.map((m) => `  - model: ${m}\n`).join('')}merge_method: model_stock\nbase_model: base\n`;
     default:

@@ -79,6 +79,8 @@ export interface GpuBackendOptions {
    * than the passes they save.
    */
   workgroupSort?: boolean;
+  /** Elements summed per reduction workgroup (a multiple of 256). @default 4096, 65536 on software adapters */
+  reduceBlock?: number;
 }
 
 /**
@@ -108,6 +110,7 @@ export class GpuBackend implements Backend {
   readonly #ownsContext: boolean;
   readonly #chunkCapacity: number;
   readonly #workgroupSort: boolean;
+  readonly #reduceBlock: number;
   readonly #live = new Set<GpuTensor>();
   #destroyed = false;
 
@@ -119,6 +122,8 @@ export class GpuBackend implements Backend {
     if (!(wanted >= 1)) throw new GpuBackendError('create', `maxChunkElements must be >= 1, got ${wanted}`);
     this.#chunkCapacity = Math.min(byBinding, Math.floor(wanted));
     this.#workgroupSort = opts.workgroupSort ?? !ctx.adapterInfo.isFallbackAdapter;
+    // Software adapters pay for every workgroup barrier: give each reduction workgroup 16x more.
+    this.#reduceBlock = opts.reduceBlock ?? (ctx.adapterInfo.isFallbackAdapter ? 16 * REDUCE_BLOCK : REDUCE_BLOCK);
   }
 
   get description(): string {
@@ -682,8 +687,9 @@ export class GpuBackend implements Backend {
     const result = new Float64Array(pairs.length * rows);
     const layout = pairs[0][0].layout;
     if (layout.numel === 0 || rowLen === 0) return result;
-    const blocksPerRow = Math.ceil(rowLen / REDUCE_BLOCK);
-    const blockOf = (g: number) => Math.floor(g / rowLen) * blocksPerRow + Math.floor((g % rowLen) / REDUCE_BLOCK);
+    const block = this.#reduceBlock;
+    const blocksPerRow = Math.ceil(rowLen / block);
+    const blockOf = (g: number) => Math.floor(g / rowLen) * blocksPerRow + Math.floor((g % rowLen) / block);
     const align = this.ctx.limits.minStorageBufferOffsetAlignment / 4;
     const jobs: { pair: number; chunk: number; first: number; count: number; slot: number }[] = [];
     let slots = 0;
@@ -714,7 +720,7 @@ export class GpuBackend implements Backend {
           .u32(len)
           .u32(chunkStart(layout, job.chunk))
           .u32(rowLen)
-          .u32(REDUCE_BLOCK)
+          .u32(block)
           .u32(job.first)
           .u32(blocksPerRow)
           .u32(job.count)
