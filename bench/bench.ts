@@ -6,6 +6,7 @@
  *                    [--backends gpu,cpu] [--json out.json]
  *
  * Throughput counts input bytes read (all models) per second and output parameters per second.
+ * Then the analysis latency on the demo checkpoints (bench/analysis.ts).
  * Peak memory is the process RSS sampled during each run, and the GPU bytes the backend held at most
  * when it reports them.
  */
@@ -22,6 +23,7 @@ import { createBackend, type BackendKind } from '../src/cli/backend.ts';
 import { runMerge } from '../src/gpu/engine.ts';
 import { methodLookup } from '../src/gpu/methods/index.ts';
 import { GpuBackend } from '../src/gpu/gpu-backend.ts';
+import { benchAnalysis } from './analysis.ts';
 
 const { values } = parseArgs({
   options: {
@@ -195,7 +197,13 @@ async function main() {
       `| ${r.backend} | ${r.device} | ${r.method} | ${r.seconds.toFixed(2)} | ${r.gbPerSecond.toFixed(3)} | ${(r.paramsPerSecond / 1e6).toFixed(1)} M | ${formatBytes(r.peakRssBytes)} | ${r.peakGpuBytes !== undefined ? formatBytes(r.peakGpuBytes) : '–'} |`,
     );
   }
-  if (values.json) writeFileSync(values.json as string, JSON.stringify({ hidden, layers, vocab, paramsPerModel, bytesPerModel, rows }, null, 2));
+  console.error('analysis of the demo checkpoints (TIES, three experts): first run, then recipe-only re-runs');
+  const analysis = await benchAnalysis((values.backends as string).split(',') as BackendKind[]);
+  console.log('');
+  console.log(`| backend | first analysis (ms) | re-run after a density change, median of 5 (ms) |`);
+  console.log(`|---|---|---|`);
+  for (const a of analysis) console.log(`| ${a.backend} | ${a.firstMs.toFixed(0)} | ${a.rerunMs.toFixed(0)} |`);
+  if (values.json) writeFileSync(values.json as string, JSON.stringify({ hidden, layers, vocab, paramsPerModel, bytesPerModel, rows, analysis }, null, 2));
 }
 
 await main();
