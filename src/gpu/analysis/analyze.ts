@@ -20,7 +20,7 @@ import type { ModelSource } from '../../core/source.ts';
 import type { Tensor } from '../backend.ts';
 import { planMerge, type MergePlan, type TensorPlan } from '../engine.ts';
 import { ParamReader } from '../methods/common.ts';
-import { isRandomSparsifier, SPARSIFY } from '../methods/sparsifiers.ts';
+import { isRandomSparsifier, RESCALE_MODES, sparsifyAndRescale } from '../methods/sparsifiers.ts';
 import type { MergeContext, MethodInput } from '../methods/types.ts';
 import { BINS_PER_OCTAVE, binEdges, MIN_EXPONENT, OCTAVES } from './bins.ts';
 import type { AnalysisCache } from './cache.ts';
@@ -81,11 +81,8 @@ export class AnalysisCancelledError extends Error {
   }
 }
 
-/** Norms below this are treated as zero when rescaling (as task-arithmetic-family.ts). */
-const RESCALE_EPS = 1e-7;
 /** |Σ w_i| below this is replaced by 1 when normalizing without election (as task-arithmetic-family.ts). */
 const DIVISOR_EPS = 1e-8;
-const RESCALE_MODES = ['l1', 'density'] as const;
 
 /** The numbers the studio and `merge-studio analyze` show, in one pass over the recipe's tensors. */
 export async function analyzeMerge(job: AnalyzeJob): Promise<AnalysisResult> {
@@ -295,20 +292,10 @@ async function addTrimStats(
   const factors: number[] = [];
   for (let i = 0; i < analyzed.length; i++) {
     const delta = d.deltas[i];
-    const s = await SPARSIFY[steps.sparsifier]({ ctx, reader, input: analyzed[i], delta });
+    const s = await sparsifyAndRescale(steps.sparsifier, { ctx, reader, input: analyzed[i], delta }, { rescale, mode: rescaleMode });
     if (s.kept !== delta) d.own(s.kept);
-    let scale = 1;
-    if (rescale && s.masked) {
-      if (rescaleMode === 'density') {
-        if (s.density > 0) scale = 1 / s.density;
-      } else {
-        const before = await backend.sumAbs(delta);
-        const after = await backend.sumAbs(s.kept);
-        if (before >= RESCALE_EPS && after >= RESCALE_EPS) scale = before / after;
-      }
-    }
     kept.push(s.kept);
-    factors.push(weights[i] * scale);
+    factors.push(weights[i] * s.scale);
   }
   entry.kept = await ops.signCounts(
     kept,

@@ -169,3 +169,38 @@ export const SPARSIFY: Record<Sparsifier, SparsifyFn> = {
   random,
   ranked,
 };
+
+export const RESCALE_MODES = ['l1', 'density'] as const;
+export type RescaleMode = (typeof RESCALE_MODES)[number];
+/** Norms below this are treated as zero when rescaling (mergekit's eps). */
+export const RESCALE_EPS = 1e-7;
+
+/** How a family method rescales what its sparsifier kept; `rescale: false` keeps the kept entries as they are. */
+export interface RescaleOptions {
+  rescale: boolean;
+  mode: RescaleMode;
+}
+
+/**
+ * Sparsify one model's task vector and work out the factor that makes up for what was dropped:
+ * ‖δ‖₁/‖kept‖₁ (mode l1, skipped when either norm is below RESCALE_EPS) or 1/density (mode density).
+ * Shared by the merge (task-arithmetic-family.ts) and the analysis, so both keep the same entries.
+ */
+export async function sparsifyAndRescale(
+  sparsifier: Sparsifier,
+  args: SparsifyArgs,
+  rescale: RescaleOptions,
+): Promise<{ kept: Tensor; scale: number }> {
+  const s = await SPARSIFY[sparsifier](args);
+  let scale = 1;
+  if (rescale.rescale && s.masked) {
+    if (rescale.mode === 'density') {
+      if (s.density > 0) scale = 1 / s.density;
+    } else {
+      const before = await args.ctx.backend.sumAbs(args.delta);
+      const after = await args.ctx.backend.sumAbs(s.kept);
+      if (before >= RESCALE_EPS && after >= RESCALE_EPS) scale = before / after;
+    }
+  }
+  return { kept: s.kept, scale };
+}

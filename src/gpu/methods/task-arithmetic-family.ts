@@ -8,7 +8,7 @@ import { roundScalar, type FloatDType } from '../../core/dtype.ts';
 import type { ParamSpec } from '../../core/params.ts';
 import type { Tensor } from '../backend.ts';
 import { copyOf, nonBaseModels, ParamReader, releaseAll, requireBase } from './common.ts';
-import { isRandomSparsifier, SPARSIFIER_PARAMS, SPARSIFY, type Sparsifier } from './sparsifiers.ts';
+import { isRandomSparsifier, RESCALE_MODES, SPARSIFIER_PARAMS, sparsifyAndRescale, type RescaleMode, type Sparsifier } from './sparsifiers.ts';
 import type { MergeContext, MethodDescriptor } from './types.ts';
 
 export type { Sparsifier } from './sparsifiers.ts';
@@ -26,11 +26,6 @@ export interface TaskArithmeticFamilyOptions {
   rescaleDefault?: boolean;
 }
 
-const RESCALE_MODES = ['l1', 'density'] as const;
-type RescaleMode = (typeof RESCALE_MODES)[number];
-
-/** Norms below this are treated as zero when rescaling (mergekit's eps). */
-const RESCALE_EPS = 1e-7;
 /** |Σ w_i| below this is replaced by 1 when normalizing without election (as mergekit). */
 const DIVISOR_EPS = 1e-8;
 
@@ -112,18 +107,9 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
           { x: base, coef: -1 },
         ]);
         owned.push(delta);
-        const s = await SPARSIFY[opts.sparsifier]({ ctx, reader, input, delta });
+        const s = await sparsifyAndRescale(opts.sparsifier, { ctx, reader, input, delta }, { rescale, mode: rescaleMode });
         if (s.kept !== delta) owned.push(s.kept);
-        let scale = 1;
-        if (rescale && s.masked) {
-          if (rescaleMode === 'density') {
-            if (s.density > 0) scale = 1 / s.density;
-          } else {
-            const before = await backend.sumAbs(delta);
-            const after = await backend.sumAbs(s.kept);
-            if (before >= RESCALE_EPS && after >= RESCALE_EPS) scale = before / after;
-          }
-        }
+        const scale = s.scale;
         if (s.kept !== delta) backend.release(delta);
         kept.push(s.kept);
         factors.push(weights[i] * scale);
