@@ -9,6 +9,7 @@ import { GpuContext } from './context.ts';
 import { CpuBackend } from './cpu-backend.ts';
 import { chunkLayout, createGpuBackend, GpuBackendError, type GpuBackend } from './gpu-backend.ts';
 import { nodeGpu } from './node-gpu.ts';
+import { seeded } from '../../tests/helpers/seeded.ts';
 
 const LENGTHS = [1, 7, 255, 257, 1000, 4099, 65537];
 /** undefined: one chunk per tensor; 777 and 1000 cut most tensors into many chunks. */
@@ -40,17 +41,7 @@ function gpuFor(chunk: number | undefined): GpuBackend {
   return backends.get(chunk) as GpuBackend;
 }
 
-/** mulberry32: a small seeded generator so every run tests the same data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seeded;
 
 /** Gaussian-ish values with a sprinkling of zeros and negative zeros. */
 function randomValues(n: number, seed: number, scale = 1): Float32Array {

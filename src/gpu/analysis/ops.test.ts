@@ -13,17 +13,9 @@ import { BIN, BIN_COUNT, binEdges, binOf, BINS_PER_OCTAVE, MIN_EXPONENT, subBinM
 import { GpuAnalysisOps } from './gpu-ops.ts';
 import { AnalysisOpsError, pairIndex } from './ops.ts';
 import { electedContributionNormsSqOf, magnitudeHistogramOf, ReferenceAnalysisOps, signCountsOf } from './reference-ops.ts';
+import { seeded } from '../../../tests/helpers/seeded.ts';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seeded;
 
 /** Mixed magnitudes over many octaves, with zeros, -0, subnormals, Inf and NaN sprinkled in. */
 function awkwardValues(n: number, seed: number, sparsity = 0.1): Float32Array {

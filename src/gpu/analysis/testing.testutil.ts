@@ -7,6 +7,8 @@ import { openModel } from '../../core/safetensors/model.ts';
 import { serializeSafetensors } from '../../core/safetensors/writer.ts';
 import type { ModelSource } from '../../core/source.ts';
 import { memoryFileTree } from '../../core/sources/memory.ts';
+import { seeded } from '../../../tests/helpers/seeded.ts';
+export { seeded };
 
 /** Tensors of the toy checkpoints: two layers (attention, MLP, norm each) and a final norm. */
 export const TOY_TENSORS: { name: string; shape: number[] }[] = [
@@ -22,17 +24,6 @@ export const TOY_TENSORS: { name: string; shape: number[] }[] = [
 
 export const numelOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** mulberry32: seeded values so every run tests the same data. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Values for every toy tensor, from `value(tensorIndex, elementIndex)`. */
 export type ToyValues = (tensor: number, element: number) => number;

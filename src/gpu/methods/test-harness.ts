@@ -5,18 +5,9 @@
 import { expect } from 'vitest';
 import { CpuBackend } from '../cpu-backend.ts';
 import type { MergeContext, MethodDescriptor, ResolvedParams } from './types.ts';
+import { seeded } from '../../../tests/helpers/seeded.ts';
+export { seeded };
 
-/** mulberry32: a small seeded generator so test inputs are the same on every run. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** n values, roughly normal (sum of uniforms) times `scale`, stored as f32. */
 export function randomValues(n: number, rand: () => number, scale = 1): Float32Array {
