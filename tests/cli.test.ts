@@ -79,6 +79,14 @@ describe('merge-studio merge', () => {
     expect(index.metadata.total_size).toBe(total);
   });
 
+  it('notes on stderr when the GPU backend runs on a software adapter (SwiftShader here)', async () => {
+    const out = join(work, 'software-note');
+    const { code, stderr } = await cli(['merge', recipe('soft.yml', TIES), '--out', out, '--backend', 'gpu']);
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/SwiftShader/);
+    expect(stderr).toMatch(/runs in software on the CPU; --backend cpu is usually faster/);
+  });
+
   it('copies tokenizer files from the base model', async () => {
     const base = join(work, 'base-with-tokenizer');
     cpSync(join(MODELS, 'llama-bf16/base'), base, { recursive: true });

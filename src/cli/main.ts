@@ -10,6 +10,7 @@ import { NodeOutputFolder } from './node-files.ts';
 import { parseRecipe } from '../core/recipe/parse.ts';
 import { methodLookup, METHODS } from '../gpu/methods/index.ts';
 import { runMerge, type MergeProgress } from '../gpu/engine.ts';
+import { GpuBackend } from '../gpu/gpu-backend.ts';
 import { formatBytes, parseByteSize } from '../core/units.ts';
 import { checkCompatibility } from '../core/compat.ts';
 import type { Recipe } from '../core/recipe/types.ts';
@@ -118,7 +119,12 @@ async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
     reportCompatibility(recipe, sources, (line) => !values.quiet && stderr.write(line + '\n'));
     const replayMasks = values['replay-masks'] ? await openLocalModel(values['replay-masks'] as string) : undefined;
     backend = await createBackend(backendKind as BackendKind, { maxChunkElements });
-    if (!values.quiet) stderr.write(`merge-studio: ${recipe.mergeMethod} of ${recipe.models.length} models on ${backend.description}\n`);
+    if (!values.quiet) {
+      stderr.write(`merge-studio: ${recipe.mergeMethod} of ${recipe.models.length} models on ${backend.description}\n`);
+      if (backend instanceof GpuBackend && backend.ctx.adapterInfo.isFallbackAdapter) {
+        stderr.write('merge-studio: note: this WebGPU adapter runs in software on the CPU; --backend cpu is usually faster here\n');
+      }
+    }
     const report = progressReporter(stderr, values.quiet as boolean);
     const result = await runMerge({
       recipe,

@@ -54,6 +54,11 @@ function GpuStatus() {
               ))}
             </ul>
             <p className="hint">Merging runs {backend === 'gpu' ? 'on this GPU' : 'on the CPU (chosen in Merge)'}.</p>
+            {gpu.software && (
+              <p className="hint" data-testid="gpu.software">
+                This is a software adapter: its shaders run on the CPU, so “CPU” in Merge is usually faster here.
+              </p>
+            )}
           </div>
         </details>
       );

@@ -232,6 +232,7 @@ export class EngineHost {
         vendor: handle.adapterInfo.vendor,
         architecture: handle.adapterInfo.architecture,
         limits,
+        software: handle.adapterInfo.isFallbackAdapter,
       };
     } catch (err) {
       return { status: 'unavailable', error: toErrorInfo(err) };

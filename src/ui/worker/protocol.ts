@@ -64,7 +64,15 @@ export interface CompatReportInfo {
 }
 
 export type GpuStatus =
-  | { status: 'ready'; adapter: string; vendor: string; architecture: string; limits: Record<string, number> }
+  | {
+      status: 'ready';
+      adapter: string;
+      vendor: string;
+      architecture: string;
+      limits: Record<string, number>;
+      /** A software adapter (e.g. SwiftShader): shaders run on the CPU, where the CPU backend is faster. */
+      software: boolean;
+    }
   | { status: 'unavailable'; error: ErrorInfo };
 
 export type BackendChoice = 'gpu' | 'cpu';
