@@ -86,6 +86,24 @@ describe('merging from the Hub', () => {
     expect(readFileSync(join(work, 'hub-out-2', 'model.safetensors')).equals(readFileSync(join(local, 'model.safetensors')))).toBe(true);
   });
 
+  it('reads a sharded model (index + shards) from the Hub like the same folder on disk', async () => {
+    // A sharded checkpoint: expert2 passed through a one-model linear merge written in 100 kB shards.
+    const sharded = join(root, 'golden', 'sharded');
+    const one = join(work, 'one.yml');
+    writeFileSync(one, `models:\n  - model: ${join(MODELS, 'expert2')}\n    parameters: {weight: 1}\nmerge_method: linear\n`);
+    expect((await cli(['merge', one, '--out', sharded, '--quiet', '--backend', 'cpu', '--shard-size', '100kB'])).code).toBe(0);
+    const out = { local: join(work, 'sharded-local'), hub: join(work, 'sharded-hub') };
+    const local = await cli(['merge', recipe('sh-local.yml', { base: join(MODELS, 'base'), e1: join(MODELS, 'expert1'), e2: sharded }), '--out', out.local, '--quiet', '--backend', 'cpu']);
+    expect(local).toEqual({ code: 0, stderr: '' });
+    hub.stats.reset();
+    const remote = await cli(['merge', recipe('sh-hub.yml', { base: 'golden/base', e1: 'golden/expert1', e2: 'golden/sharded' }), '--out', out.hub, '--quiet', '--backend', 'cpu']);
+    expect(remote).toEqual({ code: 0, stderr: '' });
+    expect(hub.stats.count('model.safetensors.index.json')).toBeGreaterThan(0);
+    expect(hub.stats.count('/golden/sharded/resolve/')).toBeGreaterThan(0);
+    expect(hub.stats.count('model-00003-of-')).toBeGreaterThan(0);
+    expect(readFileSync(join(out.hub, 'model.safetensors')).equals(readFileSync(join(out.local, 'model.safetensors')))).toBe(true);
+  });
+
   it('names the repo and asks for a token when a gated repo is read without one', async () => {
     const { code, stderr } = await cli(['merge', recipe('gated.yml', { base: 'golden/base', e1: 'golden/gated', e2: 'golden/expert2' }), '--out', join(work, 'gated-out')]);
     expect(code).toBe(1);
