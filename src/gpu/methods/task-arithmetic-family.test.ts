@@ -394,3 +394,47 @@ describe('sign election', () => {
     expect(Array.from(got)).toEqual([0.5 - 2]);
   });
 });
+
+describe('16-bit compute emulation (recipes without dtype over BF16/F16 inputs)', () => {
+  /** mergekit's torch BF16/F16 steps, each op rounded: δ, δ·w, Σ, ·λ, + base (dense task arithmetic). */
+  function roundedReference(base: Float32Array, xs: Float32Array[], w: number[], lambda: number, q: (v: number) => number) {
+    return base.map((b, e) => {
+      const wd = xs.map((x, i) => q(q(x[e] - b) * q(w[i])));
+      let mixed = q(wd.reduce((s, v) => s + v, 0));
+      if (lambda !== 1) mixed = q(mixed * lambda);
+      return q(b + mixed);
+    });
+  }
+  const bf16 = (v: number) => {
+    const f = new Float32Array([v]);
+    const u = new Uint32Array(f.buffer);
+    const x = u[0];
+    u[0] = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) << 16;
+    return f[0];
+  };
+
+  it('task_arithmetic in BF16 rounds after every op, like the reference, and frees what it made', async () => {
+    const rand = seeded(77);
+    const base = randomValues(257, rand).map(bf16);
+    const xs = [fineTune(base, rand, 0.01).map(bf16), fineTune(base, rand, 0.01).map(bf16)];
+    const w = [0.7, 0.3];
+    const got = await runMethod(taskArithmetic, {
+      shape: [257],
+      base,
+      models: xs.map((values, i) => ({ values, params: { weight: w[i] } })),
+      params: { lambda: 0.9 },
+      computeDtype: 'BF16',
+    });
+    const want = roundedReference(base, xs, w, 0.9, bf16);
+    expect(Array.from(got)).toEqual(Array.from(want));
+    // Plain f32 math rounded once at the end differs: the step-by-step rounding is what makes them equal.
+    const plain = await runMethod(taskArithmetic, {
+      shape: [257],
+      base,
+      models: xs.map((values, i) => ({ values, params: { weight: w[i] } })),
+      params: { lambda: 0.9 },
+    });
+    const differing = Array.from(plain.map(bf16)).filter((v, i) => v !== want[i]).length;
+    expect(differing).toBeGreaterThan(0);
+  });
+});

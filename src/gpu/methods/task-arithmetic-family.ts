@@ -168,16 +168,17 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
     election: boolean;
   }): Promise<Tensor> {
     const { backend } = a.ctx;
+    // Each rounded result replaces its unrounded one at once (peak memory stays near the f32 path's).
     const round = async (t: Tensor) => {
-      const r = await backend.quantize(t, a.compute);
-      a.owned.push(r);
-      return r;
+      try {
+        const r = await backend.quantize(t, a.compute);
+        a.owned.push(r);
+        return r;
+      } finally {
+        backend.release(t);
+      }
     };
-    const lin = async (terms: { x: Tensor; coef: number }[]) => {
-      const t = await backend.lincomb(terms);
-      a.owned.push(t);
-      return round(t);
-    };
+    const lin = async (terms: { x: Tensor; coef: number }[]) => round(await backend.lincomb(terms));
     const wq = a.weights.map((w) => roundScalar(w, a.compute));
     const wds: Tensor[] = [];
     for (let i = 0; i < a.kept.length; i++) {
@@ -187,9 +188,7 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
     }
     let mixed: Tensor;
     if (a.election) {
-      const elected = await backend.signElect(wds, wq, a.normalize);
-      a.owned.push(elected);
-      mixed = await round(elected);
+      mixed = await round(await backend.signElect(wds, wq, a.normalize));
     } else {
       mixed = await lin(wds.map((x) => ({ x, coef: 1 })));
       if (a.normalize) {

@@ -37,6 +37,8 @@ export interface MergeSpec {
   tensorName?: string;
   /** Replayed keep-masks by non-base position. */
   masks?: Map<number, Float32Array>;
+  /** The dtype mergekit would compute in (BF16/F16: methods emulate 16-bit rounding). */
+  computeDtype?: MergeContext['computeDtype'];
 }
 
 export const TENSOR = 'model.layers.3.mlp.down_proj.weight';
@@ -70,6 +72,7 @@ export async function runMethod(method: MethodDescriptor, spec: MergeSpec): Prom
     models,
     params: { ...defaults, ...spec.params },
     seed: spec.seed ?? 1234,
+    computeDtype: spec.computeDtype,
     replayMask: async (i) => {
       const m = spec.masks?.get(i);
       return m ? backend.fromArray(m, spec.shape) : undefined;
