@@ -3,7 +3,7 @@
  * only that range, so a multi-gigabyte checkpoint is never loaded whole.
  */
 import type { ByteSource, FileTree } from '../source.ts';
-import { checkRange } from './memory.ts';
+import { checkRange, fileTreeOf } from './memory.ts';
 
 export function blobByteSource(name: string, blob: Blob): ByteSource {
   return {
@@ -21,17 +21,5 @@ export function blobByteSource(name: string, blob: Blob): ByteSource {
 
 /** A FileTree over blobs (e.g. `File`s from a drop, with `webkitRelativePath` or plain names as paths). */
 export function blobFileTree(name: string, files: readonly { path: string; blob: Blob }[]): FileTree {
-  const byPath = new Map(files.map((f) => [f.path, f.blob]));
-  return {
-    name,
-    async list(signal?: AbortSignal): Promise<string[]> {
-      signal?.throwIfAborted();
-      return [...byPath.keys()];
-    },
-    async open(path: string, signal?: AbortSignal): Promise<ByteSource | null> {
-      signal?.throwIfAborted();
-      const blob = byPath.get(path);
-      return blob === undefined ? null : blobByteSource(`${name}/${path}`, blob);
-    },
-  };
+  return fileTreeOf(name, files.map((f): [string, Blob] => [f.path, f.blob]), blobByteSource);
 }

@@ -29,9 +29,12 @@ export function checkRange(name: string, size: number, offset: number, length: n
   }
 }
 
-/** A FileTree over `files` (paths relative to the root, `/`-separated). */
-export function memoryFileTree(name: string, files: Record<string, Uint8Array>): FileTree {
-  const byPath = new Map(Object.entries(files));
+/**
+ * A FileTree over files already at hand: `open` makes each file's ByteSource with `source`, named
+ * `<tree>/<path>` for messages. Shared by the in-memory and Blob trees.
+ */
+export function fileTreeOf<T>(name: string, files: Iterable<[string, T]>, source: (name: string, file: T) => ByteSource): FileTree {
+  const byPath = new Map(files);
   return {
     name,
     async list(signal?: AbortSignal): Promise<string[]> {
@@ -40,10 +43,15 @@ export function memoryFileTree(name: string, files: Record<string, Uint8Array>):
     },
     async open(path: string, signal?: AbortSignal): Promise<ByteSource | null> {
       signal?.throwIfAborted();
-      const bytes = byPath.get(path);
-      return bytes === undefined ? null : memoryByteSource(`${name}/${path}`, bytes);
+      const file = byPath.get(path);
+      return file === undefined ? null : source(`${name}/${path}`, file);
     },
   };
+}
+
+/** A FileTree over `files` (paths relative to the root, `/`-separated). */
+export function memoryFileTree(name: string, files: Record<string, Uint8Array>): FileTree {
+  return fileTreeOf(name, Object.entries(files), memoryByteSource);
 }
 
 type FolderState = 'open' | 'committed' | 'aborted';
