@@ -244,7 +244,7 @@ async function readInputs(plan: MergePlan, t: TensorPlan, signal?: AbortSignal):
 }
 
 /** One model's bytes of a tensor, cut to the plan's rows when vocabularies differ. */
-function readTensorBytes(m: ModelSource, t: TensorPlan, signal?: AbortSignal): Promise<Uint8Array> {
+export function readTensorBytes(m: ModelSource, t: TensorPlan, signal?: AbortSignal): Promise<Uint8Array> {
   const info = m.tensors.get(t.name)!;
   if (t.rows !== undefined && info.shape[0] !== t.rows) {
     const numel = t.shape.reduce((a, b) => a * b, 1);
@@ -312,7 +312,7 @@ function computeDtypeOf(dtype: TensorInfo['dtype']): FloatDType {
 }
 
 /** Decode one model's tensor; cast through the recipe's `dtype` first, as mergekit casts its inputs. */
-async function decodeInput(backend: Backend, bytes: Uint8Array, dtype: FloatDType, shape: readonly number[], castTo: FloatDType | undefined): Promise<Tensor> {
+export async function decodeInput(backend: Backend, bytes: Uint8Array, dtype: FloatDType, shape: readonly number[], castTo: FloatDType | undefined): Promise<Tensor> {
   const tensor = await backend.decode(bytes, dtype, shape);
   // Widening to F32 is exact; narrowing (or F16 <-> BF16) rounds, and the math must see the rounded values.
   if (!castTo || castTo === 'F32' || castTo === dtype) return tensor;

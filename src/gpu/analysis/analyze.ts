@@ -13,12 +13,12 @@
  * `dtype` (task-arithmetic-family.ts mergeRounded) is left out, so shares can differ from such a
  * merge in the last bits.
  */
-import { decodeFloats, encodeFloats, type FloatDType } from '../../core/dtype.ts';
+import type { FloatDType } from '../../core/dtype.ts';
 import { resolveTensorParams, layerIndexOf } from '../../core/recipe/resolve.ts';
 import type { Recipe } from '../../core/recipe/types.ts';
 import type { ModelSource } from '../../core/source.ts';
 import type { Tensor } from '../backend.ts';
-import { planMerge, type MergePlan, type TensorPlan } from '../engine.ts';
+import { decodeInput, planMerge, readTensorBytes, type MergePlan, type TensorPlan } from '../engine.ts';
 import { ParamReader } from '../methods/common.ts';
 import { isRandomSparsifier, RESCALE_MODES, sparsifyAndRescale } from '../methods/sparsifiers.ts';
 import type { MergeContext, MethodInput } from '../methods/types.ts';
@@ -379,7 +379,7 @@ function recipeStats(
   };
 }
 
-/** One model's tensor as the merge reads it: cut to the plan's rows, cast through `castTo` when set. */
+/** One model's tensor as the merge reads it (the engine's own read and cast). */
 async function loadTensor(
   backend: AnalysisOps['backend'],
   m: ModelSource,
@@ -389,16 +389,5 @@ async function loadTensor(
 ): Promise<Tensor> {
   const info = m.tensors.get(t.name);
   if (!info) throw new AnalysisInputError(`tensor ${t.name} is missing from model ${m.id}`);
-  const dtype = info.dtype as FloatDType;
-  const numel = t.shape.reduce((a, b) => a * b, 1);
-  const elementBytes = dtype === 'F32' ? 4 : 2;
-  let bytes =
-    t.rows !== undefined && info.shape[0] !== t.rows
-      ? await m.readTensorRange(t.name, 0, numel * elementBytes, signal)
-      : await m.readTensor(t.name, signal);
-  if (castTo && castTo !== dtype) {
-    bytes = encodeFloats(decodeFloats(bytes, dtype), castTo);
-    return backend.decode(bytes, castTo, t.shape);
-  }
-  return backend.decode(bytes, dtype, t.shape);
+  return decodeInput(backend, await readTensorBytes(m, t, signal), info.dtype as FloatDType, t.shape, castTo);
 }
