@@ -1,25 +1,64 @@
 /**
  * A local stand-in for the Hugging Face Hub, serving model folders under a root as repos: what the
- * Hub source, @huggingface/hub and a browser page need (model info, file tree, resolve with Range,
- * CORS), plus gated repos and injected faults for tests. Node http only.
+ * Hub source, @huggingface/hub and a browser page need, read and write, plus faults for tests.
  *
- *   npm run hub -- --root DIR [--port 8800] [--host 127.0.0.1] [--verbose]
+ *   npm run hub -- --root DIR [--port 8800] [--host 127.0.0.1] [--users FILE] [--cdn] [--cdn-ttl S]
+ *                  [--rate-limit N/S] [--verbose]
  *
- * DIR/org/name/… is repo `org/name`; a folder DIR/name holding files itself is repo `name`. Dotfiles
- * are not served. `DIR/org/name/.gated` holding a token makes file downloads need
- * `Authorization: Bearer <token>` (model info and the listing stay public, as on the Hub).
- * The commit sha is a hash of the repo's file list, sizes and mtimes; `main` and `HEAD` resolve to it.
- * Object ids (oid, lfs.oid, ETag) are hashes of path, size and mtime, not of content: stable while
- * the file is, and cheap for multi-GB files.
+ * Read: model info (`/api/models/{repo}[/revision/{rev}]`), the listing (`/api/models?search=&author=
+ * &filter=&sort=`), the file tree, `paths-info`, and `resolve` with Range and CORS. Write (for users of
+ * `--users`): `whoami-v2`, create repo, preupload, LFS batch with the basic transfer, NDJSON commit
+ * (src/cli/hub-server-write.ts), and OAuth sign-in with PKCE (src/cli/hub-server-auth.ts). As on the
+ * real Hub, `--cdn` answers `resolve` of LFS files with a redirect to a second origin at a signed URL
+ * that expires, and `--rate-limit` answers `/resolve/` requests over the limit with 429 and
+ * `Retry-After` (src/cli/hub-server-cdn.ts).
+ *
+ * Repos on disk: see src/cli/hub-server-repos.ts. `DIR/org/name/.gated` holding a token makes file
+ * downloads need `Authorization: Bearer <token>` (model info and the listing stay public, as on the
+ * Hub); `.private` hides the repo from anyone but its namespace's users. The commit sha is a hash of
+ * the repo's file list, sizes and mtimes; `main` and `HEAD` resolve to it. Object ids are hashes of
+ * path, size and mtime (cheap for multi-GB files), or the sha256 of files pushed here.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { readFile, stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkUsers, HubAuth, type HubUser } from './hub-server-auth.ts';
+import { FixedWindowLimit, UrlSigner } from './hub-server-cdn.ts';
+import {
+  answerPreflight,
+  bodyCounter,
+  delay,
+  header,
+  HttpError,
+  readBody,
+  readJsonBody,
+  sendError,
+  sendJson,
+  setCorsHeaders,
+} from './hub-server-http.ts';
+import {
+  cardData,
+  configInfo,
+  fileOid,
+  findRepo,
+  isLfs,
+  lfsOid,
+  listRepos,
+  pseudoSha1,
+  repoTags,
+  safetensorsInfo,
+  snapshot,
+  treeEntry,
+  type RepoFile,
+  type RepoSnapshot,
+} from './hub-server-repos.ts';
+import { HubWriter } from './hub-server-write.ts';
+
+export type { HubUser } from './hub-server-auth.ts';
 
 export type HubFaultKind = 'drop-mid-body' | 'status' | 'slow';
 
@@ -29,6 +68,8 @@ export interface HubFault {
   kind: HubFaultKind;
   /** Only requests of this method (e.g. 'GET'). */
   method?: string;
+  /** Only requests to this origin. @default both */
+  origin?: 'hub' | 'cdn';
   /** For 'status': the status to answer with. @default 503 */
   status?: number;
   /** For 'status': extra headers (e.g. Retry-After). */
@@ -42,6 +83,8 @@ export interface HubFault {
 }
 
 export interface HubRequestRecord {
+  /** Which server answered: the Hub, or the CDN its redirects point to. */
+  origin: 'hub' | 'cdn';
   method: string;
   /** Path and query as requested. */
   url: string;
@@ -76,13 +119,25 @@ export interface HubServerOptions {
   verbose?: boolean;
   /** Where log lines go. @default stderr */
   log?: (line: string) => void;
-  /** Tree listing page size (the Hub pages its listings; small pages test pagination). @default 1000 */
+  /** Tree and model listing page size (the Hub pages its listings; small pages test pagination). @default 1000 */
   pageSize?: number;
+  /** Accounts that can sign in (tokens, OAuth) and write. @default none: the server is read-only */
+  users?: readonly HubUser[];
+  /** The account the OAuth authorize endpoint signs in. @default the first user */
+  oauthUser?: string;
+  /** Redirect `resolve` of LFS files to a second origin at signed URLs living `ttlMs`. @default off */
+  cdn?: { ttlMs?: number };
+  /** At most `resolves` `/resolve/` requests per `windowMs` (then 429 with Retry-After). @default off */
+  rateLimit?: { resolves: number; windowMs: number };
+  /** The clock of signed URLs and the rate limit (tests move it). @default Date.now */
+  now?: () => number;
 }
 
 export interface HubServer {
   /** `http://host:port`, no trailing slash. */
   readonly url: string;
+  /** The CDN's origin when `cdn` is on, else null. */
+  readonly cdnUrl: string | null;
   readonly port: number;
   readonly stats: HubServerStats;
   /** Replace the pending faults. */
@@ -100,50 +155,7 @@ export class HubServerOptionError extends Error {
   }
 }
 
-const EXPOSED_HEADERS = [
-  'Content-Range',
-  'Content-Length',
-  'ETag',
-  'X-Repo-Commit',
-  'Accept-Ranges',
-  'X-Error-Code',
-  'X-Error-Message',
-  'X-Request-Id',
-  'Link',
-].join(', ');
-const ALLOWED_HEADERS = 'Range, Authorization, Content-Type, Accept, If-None-Match, If-Range, Cache-Control';
-
-/** Extensions the Hub stores with LFS (its default .gitattributes); the listing gives these an `lfs` entry. */
-const LFS_FILE = /\.(safetensors|bin|pt|pth|ckpt|pkl|gguf|onnx|msgpack|h5|npz|zip|tar|gz)$/i;
-const LFS_MIN_BYTES = 10 * 1024 * 1024;
-
-interface RepoFile {
-  path: string;
-  abs: string;
-  size: number;
-  mtimeMs: number;
-}
-
-interface RepoSnapshot {
-  id: string;
-  dir: string;
-  files: RepoFile[];
-  sha: string;
-  gatedToken: string | null;
-  lastModified: Date;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly code?: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-    this.name = 'HttpError';
-  }
-}
+const DEFAULT_CDN_TTL_MS = 3600_000;
 
 export async function startHubServer(opts: HubServerOptions): Promise<HubServer> {
   const root = resolve(opts.root);
@@ -152,9 +164,21 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
   const pageSize = opts.pageSize ?? 1000;
   if (!Number.isInteger(pageSize) || pageSize < 1) throw new HubServerOptionError(`pageSize must be an integer >= 1, got ${pageSize}`);
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const now = opts.now ?? Date.now;
+  let users: HubUser[];
+  try {
+    users = checkUsers(opts.users ?? []);
+  } catch (err) {
+    throw new HubServerOptionError((err as Error).message);
+  }
+  const auth = new HubAuth(users, opts.oauthUser);
+  const signer = opts.cdn ? new UrlSigner(opts.cdn.ttlMs ?? DEFAULT_CDN_TTL_MS, now) : null;
+  const limit = opts.rateLimit ? new FixedWindowLimit(opts.rateLimit.resolves, opts.rateLimit.windowMs, now) : null;
   let faults: HubFault[] = [];
   const records: HubRequestRecord[] = [];
   let requestCounter = 0;
+  const baseUrl = (req: IncomingMessage) => `http://${req.headers.host ?? `${opts.host ?? '127.0.0.1'}`}`;
+  const writer = new HubWriter({ root, auth, baseUrl });
 
   const stats: HubServerStats = {
     get log() {
@@ -177,9 +201,12 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
     },
   };
 
-  function takeFault(method: string, path: string): HubFault | undefined {
+  function takeFault(origin: 'hub' | 'cdn', method: string, path: string): HubFault | undefined {
     const i = faults.findIndex(
-      (f) => path.includes(f.pathIncludes) && (f.method === undefined || f.method.toUpperCase() === method),
+      (f) =>
+        path.includes(f.pathIncludes) &&
+        (f.method === undefined || f.method.toUpperCase() === method) &&
+        (f.origin === undefined || f.origin === origin),
     );
     if (i < 0) return undefined;
     const fault = faults[i];
@@ -191,54 +218,76 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
     return fault;
   }
 
-  const server = createServer((req, res) => {
-    const started = Date.now();
-    const requestId = `local-${(++requestCounter).toString(16).padStart(6, '0')}`;
-    const rawUrl = req.url ?? '/';
-    const parsed = new URL(rawUrl, 'http://local');
-    let path: string;
-    try {
-      path = decodeURIComponent(parsed.pathname);
-    } catch {
-      path = parsed.pathname;
-    }
-    const method = (req.method ?? 'GET').toUpperCase();
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS);
-    res.setHeader('X-Request-Id', requestId);
+  type Route = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => Promise<void>;
+  interface RequestContext {
+    method: string;
+    path: string;
+    url: URL;
+    record: HubRequestRecord;
+    fault: HubFault | undefined;
+  }
 
-    if (path.startsWith('/__')) {
-      handleControl(req, res, path, method).catch((err: unknown) => sendError(res, err));
-      return;
-    }
-    const record: HubRequestRecord = {
-      method,
-      url: rawUrl,
-      path,
-      status: 0,
-      authorization: header(req, 'authorization'),
-      range: header(req, 'range'),
-      bodyBytes: 0,
+  /** Request wrapper of both origins: records, logs (never a token), faults, errors. */
+  function serve(origin: 'hub' | 'cdn', route: Route) {
+    return (req: IncomingMessage, res: ServerResponse) => {
+      const started = Date.now();
+      const requestId = `local-${(++requestCounter).toString(16).padStart(6, '0')}`;
+      const rawUrl = req.url ?? '/';
+      const url = new URL(rawUrl, 'http://local');
+      let path: string;
+      try {
+        path = decodeURIComponent(url.pathname);
+      } catch {
+        path = url.pathname;
+      }
+      const method = (req.method ?? 'GET').toUpperCase();
+      setCorsHeaders(res);
+      res.setHeader('X-Request-Id', requestId);
+
+      if (origin === 'hub' && path.startsWith('/__')) {
+        handleControl(req, res, path, method).catch((err: unknown) => sendError(res, err));
+        return;
+      }
+      const record: HubRequestRecord = {
+        origin,
+        method,
+        url: rawUrl,
+        path,
+        status: 0,
+        authorization: header(req, 'authorization'),
+        range: header(req, 'range'),
+        bodyBytes: 0,
+      };
+      records.push(record);
+      bodyCounter.set(res, record);
+      let logged = false;
+      const logLine = () => {
+        record.status = res.statusCode;
+        if (logged || !opts.verbose) return;
+        logged = true;
+        const auth = record.authorization ? ' auth' : '';
+        const range = record.range ? ` ${record.range}` : '';
+        const fault = record.fault ? ` fault=${record.fault}` : '';
+        const where = origin === 'cdn' ? 'cdn ' : '';
+        log(`${where}${method} ${rawUrl}${range}${auth} -> ${res.statusCode} ${record.bodyBytes}B ${Date.now() - started}ms${fault}`);
+      };
+      res.on('finish', logLine);
+      res.on('close', logLine);
+
+      const fault = method === 'OPTIONS' ? undefined : takeFault(origin, method, path);
+      if (fault) record.fault = fault.kind;
+      (async () => {
+        if (method === 'OPTIONS') return answerPreflight(res);
+        if (fault?.kind === 'slow') await delay(fault.delayMs ?? 1000);
+        if (res.destroyed) return;
+        if (fault?.kind === 'status') {
+          const status = fault.status ?? 503;
+          throw new HttpError(status, `injected fault: HTTP ${status}`, undefined, fault.headers ?? {});
+        }
+        await route(req, res, { method, path, url, record, fault });
+      })().catch((err: unknown) => sendError(res, err));
     };
-    records.push(record);
-    recordOf.set(res, record);
-    res.on('finish', () => logLine());
-    res.on('close', () => logLine());
-    let logged = false;
-    function logLine() {
-      record.status = res.statusCode;
-      if (logged || !opts.verbose) return;
-      logged = true;
-      const auth = record.authorization ? ' auth' : '';
-      const range = record.range ? ` ${record.range}` : '';
-      const fault = record.fault ? ` fault=${record.fault}` : '';
-      log(`${method} ${rawUrl}${range}${auth} -> ${res.statusCode} ${record.bodyBytes}B ${Date.now() - started}ms${fault}`);
-    }
-
-    const fault = method === 'OPTIONS' ? undefined : takeFault(method, path);
-    if (fault) record.fault = fault.kind;
-    handle(req, res, method, path, parsed, record, fault).catch((err: unknown) => sendError(res, err));
-  });
+  }
 
   async function handleControl(req: IncomingMessage, res: ServerResponse, path: string, method: string): Promise<void> {
     if (path === '/__faults' && method === 'POST') {
@@ -267,73 +316,111 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
     }
   }
 
-  async function handle(
-    req: IncomingMessage,
-    res: ServerResponse,
-    method: string,
-    path: string,
-    url: URL,
-    record: HubRequestRecord,
-    fault: HubFault | undefined,
-  ): Promise<void> {
-    if (method === 'OPTIONS') {
-      res.writeHead(204, {
-        'Access-Control-Allow-Methods': 'GET, HEAD, OPTIONS',
-        'Access-Control-Allow-Headers': ALLOWED_HEADERS,
-        'Access-Control-Max-Age': '86400',
-      });
+  const hubRoute: Route = async (req, res, { method, path, url, record, fault }) => {
+    const segs = path.split('/').filter((s) => s !== '');
+    const is = (m: string, p: string) => method === m && path === p;
+
+    if (is('GET', '/.well-known/openid-configuration')) return sendJson(res, 200, auth.openidConfiguration(baseUrl(req)));
+    if (is('GET', '/oauth/authorize')) {
+      res.writeHead(302, { Location: auth.authorize(url), 'Content-Length': '0' });
       res.end();
       return;
     }
-    if (fault?.kind === 'slow') await delay(fault.delayMs ?? 1000);
-    if (res.destroyed) return;
-    if (fault?.kind === 'status') {
-      const status = fault.status ?? 503;
-      throw new HttpError(status, `injected fault: HTTP ${status}`, undefined, fault.headers ?? {});
+    if (is('POST', '/oauth/token')) return sendJson(res, 200, auth.token(new URLSearchParams(await readBody(req))));
+    if (is('GET', '/oauth/userinfo')) return sendJson(res, 200, auth.userinfo(req));
+    if (is('GET', '/api/whoami-v2')) return sendJson(res, 200, auth.whoami(req));
+    if (is('POST', '/api/repos/create')) return writer.createRepo(req, res);
+    if ((method === 'GET' || method === 'HEAD') && path === '/api/models') return sendModelList(req, res, method, url);
+    if (method === 'PUT' && segs[0] === 'lfs-upload' && segs.length === 2) return writer.lfsUpload(req, res, url, segs[1]);
+
+    const batchAt = path.indexOf('.git/info/lfs/objects/batch');
+    if (method === 'POST' && batchAt > 0 && path.endsWith('.git/info/lfs/objects/batch')) {
+      const repoSegs = path.slice(0, batchAt).split('/').filter((s) => s !== '');
+      const { repo, rest } = await findRepo(root, repoSegs);
+      if (rest.length !== 0) throw new HttpError(404, `no route ${path}`);
+      return writer.lfsBatch(req, res, repo);
     }
-    if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `method ${method} not allowed`);
-    const segs = path.split('/').filter((s) => s !== '');
 
     if (segs[0] === 'api' && segs[1] === 'models') {
       const { repo, rest } = await findRepo(root, segs.slice(2));
-      if (rest.length === 0) return sendJson(res, 200, modelInfo(repo), method);
       const [kind, rev, ...sub] = rest;
+      if (method === 'POST' && rev !== undefined && sub.length === 0) {
+        if (kind === 'preupload') return writer.preupload(req, res, repo, rev);
+        if (kind === 'commit') return writer.commit(req, res, repo, rev);
+        if (kind === 'paths-info') {
+          auth.checkRead(req, repo);
+          checkRevision(repo, rev);
+          return sendPathsInfo(req, res, repo);
+        }
+      }
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `method ${method} not allowed on ${path}`);
+      auth.checkRead(req, repo);
+      if (rest.length === 0) return sendJson(res, 200, await modelInfo(repo), method);
       if (kind === 'revision' && rev !== undefined && sub.length === 0) {
         checkRevision(repo, rev);
-        return sendJson(res, 200, modelInfo(repo), method);
+        return sendJson(res, 200, await modelInfo(repo), method);
       }
       if (kind === 'tree' && rev !== undefined) {
         checkRevision(repo, rev);
-        return sendTree(req, res, method, repo, rev, sub.join('/'), url);
+        return sendTree(req, res, method, repo, sub.join('/'), url);
       }
       throw new HttpError(404, `no API route ${path}`);
     }
 
     const resolveAt = segs[1] === 'resolve' || segs[1] === 'raw' ? 1 : segs[2] === 'resolve' || segs[2] === 'raw' ? 2 : -1;
     if (resolveAt > 0) {
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `method ${method} not allowed on ${path}`);
+      limit?.take();
       const { repo, rest } = await findRepo(root, segs);
       if (rest[0] !== 'resolve' && rest[0] !== 'raw') throw new HttpError(404, `no route ${path}`);
       const rev = rest[1];
       if (rev === undefined) throw new HttpError(404, `no revision in ${path}`);
+      auth.checkRead(req, repo);
       checkRevision(repo, rev);
       checkGate(req, repo);
       const filePath = rest.slice(2).join('/');
       const file = repo.files.find((f) => f.path === filePath);
       if (!file) throw new HttpError(404, `Entry not found: ${filePath} in ${repo.id}`, 'EntryNotFound');
-      return sendFile(req, res, method, repo, file, record, fault);
+      if (signer && cdnBase && isLfs(file) && rest[0] === 'resolve') return redirectToCdn(res, repo, file);
+      return sendFile(req, res, method, file, hubFileHeaders(repo, file), record, fault);
     }
-    throw new HttpError(404, `no route ${path}`);
+    throw new HttpError(404, `no route ${method} ${path}`);
+  };
+
+  /** The Hub's answer for an LFS file when a CDN is on: where the bytes are, and what they are. */
+  function redirectToCdn(res: ServerResponse, repo: RepoSnapshot, file: RepoFile): void {
+    res.writeHead(302, {
+      Location: `${cdnBase}${signer!.sign(repo.id, repo.sha, file.path)}`,
+      ETag: `"${fileOid(file)}"`,
+      'X-Linked-Etag': `"${lfsOid(file)}"`,
+      'X-Linked-Size': String(file.size),
+      'X-Repo-Commit': repo.sha,
+      'Content-Length': '0',
+    });
+    res.end();
   }
 
-  function sendTree(
-    req: IncomingMessage,
-    res: ServerResponse,
-    method: string,
-    repo: RepoSnapshot,
-    rev: string,
-    sub: string,
-    url: URL,
-  ): void {
+  const cdnRoute: Route = async (req, res, { method, url, record, fault }) => {
+    if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `method ${method} not allowed`);
+    const { repo: id, commit, filePath } = signer!.verify(url);
+    const repo = await snapshot(root, id);
+    if (repo.sha !== commit) throw new HttpError(404, `object ${filePath} of ${id}@${commit} is gone (the repo changed)`);
+    const file = repo.files.find((f) => f.path === filePath);
+    if (!file) throw new HttpError(404, `no object ${filePath}`);
+    return sendFile(req, res, method, file, { ETag: `"${lfsOid(file)}"`, 'Content-Type': 'application/octet-stream' }, record, fault);
+  };
+
+  function hubFileHeaders(repo: RepoSnapshot, file: RepoFile): Record<string, string> {
+    const etag = `"${isLfs(file) ? lfsOid(file) : fileOid(file)}"`;
+    const headers: Record<string, string> = { ETag: etag, 'X-Repo-Commit': repo.sha, 'Content-Type': contentType(file.path) };
+    if (isLfs(file)) {
+      headers['X-Linked-Etag'] = etag;
+      headers['X-Linked-Size'] = String(file.size);
+    }
+    return headers;
+  }
+
+  function sendTree(req: IncomingMessage, res: ServerResponse, method: string, repo: RepoSnapshot, sub: string, url: URL): void {
     const recursive = url.searchParams.get('recursive') === 'true';
     const prefix = sub === '' ? '' : `${sub}/`;
     if (sub !== '' && !repo.files.some((f) => f.path.startsWith(prefix))) {
@@ -349,22 +436,130 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
         const dir = prefix + parts.slice(0, depth).join('/');
         if (!dirs.has(dir)) {
           dirs.add(dir);
-          entries.push({ type: 'directory', oid: pseudoSha1(`dir\0${dir}\0${repo.sha}`), size: 0, path: dir });
+          entries.push(dirEntry(repo, dir));
         }
       }
       if (parts.length === 1 || recursive) entries.push(treeEntry(f));
     }
+    sendPage(req, res, method, entries, url);
+  }
+
+  /** One page of a listing from `cursor` (an offset), with a `Link: rel="next"` while more remain. */
+  function sendPage(req: IncomingMessage, res: ServerResponse, method: string, entries: unknown[], url: URL, size = pageSize): void {
     const cursor = Number(url.searchParams.get('cursor') ?? 0);
     if (!Number.isInteger(cursor) || cursor < 0) throw new HttpError(400, `bad cursor ${url.searchParams.get('cursor')}`);
-    const page = entries.slice(cursor, cursor + pageSize);
+    const page = entries.slice(cursor, cursor + size);
     const headers: Record<string, string> = {};
-    if (cursor + pageSize < entries.length) {
+    if (cursor + size < entries.length) {
       const next = new URL(url.toString());
-      next.searchParams.set('cursor', String(cursor + pageSize));
-      const host = req.headers.host ?? `${opts.host ?? '127.0.0.1'}`;
-      headers.Link = `<http://${host}${next.pathname}${next.search}>; rel="next"`;
+      next.searchParams.set('cursor', String(cursor + size));
+      headers.Link = `<${baseUrl(req)}${next.pathname}${next.search}>; rel="next"`;
     }
     sendJson(res, 200, page, method, headers);
+  }
+
+  async function sendPathsInfo(req: IncomingMessage, res: ServerResponse, repo: RepoSnapshot): Promise<void> {
+    // @huggingface/hub posts JSON; huggingface_hub (Python) posts a form.
+    let paths: unknown;
+    let expand: unknown;
+    if ((header(req, 'content-type') ?? '').includes('application/x-www-form-urlencoded')) {
+      const form = new URLSearchParams(await readBody(req));
+      paths = form.getAll('paths');
+      expand = form.get('expand') === 'true' || form.get('expand') === 'True';
+    } else {
+      const body = (await readJsonBody(req, 'paths-info')) as { paths?: unknown; expand?: unknown } | null;
+      paths = body?.paths;
+      expand = body?.expand;
+    }
+    if (!Array.isArray(paths) || !paths.every((p) => typeof p === 'string')) throw new HttpError(400, 'paths-info: "paths" must be a list of strings');
+    const out: Record<string, unknown>[] = [];
+    for (const p of new Set(paths as string[])) {
+      const path = p.replace(/^\/+|\/+$/g, '');
+      const file = repo.files.find((f) => f.path === path);
+      let entry: Record<string, unknown> | null = null;
+      if (file) entry = treeEntry(file);
+      else if (path !== '' && repo.files.some((f) => f.path.startsWith(`${path}/`))) entry = dirEntry(repo, path);
+      if (!entry) continue; // the Hub leaves out paths that do not exist
+      if (expand === true) {
+        entry.lastCommit = { id: repo.sha, title: 'Local commit', date: repo.lastModified.toISOString() };
+        if (entry.type === 'file') entry.securityFileStatus = { status: 'safe' };
+      }
+      out.push(entry);
+    }
+    sendJson(res, 200, out);
+  }
+
+  async function sendModelList(req: IncomingMessage, res: ServerResponse, method: string, url: URL): Promise<void> {
+    const q = url.searchParams;
+    const who = auth.principal(req);
+    const search = (q.get('search') ?? '').toLowerCase();
+    const author = q.get('author');
+    const filters = q.getAll('filter').flatMap((f) => f.split(',')).filter(Boolean);
+    const infos: Record<string, unknown>[] = [];
+    for (const id of await listRepos(root)) {
+      if (search && !id.toLowerCase().includes(search)) continue;
+      if (author && id.split('/')[0] !== author) continue;
+      const repo = await snapshot(root, id);
+      if (!auth.canRead(repo, who)) continue;
+      const info = await modelInfo(repo);
+      const tags = info.tags as string[];
+      if (!filters.every((f) => tags.includes(f))) continue;
+      infos.push(info);
+    }
+    const sort = q.get('sort');
+    const key = (i: Record<string, unknown>): number | string => {
+      switch (sort) {
+        case 'downloads':
+        case 'trendingScore':
+          return i.downloads as number;
+        case 'likes':
+        case 'likes30d':
+          return i.likes as number;
+        case 'lastModified':
+        case 'createdAt':
+          return Date.parse(i.lastModified as string);
+        case 'num_parameters':
+          return (i.safetensors as { total?: number } | undefined)?.total ?? 0;
+        default:
+          return i.id as string;
+      }
+    };
+    if (sort) {
+      const dir = q.get('direction') === '1' ? 1 : -1;
+      infos.sort((a, b) => {
+        const x = key(a);
+        const y = key(b);
+        return (x < y ? -1 : x > y ? 1 : 0) * dir || ((a.id as string) < (b.id as string) ? -1 : 1);
+      });
+    }
+    const limitParam = Number(q.get('limit') ?? 1000);
+    const size = Number.isInteger(limitParam) && limitParam > 0 ? Math.min(limitParam, pageSize) : pageSize;
+    sendPage(req, res, method, infos, url, size);
+  }
+
+  async function modelInfo(repo: RepoSnapshot): Promise<Record<string, unknown>> {
+    const [tags, card, safetensors, config] = await Promise.all([repoTags(repo), cardData(repo), safetensorsInfo(repo), configInfo(repo)]);
+    return {
+      _id: repo.sha.slice(0, 24),
+      id: repo.id,
+      modelId: repo.id,
+      author: repo.id.includes('/') ? repo.id.split('/')[0] : undefined,
+      sha: repo.sha,
+      private: repo.privateReaders !== null,
+      gated: repo.gatedToken === null ? false : 'manual',
+      disabled: false,
+      lastModified: repo.lastModified.toISOString(),
+      createdAt: repo.lastModified.toISOString(),
+      tags,
+      downloads: repo.meta.downloads,
+      likes: repo.meta.likes,
+      pipeline_tag: repo.meta.pipelineTag,
+      library_name: tags.includes('transformers') ? 'transformers' : undefined,
+      cardData: card,
+      safetensors,
+      config,
+      siblings: repo.files.map((f) => ({ rfilename: f.path })),
+    };
   }
 
   function checkRevision(repo: RepoSnapshot, rev: string): void {
@@ -383,107 +578,52 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
     );
   }
 
-  async function sendFile(
-    req: IncomingMessage,
-    res: ServerResponse,
-    method: string,
-    repo: RepoSnapshot,
-    file: RepoFile,
-    record: HubRequestRecord,
-    fault: HubFault | undefined,
-  ): Promise<void> {
-    const etag = `"${isLfs(file) ? pseudoSha256(fileKey(file)) : pseudoSha1(fileKey(file))}"`;
-    const base: Record<string, string> = {
-      ETag: etag,
-      'X-Repo-Commit': repo.sha,
-      'Accept-Ranges': 'bytes',
-      'Content-Type': contentType(file.path),
-    };
-    const rangeHeader = header(req, 'range');
-    let start = 0;
-    let end = file.size - 1;
-    let status = 200;
-    if (rangeHeader !== undefined) {
-      const range = parseRange(rangeHeader, file.size);
-      if (range === null) {
-        throw new HttpError(416, `Range ${rangeHeader} is not satisfiable for ${file.size} bytes`, 'RangeNotSatisfiable', {
-          ...base,
-          'Content-Range': `bytes */${file.size}`,
-        });
-      }
-      [start, end] = range;
-      status = 206;
-      base['Content-Range'] = `bytes ${start}-${end}/${file.size}`;
-    } else if (header(req, 'if-none-match') === etag) {
-      res.writeHead(304, base);
-      res.end();
-      return;
-    }
-    const length = end - start + 1;
-    res.writeHead(status, { ...base, 'Content-Length': String(length) });
-    if (method === 'HEAD' || length === 0) {
-      res.end();
-      return;
-    }
-    const cutAt = fault?.kind === 'drop-mid-body' ? Math.min(fault.afterBytes ?? Math.max(1, Math.floor(length / 2)), length - 1) : -1;
-    const stream = createReadStream(file.abs, { start, end });
-    try {
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        if (res.destroyed) return;
-        let piece = chunk;
-        if (cutAt >= 0 && record.bodyBytes + piece.length >= cutAt) {
-          piece = piece.subarray(0, cutAt - record.bodyBytes);
-          record.bodyBytes += piece.length;
-          // Let the partial body reach the client, then cut the connection mid-body.
-          res.write(piece, () => res.destroy());
-          return;
-        }
-        record.bodyBytes += piece.length;
-        if (!res.write(piece)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
-      }
-      res.end();
-    } finally {
-      stream.destroy();
-    }
+  const hub = createServer(serve('hub', hubRoute));
+  hub.keepAliveTimeout = 2000;
+  const servers: Server[] = [hub];
+  let cdnBase: string | null = null;
+  const host = opts.host ?? '127.0.0.1';
+  if (signer) {
+    const cdn = createServer(serve('cdn', cdnRoute));
+    cdn.keepAliveTimeout = 2000;
+    cdn.listen(0, host);
+    await once(cdn, 'listening');
+    cdnBase = urlOf(cdn);
+    servers.push(cdn);
   }
-
-  function modelInfo(repo: RepoSnapshot): Record<string, unknown> {
-    return {
-      _id: repo.sha.slice(0, 24),
-      id: repo.id,
-      modelId: repo.id,
-      sha: repo.sha,
-      private: false,
-      gated: repo.gatedToken === null ? false : 'manual',
-      disabled: false,
-      lastModified: repo.lastModified.toISOString(),
-      tags: [],
-      downloads: 0,
-      likes: 0,
-      library_name: 'transformers',
-      siblings: repo.files.map((f) => ({ rfilename: f.path })),
-    };
-  }
-
-  server.keepAliveTimeout = 2000;
-  server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address() as AddressInfo;
-  const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  hub.listen(opts.port ?? 0, host);
+  await once(hub, 'listening');
   return {
-    url: `http://${hostForUrl}:${address.port}`,
-    port: address.port,
+    url: urlOf(hub),
+    cdnUrl: cdnBase,
+    port: (hub.address() as AddressInfo).port,
     stats,
     setFaults(list) {
       faults = checkFaults(list);
     },
     repos: () => listRepos(root),
-    close: () =>
-      new Promise<void>((done, fail) => {
-        server.close((err) => (err ? fail(err) : done()));
-        server.closeAllConnections();
-      }),
+    close: async () => {
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((done, fail) => {
+              s.close((err) => (err ? fail(err) : done()));
+              s.closeAllConnections();
+            }),
+        ),
+      );
+    },
   };
+}
+
+function urlOf(server: Server): string {
+  const address = server.address() as AddressInfo;
+  const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${hostForUrl}:${address.port}`;
+}
+
+function dirEntry(repo: RepoSnapshot, dir: string): Record<string, unknown> {
+  return { type: 'directory', oid: pseudoSha1(`dir\0${dir}\0${repo.sha}`), size: 0, path: dir };
 }
 
 function checkFaults(list: unknown): HubFault[] {
@@ -497,90 +637,75 @@ function checkFaults(list: unknown): HubFault[] {
     if (fault.times !== undefined && fault.times !== 'always' && !(Number.isInteger(fault.times) && fault.times >= 1)) {
       throw new HttpError(400, `fault ${i}: "times" must be an integer >= 1 or "always"`);
     }
+    if (fault.origin !== undefined && fault.origin !== 'hub' && fault.origin !== 'cdn') throw new HttpError(400, `fault ${i}: "origin" must be hub or cdn`);
     return { ...fault } as HubFault;
   });
 }
 
-/** Repo ids under `root`: a top-level folder with files of its own is a repo, otherwise its subfolders are. */
-async function listRepos(root: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const top of await visibleDirents(root)) {
-    if (!top.isDirectory()) continue;
-    const inner = await visibleDirents(join(root, top.name));
-    if (inner.some((d) => d.isFile())) out.push(top.name);
-    else for (const d of inner) if (d.isDirectory()) out.push(`${top.name}/${d.name}`);
-  }
-  return out.sort();
-}
-
-async function visibleDirents(dir: string) {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-  return entries.filter((d) => !d.name.startsWith('.'));
-}
-
-/** The repo named by the first one or two of `segs` (two when `org/name` is a repo), and the rest. */
-async function findRepo(root: string, segs: string[]): Promise<{ repo: RepoSnapshot; rest: string[] }> {
-  const safe = (s: string | undefined): s is string => s !== undefined && s !== '' && !s.startsWith('.') && !/[\\/\0]/.test(s);
-  const [a, b] = segs;
-  if (safe(a)) {
-    const top = await visibleDirents(join(root, a));
-    const topIsRepo = top.some((d) => d.isFile());
-    if (topIsRepo) return { repo: await snapshot(root, a), rest: segs.slice(1) };
-    if (safe(b) && top.some((d) => d.isDirectory() && d.name === b)) {
-      return { repo: await snapshot(root, `${a}/${b}`), rest: segs.slice(2) };
+/** A file's bytes, whole or one Range, with `headers`; a 'drop-mid-body' fault cuts the body. */
+async function sendFile(
+  req: IncomingMessage,
+  res: ServerResponse,
+  method: string,
+  file: RepoFile,
+  headers: Record<string, string>,
+  record: HubRequestRecord,
+  fault: HubFault | undefined,
+): Promise<void> {
+  const base: Record<string, string> = { ...headers, 'Accept-Ranges': 'bytes' };
+  const etag = base.ETag;
+  const rangeHeader = header(req, 'range');
+  let start = 0;
+  let end = file.size - 1;
+  let status = 200;
+  if (rangeHeader !== undefined) {
+    const range = parseRange(rangeHeader, file.size);
+    if (range === null) {
+      throw new HttpError(416, `Range ${rangeHeader} is not satisfiable for ${file.size} bytes`, 'RangeNotSatisfiable', {
+        ...base,
+        'Content-Range': `bytes */${file.size}`,
+      });
     }
+    [start, end] = range;
+    status = 206;
+    base['Content-Range'] = `bytes ${start}-${end}/${file.size}`;
+  } else if (etag !== undefined && header(req, 'if-none-match') === etag) {
+    res.writeHead(304, base);
+    res.end();
+    return;
   }
-  const shown = [a, b].filter((s) => s !== undefined).join('/');
-  throw new HttpError(404, `Repository not found: ${shown}`, 'RepoNotFound');
-}
-
-async function snapshot(root: string, id: string): Promise<RepoSnapshot> {
-  const dir = join(root, ...id.split('/'));
-  const files: RepoFile[] = [];
-  async function walk(rel: string): Promise<void> {
-    for (const d of await visibleDirents(rel === '' ? dir : join(dir, rel))) {
-      const path = rel === '' ? d.name : `${rel}/${d.name}`;
-      if (d.isDirectory()) await walk(path);
-      else if (d.isFile()) {
-        const abs = join(dir, ...path.split('/'));
-        const s = await stat(abs);
-        files.push({ path, abs, size: s.size, mtimeMs: s.mtimeMs });
+  const length = end - start + 1;
+  res.writeHead(status, { ...base, 'Content-Length': String(length) });
+  if (method === 'HEAD' || length === 0) {
+    res.end();
+    return;
+  }
+  const cutAt = fault?.kind === 'drop-mid-body' ? Math.min(fault.afterBytes ?? Math.max(1, Math.floor(length / 2)), length - 1) : -1;
+  const stream = createReadStream(file.abs, { start, end });
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (res.destroyed) return;
+      let piece = chunk;
+      if (cutAt >= 0 && record.bodyBytes + piece.length >= cutAt) {
+        piece = piece.subarray(0, cutAt - record.bodyBytes);
+        record.bodyBytes += piece.length;
+        // Let the partial body reach the client, then cut the connection mid-body.
+        res.write(piece, () => res.destroy());
+        return;
       }
+      record.bodyBytes += piece.length;
+      if (!res.write(piece)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
     }
+    res.end();
+  } finally {
+    stream.destroy();
   }
-  await walk('');
-  files.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
-  const sha = pseudoSha1(`${id}\n${files.map(fileKey).join('\n')}`);
-  const gated = await readFile(join(dir, '.gated'), 'utf8').catch(() => null);
-  const lastModified = new Date(Math.max(0, ...files.map((f) => f.mtimeMs)));
-  return { id, dir, files, sha, gatedToken: gated === null ? null : gated.trim(), lastModified };
-}
-
-function fileKey(f: RepoFile): string {
-  return `${f.path}\0${f.size}\0${f.mtimeMs}`;
-}
-
-function isLfs(f: RepoFile): boolean {
-  return LFS_FILE.test(f.path) || f.size >= LFS_MIN_BYTES;
-}
-
-function treeEntry(f: RepoFile): Record<string, unknown> {
-  const entry: Record<string, unknown> = { type: 'file', oid: pseudoSha1(fileKey(f)), size: f.size, path: f.path };
-  if (isLfs(f)) entry.lfs = { oid: pseudoSha256(fileKey(f)), size: f.size, pointerSize: 134 };
-  return entry;
-}
-
-function pseudoSha1(s: string): string {
-  return createHash('sha1').update(s).digest('hex');
-}
-
-function pseudoSha256(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
 }
 
 function contentType(path: string): string {
   if (path.endsWith('.json')) return 'application/json';
   if (/\.(md|txt|yml|yaml)$/.test(path)) return 'text/plain; charset=utf-8';
+  if (path.endsWith('.svg')) return 'image/svg+xml';
   return 'application/octet-stream';
 }
 
@@ -602,47 +727,19 @@ export function parseRange(value: string, size: number): [number, number] | null
   return [start, end];
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** The stats record of each response, so that every writer counts the body bytes it sends. */
-const recordOf = new WeakMap<ServerResponse, HubRequestRecord>();
-
-function sendJson(res: ServerResponse, status: number, body: unknown, method = 'GET', headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  const record = recordOf.get(res);
-  if (record && method !== 'HEAD') record.bodyBytes += Buffer.byteLength(text);
-  res.writeHead(status, {
-    ...headers,
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': String(Buffer.byteLength(text)),
-  });
-  res.end(method === 'HEAD' ? undefined : text);
-}
-
-function sendError(res: ServerResponse, err: unknown): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
+/** The users file of `--users`: a JSON list of `{name, token, orgs?, role?}`. */
+export async function readUsersFile(path: string): Promise<HubUser[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new HubServerOptionError(`--users ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-  const status = err instanceof HttpError ? err.status : 500;
-  const message = err instanceof Error ? err.message : String(err);
-  const headers: Record<string, string> = err instanceof HttpError ? { ...err.headers } : {};
-  if (err instanceof HttpError && err.code) headers['X-Error-Code'] = err.code;
-  headers['X-Error-Message'] = message.replace(/[^\x20-\x7e]/g, '?');
-  sendJson(res, status, { error: message }, 'GET', headers);
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
+  try {
+    return checkUsers(JSON.parse(text));
+  } catch (err) {
+    throw new HubServerOptionError(`--users ${path}: ${(err as Error).message}`);
+  }
 }
 
 export interface HubServerArgs {
@@ -650,12 +747,22 @@ export interface HubServerArgs {
   port: number;
   host: string;
   verbose: boolean;
+  /** `--users FILE`: accounts that can sign in and write. */
+  usersFile?: string;
+  /** `--cdn [--cdn-ttl S]`: redirect LFS downloads to a second origin with URLs living S seconds. */
+  cdnTtlS?: number;
+  /** `--rate-limit N/S`: at most N `/resolve/` requests per S seconds. */
+  rateLimit?: { resolves: number; windowS: number };
 }
 
-export const HUB_SERVER_USAGE = 'usage: npm run hub -- --root DIR [--port 8800] [--host 127.0.0.1] [--verbose]';
+export const HUB_SERVER_USAGE =
+  'usage: npm run hub -- --root DIR [--port 8800] [--host 127.0.0.1] [--users FILE] [--cdn] [--cdn-ttl SECONDS]\n' +
+  '                      [--rate-limit N/SECONDS] [--verbose]';
 
 export function parseHubServerArgs(argv: readonly string[]): HubServerArgs {
   const args: HubServerArgs = { root: '', port: 8800, host: '127.0.0.1', verbose: false };
+  let cdn = false;
+  let ttl: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): string => {
@@ -680,10 +787,31 @@ export function parseHubServerArgs(argv: readonly string[]): HubServerArgs {
       case '--verbose':
         args.verbose = true;
         break;
+      case '--users':
+        args.usersFile = value();
+        break;
+      case '--cdn':
+        cdn = true;
+        break;
+      case '--cdn-ttl': {
+        const v = value();
+        ttl = Number(v);
+        if (!(ttl > 0)) throw new HubServerOptionError(`--cdn-ttl ${v}: give the signed URLs' life in seconds (> 0)`);
+        break;
+      }
+      case '--rate-limit': {
+        const v = value();
+        const m = /^(\d+)\/(\d+(?:\.\d+)?)$/.exec(v);
+        if (!m || Number(m[1]) < 1 || !(Number(m[2]) > 0)) throw new HubServerOptionError(`--rate-limit ${v}: give N/SECONDS, such as 3000/300`);
+        args.rateLimit = { resolves: Number(m[1]), windowS: Number(m[2]) };
+        break;
+      }
       default:
         throw new HubServerOptionError(`unknown option ${arg}\n${HUB_SERVER_USAGE}`);
     }
   }
+  if (ttl !== undefined && !cdn) throw new HubServerOptionError(`--cdn-ttl needs --cdn\n${HUB_SERVER_USAGE}`);
+  if (cdn) args.cdnTtlS = ttl ?? DEFAULT_CDN_TTL_MS / 1000;
   if (args.root === '') throw new HubServerOptionError(`--root is required\n${HUB_SERVER_USAGE}`);
   return args;
 }
@@ -694,10 +822,21 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   const args = parseHubServerArgs(argv);
-  const server = await startHubServer(args);
+  const users = args.usersFile ? await readUsersFile(args.usersFile) : [];
+  const server = await startHubServer({
+    root: args.root,
+    port: args.port,
+    host: args.host,
+    verbose: args.verbose,
+    users,
+    cdn: args.cdnTtlS === undefined ? undefined : { ttlMs: args.cdnTtlS * 1000 },
+    rateLimit: args.rateLimit && { resolves: args.rateLimit.resolves, windowMs: args.rateLimit.windowS * 1000 },
+  });
   const repos = await server.repos();
   process.stdout.write(
     `Hub server on ${server.url} serving ${repos.length} repo(s) from ${resolve(args.root)}: ${repos.join(', ') || '(none)'}\n` +
+      (server.cdnUrl ? `LFS downloads redirect to ${server.cdnUrl} (signed URLs living ${args.cdnTtlS} s)\n` : '') +
+      (users.length ? `Users: ${users.map((u) => u.name).join(', ')} (tokens from ${args.usersFile})\n` : 'No users: read-only (give --users FILE to push)\n') +
       `Use it with HF_ENDPOINT=${server.url}\n`,
   );
   const stop = () => {
@@ -714,4 +853,3 @@ if (entry !== undefined && resolve(entry) === fileURLToPath(import.meta.url)) {
     process.exit(err instanceof HubServerOptionError ? 2 : 1);
   });
 }
-
