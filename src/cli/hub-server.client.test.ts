@@ -76,7 +76,7 @@ describe('reading with the official client', () => {
     const e1 = withWeights.find((m) => m.name === 'org/expert1')!;
     expect(e1.safetensors?.total).toBeGreaterThan(0);
     expect(Object.keys(e1.safetensors?.parameters ?? {})).toEqual(['BF16']);
-    expect(e1.config?.model_type).toBe('llama');
+    expect((e1.config as { model_type?: string } | undefined)?.model_type).toBe('llama');
     // A private repo is listed only for those who may read it.
     expect((await all(listModels({ hubUrl, search: { query: 'secret' } }))).length).toBe(0);
     expect((await all(listModels({ hubUrl, search: { query: 'secret' }, accessToken: ALICE.token }))).map((m) => m.name)).toEqual(['acme/secret']);

@@ -293,9 +293,54 @@ describe('@huggingface/hub against the local server', () => {
   });
 });
 
+describe('CDN redirects and the rate limit', () => {
+  it('redirects LFS files to a signed CDN URL with the Hub headers, serves small files itself, and limits /resolve/', async () => {
+    let clock = Date.now();
+    const cdnServer = await startHubServer({ root: fixture.root, cdn: { ttlMs: 10_000 }, rateLimit: { resolves: 3, windowMs: 60_000 }, now: () => clock });
+    try {
+      const res = await fetch(`${cdnServer.url}/org/expert1/resolve/main/model.safetensors`, { redirect: 'manual' });
+      expect(res.status).toBe(302);
+      const location = res.headers.get('location')!;
+      expect(location.startsWith(`${cdnServer.cdnUrl}/objects/`)).toBe(true);
+      expect(res.headers.get('x-linked-size')).toBe(String(local.byteLength));
+      expect(res.headers.get('x-linked-etag')).toMatch(/^"[0-9a-f]{64}"$/);
+      expect(res.headers.get('etag')).not.toBe(res.headers.get('x-linked-etag')); // the pointer's id
+      const part = await fetch(location, { headers: { Range: 'bytes=10-19', Origin: 'http://page.test' } });
+      expect([part.status, part.headers.get('access-control-allow-origin')]).toEqual([206, '*']);
+      expect(new Uint8Array(await part.arrayBuffer())).toEqual(local.slice(10, 20));
+      expect((await fetch(`${cdnServer.url}/org/expert1/resolve/main/config.json`, { redirect: 'manual' })).status).toBe(200);
+      // Expired, and tampered with: 403, as S3 answers.
+      clock += 11_000;
+      const expired = await fetch(location);
+      expect([expired.status, ((await expired.json()) as { error: string }).error]).toEqual([403, 'AccessDenied: Request has expired']);
+      const tampered = await fetch(location.replace(/Signature=\w/, 'Signature=0'));
+      expect(tampered.status).toBe(403);
+      await tampered.arrayBuffer();
+      // Third /resolve/ in the window passes, the fourth is refused with Retry-After (window end, in seconds).
+      expect((await fetch(`${cdnServer.url}/org/expert1/resolve/main/config.json`)).status).toBe(200);
+      const limited = await fetch(`${cdnServer.url}/org/expert1/resolve/main/config.json`);
+      expect(limited.status).toBe(429);
+      expect(Number(limited.headers.get('retry-after'))).toBe(49);
+      expect(limited.headers.get('ratelimit-policy')).toBe('"fixed window";"resolvers";q=3;w=60');
+      expect((await fetch(`${cdnServer.url}/api/models/org/expert1`)).status).toBe(200); // the API is not limited
+      clock += 50_000;
+      expect((await fetch(`${cdnServer.url}/org/expert1/resolve/main/config.json`)).status).toBe(200);
+    } finally {
+      await cdnServer.close();
+    }
+  });
+});
+
 describe('command line', () => {
   it('parses options and refuses bad ones with the usage', () => {
     expect(parseHubServerArgs(['--root', 'x', '--port', '0', '--verbose'])).toEqual({ root: 'x', port: 0, host: '127.0.0.1', verbose: true });
+    expect(parseHubServerArgs(['--root', 'x', '--cdn', '--cdn-ttl', '30', '--rate-limit', '3000/300', '--users', 'u.json'])).toMatchObject({
+      cdnTtlS: 30,
+      rateLimit: { resolves: 3000, windowS: 300 },
+      usersFile: 'u.json',
+    });
+    expect(() => parseHubServerArgs(['--root', 'x', '--cdn-ttl', '30'])).toThrow(/--cdn-ttl needs --cdn/);
+    expect(() => parseHubServerArgs(['--root', 'x', '--rate-limit', 'lots'])).toThrow(/--rate-limit lots: give N\/SECONDS/);
     expect(() => parseHubServerArgs([])).toThrow(/--root is required/);
     expect(() => parseHubServerArgs(['--root', 'x', '--port', 'http'])).toThrow(/--port http/);
     expect(() => parseHubServerArgs(['--root', 'x', '--bogus'])).toThrow(/unknown option --bogus[\s\S]*usage/);

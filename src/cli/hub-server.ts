@@ -260,6 +260,12 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
       };
       records.push(record);
       bodyCounter.set(res, record);
+      // The status as sent, at once: a client may have the whole body before 'finish' fires here.
+      const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+      res.writeHead = ((...args: unknown[]) => {
+        record.status = args[0] as number;
+        return writeHead(...args);
+      }) as typeof res.writeHead;
       let logged = false;
       const logLine = () => {
         record.status = res.statusCode;

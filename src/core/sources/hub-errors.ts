@@ -18,30 +18,52 @@ export class HubRefError extends Error {
   }
 }
 
-/** 401/403, or a gated repo and no token: the repo is gated or private and the request had no (valid) token. */
+/** Why a repo refused access: its terms must be accepted (gated), or the token (or its absence) does not do. */
+export type HubAccessReason = 'gated' | 'denied';
+
+/**
+ * 401/403, or a gated repo and no token: the repo is gated (`X-Error-Code: GatedRepo`, or the model
+ * info says so) or the request had no token that can read it. Gated repos get their own message: the
+ * fix there is accepting the terms on the repo's page, not another token.
+ */
 export class HubAccessError extends Error {
   readonly repo: string;
   /** The HTTP status, or null when the model info said "gated" and no token was given (nothing was refused yet). */
   readonly status: number | null;
+  readonly reason: HubAccessReason;
   readonly transient = false;
 
-  constructor(repo: string, status: number | null, tokenGiven: boolean) {
-    const hint = tokenGiven
-      ? 'the token given was refused (it may lack read access, or the terms are not accepted yet)'
-      : status === null
-        ? 'the repo is gated and no token was given'
-        : 'no token was given';
-    super(`${repo}: this repo needs access: accept its terms on the Hub and give a token (${hint}${status === null ? '' : `; HTTP ${status}`})`);
+  constructor(repo: string, status: number | null, tokenGiven: boolean, reason: HubAccessReason = 'denied', hubUrl?: string) {
+    const page = hubUrl ? `${hubUrl.replace(/\/+$/, '')}/${repo}` : null;
+    const http = status === null ? '' : `HTTP ${status}`;
+    const notes = (...parts: string[]) => ` (${parts.filter(Boolean).join('; ')})`;
+    let message: string;
+    if (reason === 'gated') {
+      const where = page ? `its page: ${page}` : '';
+      message = tokenGiven
+        ? `${repo}: this repo is gated and the token given was refused: accept its terms on the Hub with the token's account${notes(where, http)}`
+        : `${repo}: this repo is gated: accept its terms on the Hub and give a token of that account${notes('no token was given', where, http)}`;
+    } else {
+      message = tokenGiven
+        ? `${repo}: the token given was refused: it cannot read this repo (no read access, or expired)${notes(http)}`
+        : `${repo}: this repo needs access: give a token that can read it${notes('no token was given', http)}`;
+    }
+    super(message);
     this.name = 'HubAccessError';
     this.repo = repo;
     this.status = status;
+    this.reason = reason;
   }
 }
 
 /** What could not be found, most specific first. */
 export type HubMissing = 'repo' | 'revision' | 'file';
 
-/** 404 (or the Hub's "repo not found" 401): names the repo, the revision and the file when one was asked. */
+/**
+ * 404, or the Hub's 401 "repository not found": names the repo, the revision and the file when one
+ * was asked. The Hub answers a private repo it hides exactly as a missing one, so the message says
+ * both, in the words that fit the request (no token: give one; a token: it cannot see the repo).
+ */
 export class HubNotFoundError extends Error {
   readonly repo: string;
   readonly revision: string;
@@ -53,9 +75,9 @@ export class HubNotFoundError extends Error {
     let message: string;
     switch (missing) {
       case 'repo':
-        message =
-          `${where.repo}: no such model repo on the Hub` +
-          (tokenGiven ? '' : ' (if it is private, give a token that can read it)');
+        message = tokenGiven
+          ? `${where.repo}: no such model repo that this token can read (it does not exist, or it is private to an account the token does not belong to)`
+          : `${where.repo}: no such model repo on the Hub (if it is private, give a token that can read it)`;
         break;
       case 'revision':
         message = `${where.repo}: no revision "${where.revision}" (not a branch, tag or commit of this repo)`;
@@ -74,6 +96,23 @@ export class HubNotFoundError extends Error {
     this.revision = where.revision;
     this.file = where.file;
     this.missing = missing;
+  }
+}
+
+/**
+ * The file server a `resolve` redirect pointed to (the Hub's CDN) refused its signed URL: it expired
+ * (403, 410) or is no longer valid. Not retried as such: the reader asks the Hub for a fresh URL.
+ */
+export class HubCdnRefusedError extends Error {
+  readonly status: number;
+  readonly url: string;
+  readonly transient = false;
+
+  constructor(what: string, status: number, url: string) {
+    super(`${what}: the download URL the Hub redirected to was refused (HTTP ${status} from ${url}); it may have expired`);
+    this.name = 'HubCdnRefusedError';
+    this.status = status;
+    this.url = url;
   }
 }
 
@@ -179,12 +218,16 @@ function describeCause(cause: unknown): string {
   return String(cause);
 }
 
-/** `url` without user info, for messages. */
+/** Query parameters of signed URLs (S3, CloudFront, ours) whose values are credentials of a kind. */
+const SIGNED_PARAM = /signature|credential|policy|key-pair-id|token/i;
+
+/** `url` without user info, and with signed-URL credentials blanked, for messages. */
 export function displayUrl(url: string): string {
   try {
     const u = new URL(url);
     u.username = '';
     u.password = '';
+    for (const key of [...u.searchParams.keys()]) if (SIGNED_PARAM.test(key)) u.searchParams.set(key, '…');
     return u.toString();
   } catch {
     return url;

@@ -1,12 +1,14 @@
 /**
  * HTTP for the Hub source: every request goes through here, with the token as an `Authorization`
- * header only, a no-progress timeout per attempt, retries of transient failures, and Hub answers
- * mapped to typed errors. `fetchRange` resumes a body cut mid-stream by asking only for the bytes not
- * yet received and writing them after the ones it has.
+ * header only (and only to the Hub: never to the file server its redirects point to), a no-progress
+ * timeout per attempt, retries of transient failures (a 429 waits out its `Retry-After`), and Hub
+ * answers mapped to typed errors. `fetchRange` resumes a body cut mid-stream by asking only for the
+ * bytes not yet received and writing them after the ones it has.
  */
 import {
   displayUrl,
   HubAccessError,
+  HubCdnRefusedError,
   HubApiError,
   HubNetworkError,
   HubNotFoundError,
@@ -22,11 +24,15 @@ export interface HubHttp {
   repo: string;
   /** The revision as asked (for messages). */
   revision: string;
+  /** The Hub's base URL: answers from another origin come from the file server its redirects point to. */
+  hubUrl: string;
   accessToken?: string;
   fetch: typeof fetch;
   policy: Required<RetryPolicy>;
   /** Signals that cancel the request: the tree's and the caller's. */
   signals: readonly (AbortSignal | undefined)[];
+  /** Told when a rate limit makes a request wait. */
+  onWarning?: (message: string) => void;
 }
 
 /** A signal that aborts when any of `signals` does; dispose() detaches it from them. */
@@ -106,8 +112,33 @@ async function linked<T>(http: HubHttp, op: (signal: AbortSignal) => Promise<T>)
   }
 }
 
-function headers(http: HubHttp, extra: Record<string, string> = {}): Record<string, string> {
-  return http.accessToken ? { ...extra, Authorization: `Bearer ${http.accessToken}` } : extra;
+function headers(http: HubHttp, extra: Record<string, string> = {}, sendToken = true): Record<string, string> {
+  return http.accessToken && sendToken ? { ...extra, Authorization: `Bearer ${http.accessToken}` } : extra;
+}
+
+/** Whether an answer came from another origin than the Hub's (a redirect to its file server was followed). */
+export function isFromElsewhere(http: HubHttp, res: Response): boolean {
+  if (!res.url) return false;
+  try {
+    return new URL(res.url).origin !== new URL(http.hubUrl).origin;
+  } catch {
+    return false;
+  }
+}
+
+/** Retry options shared by every request: transient errors only; a rate limit's wait is reported. */
+function retryOptions(http: HubHttp, signal: AbortSignal, what: string) {
+  return {
+    policy: http.policy,
+    signal,
+    isTransient: isTransientError,
+    giveUp: giveUp(http, what),
+    onRetry: ({ delayMs, error }: { delayMs: number; error: unknown }) => {
+      if (error instanceof HubApiError && error.status === 429) {
+        http.onWarning?.(`${what}: the Hub's rate limit was reached; waiting ${Math.round(delayMs / 1000)} s as it asks (Retry-After)`);
+      }
+    },
+  };
 }
 
 /** Turn a failure of fetch or of reading a body into a typed error (or the caller's abort reason). */
@@ -146,7 +177,8 @@ export async function errorFromResponse(
   const tokenGiven = Boolean(http.accessToken);
   const where = { repo: http.repo, revision: http.revision, file };
   let err: Error;
-  if (code === 'RepoNotFound') err = new HubNotFoundError('repo', where, tokenGiven);
+  if (code === 'GatedRepo') err = new HubAccessError(http.repo, res.status, tokenGiven, 'gated', http.hubUrl);
+  else if (code === 'RepoNotFound') err = new HubNotFoundError('repo', where, tokenGiven);
   else if (code === 'RevisionNotFound') err = new HubNotFoundError('revision', where, tokenGiven);
   else if (code === 'EntryNotFound') err = new HubNotFoundError('file', where, tokenGiven);
   else if (res.status === 401 || res.status === 403) err = new HubAccessError(http.repo, res.status, tokenGiven);
@@ -201,12 +233,15 @@ export async function getJson(
         attempt.dispose();
       }
     },
-    { policy: http.policy, signal, isTransient: isTransientError, giveUp: giveUp(http, what) },
+    retryOptions(http, signal, what),
   ));
 }
 
-/** The size of the file at `url` from a HEAD (for listings without sizes). */
-export async function headSize(http: HubHttp, url: string, what: string, file: string): Promise<number> {
+/**
+ * The size of the file at `url` from a HEAD (for listings without sizes). `onResponse` sees the final
+ * answer (after redirects), so the caller can keep where the file really is.
+ */
+export async function headSize(http: HubHttp, url: string, what: string, file: string, onResponse?: (res: Response) => void): Promise<number> {
   const shownUrl = displayUrl(url);
   return linked(http, (signal) => withRetry(
     async () => {
@@ -216,6 +251,7 @@ export async function headSize(http: HubHttp, url: string, what: string, file: s
         try {
           res = await http.fetch(url, { method: 'HEAD', headers: headers(http), signal: attempt.controller.signal });
           if (!res.ok) throw await errorFromResponse(http, res, what, url, 'file', file);
+          onResponse?.(res);
         } catch (err) {
           throw classify(err, attempt, what, shownUrl, http.policy.timeoutMs);
         }
@@ -228,42 +264,65 @@ export async function headSize(http: HubHttp, url: string, what: string, file: s
         attempt.dispose();
       }
     },
-    { policy: http.policy, signal, isTransient: isTransientError, giveUp: giveUp(http, what) },
+    retryOptions(http, signal, what),
   ));
+}
+
+/** One range read: where, what, and how to report it. */
+export interface RangeRequest {
+  url: string;
+  /** Names the file in errors. */
+  label: string;
+  /** Path inside the repo. */
+  file: string;
+  offset: number;
+  length: number;
+  /** Told of every piece received (never twice for the same byte). */
+  onBytes(n: number): void;
+  /**
+   * Where the bytes go and how many are there already: a read that an earlier request left half done
+   * continues after them. @default a fresh buffer
+   */
+  target?: { out: Uint8Array; got: number };
+  /** Sees each answer's headers before its body (after redirects: `res.url` is where the bytes came from). */
+  onResponse?(res: Response): void;
+  /** Send the token: to the Hub yes, to a signed file-server URL no. @default true */
+  withToken?: boolean;
 }
 
 /**
  * Read `length` bytes at `offset` of the file at `url` with `Range` requests. A body cut short is
- * resumed from the first missing byte; `onBytes` is told of every piece received (never twice for the
- * same byte). `label` names the file in errors.
+ * resumed from the first missing byte. A refusal by the file server a redirect led to (its signed
+ * URL expired) is a HubCdnRefusedError, for the caller to ask the Hub for a fresh URL.
  */
-export async function fetchRange(
-  http: HubHttp,
-  url: string,
-  label: string,
-  file: string,
-  offset: number,
-  length: number,
-  onBytes: (n: number) => void,
-): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
+export async function fetchRange(http: HubHttp, req: RangeRequest): Promise<Uint8Array> {
+  const { url, label, file, offset, length, onBytes } = req;
+  const target = req.target ?? { out: new Uint8Array(length), got: 0 };
+  const out = target.out;
   const last = offset + length - 1;
   const what = `${label} bytes ${offset}-${last}`;
   const shownUrl = displayUrl(url);
-  let got = 0;
-  let gotBeforeAttempt = 0;
+  let gotBeforeAttempt = target.got;
   return linked(http, (signal) => withRetry(
     async () => {
-      gotBeforeAttempt = got;
-      const from = offset + got;
+      gotBeforeAttempt = target.got;
+      const from = offset + target.got;
       const attempt = new Attempt(signal, http.policy.timeoutMs);
       let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
       try {
         const res = await http.fetch(url, {
-          headers: headers(http, { Range: `bytes=${from}-${last}` }),
+          headers: headers(http, { Range: `bytes=${from}-${last}` }, req.withToken ?? true),
           signal: attempt.controller.signal,
         });
-        if (!res.ok) throw await errorFromResponse(http, res, what, url, 'file', file);
+        const elsewhere = isFromElsewhere(http, res);
+        if (!res.ok) {
+          if (elsewhere && [401, 403, 404, 410].includes(res.status)) {
+            await res.body?.cancel().catch(() => undefined);
+            throw new HubCdnRefusedError(what, res.status, displayUrl(res.url));
+          }
+          throw await errorFromResponse(http, res, what, url, 'file', file);
+        }
+        req.onResponse?.(res);
         // 200: the server ignored Range and sends the whole file; skip to the bytes wanted.
         let skip = 0;
         if (res.status === 200) skip = from;
@@ -271,7 +330,7 @@ export async function fetchRange(
         else throw new HubApiError(`${what}: unexpected answer to a Range request`, res.status, shownUrl);
         if (res.body === null) throw new HubNetworkError(what, shownUrl, 'empty body');
         reader = res.body.getReader();
-        while (got < length) {
+        while (target.got < length) {
           const { done, value } = await reader.read();
           if (done) break;
           attempt.touch();
@@ -281,14 +340,14 @@ export async function fetchRange(
             skip -= dropped;
             piece = piece.subarray(dropped);
           }
-          const n = Math.min(piece.byteLength, length - got);
+          const n = Math.min(piece.byteLength, length - target.got);
           if (n === 0) continue;
-          out.set(piece.subarray(0, n), got);
-          got += n;
+          out.set(piece.subarray(0, n), target.got);
+          target.got += n;
           onBytes(n);
         }
-        if (got < length) {
-          throw new HubNetworkError(what, shownUrl, `the body ended after ${got - gotBeforeAttempt} of ${length - gotBeforeAttempt} bytes`);
+        if (target.got < length) {
+          throw new HubNetworkError(what, shownUrl, `the body ended after ${target.got - gotBeforeAttempt} of ${length - gotBeforeAttempt} bytes`);
         }
         return out;
       } catch (err) {
@@ -299,13 +358,7 @@ export async function fetchRange(
         attempt.dispose();
       }
     },
-    {
-      policy: http.policy,
-      signal,
-      isTransient: isTransientError,
-      progressed: () => got > gotBeforeAttempt,
-      giveUp: giveUp(http, what),
-    },
+    { ...retryOptions(http, signal, what), progressed: () => target.got > gotBeforeAttempt },
   ));
 }
 

@@ -55,7 +55,19 @@ describe('Hub errors', () => {
       'o/n: no such model repo on the Hub (if it is private, give a token that can read it)',
     );
     expect(new HubNotFoundError('file', { repo: 'o/n', revision: 'v1', file: 'a.json' }, true).message).toBe('o/n@v1: no file "a.json" in this repo');
-    expect(new HubAccessError('o/n', 403, true).message).toMatch(/^o\/n: this repo needs access: accept its terms on the Hub and give a token \(the token given was refused.*HTTP 403\)$/);
+    // Private or missing: the Hub answers both alike, so the message names both, in the words of the request.
+    expect(new HubNotFoundError('repo', { repo: 'o/n', revision: 'main' }, true).message).toBe(
+      'o/n: no such model repo that this token can read (it does not exist, or it is private to an account the token does not belong to)',
+    );
+    // Gated: the fix is accepting the terms on the repo's page.
+    expect(new HubAccessError('o/n', 401, false, 'gated', 'https://hf.test').message).toBe(
+      'o/n: this repo is gated: accept its terms on the Hub and give a token of that account (no token was given; its page: https://hf.test/o/n; HTTP 401)',
+    );
+    expect(new HubAccessError('o/n', 403, true, 'gated', 'https://hf.test').message).toBe(
+      "o/n: this repo is gated and the token given was refused: accept its terms on the Hub with the token's account (its page: https://hf.test/o/n; HTTP 403)",
+    );
+    expect(new HubAccessError('o/n', 403, true).message).toBe('o/n: the token given was refused: it cannot read this repo (no read access, or expired) (HTTP 403)');
+    expect(new HubAccessError('o/n', 401, false).message).toBe('o/n: this repo needs access: give a token that can read it (no token was given; HTTP 401)');
   });
 
   it('HubApiError carries status, url and request id, and knows what is transient', () => {
@@ -73,5 +85,7 @@ describe('Hub errors', () => {
     expect(inner.message).toBe('server said: token *** is invalid');
     expect(outer.stack).not.toContain('hf_abc');
     expect(displayUrl('https://user:pw@hub.test/x?y=1')).toBe('https://hub.test/x?y=1');
+    // Signed CDN URLs keep their shape but not their signature.
+    expect(displayUrl('https://cdn.test/o?Expires=1&Signature=abc&X-Amz-Credential=k')).toBe('https://cdn.test/o?Expires=1&Signature=%E2%80%A6&X-Amz-Credential=%E2%80%A6');
   });
 });

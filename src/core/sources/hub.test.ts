@@ -300,7 +300,7 @@ describe('access tokens', () => {
   it('says the repo needs access when no token is given, before reading', async () => {
     const err = await open('org/gated').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HubAccessError);
-    expect(String(err)).toContain('org/gated: this repo needs access: accept its terms on the Hub and give a token');
+    expect(String(err)).toContain(`org/gated: this repo is gated: accept its terms on the Hub and give a token of that account (no token was given; its page: ${server.url}/org/gated)`);
   });
 
   it('maps a refused token (401) to HubAccessError without the token in the message', async () => {
@@ -308,7 +308,8 @@ describe('access tokens', () => {
     const err = await (await tree.open('config.json'))!.read(0, 4).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HubAccessError);
     expect((err as HubAccessError).status).toBe(401);
-    expect(String(err)).toContain('the token given was refused');
+    expect(String(err)).toContain('this repo is gated and the token given was refused');
+    expect((err as HubAccessError).reason).toBe('gated');
     expect(String(err)).not.toContain('hf_wrongToken');
     expect((err as Error).stack ?? '').not.toContain('hf_wrongToken');
   });

@@ -1,17 +1,26 @@
 /**
  * A Hugging Face Hub model repo as a FileTree, read with HTTP Range requests: opening it resolves the
  * revision to a commit and lists the files (two small API calls); each file is a ByteSource whose
- * read(offset, length) fetches exactly that byte range from `{hub}/{repo}/resolve/{commit}/{path}`,
- * or takes it from a RangeCache. Pure: `fetch` is injected, so this runs in pages, workers and Node.
+ * read(offset, length) fetches exactly that byte range, or takes it from a RangeCache. Pure: `fetch`
+ * is injected, so this runs in pages, workers and Node.
  *
  * Pinning the commit first means every later read sees the same files even if the branch moves, and
  * makes cached ranges valid forever.
+ *
+ * The real Hub answers `{hub}/{repo}/resolve/{commit}/{path}` of a weights file with a redirect to its
+ * CDN at a signed URL that expires, and counts every `/resolve/` request against a rate limit (about
+ * 3,000 per 5 minutes without a token). So the first read of a file follows the redirect and keeps the
+ * CDN URL; later ranges go there directly, without the token, until it is refused (403/410) or its
+ * `Expires` has passed, and then the Hub is asked once more. Reads of a file that start while its
+ * location is being found wait for it, so a file costs one `/resolve/` request, not one per tensor.
+ * A 429 waits for `Retry-After`. ETags come from `X-Linked-Etag` (the Hub's id of the stored file)
+ * when present, and a file whose ETag changes between reads is refused.
  */
 import type { ByteSource, FileTree } from '../source.ts';
 import { checkRange } from './memory.ts';
 import { rangeCacheKey, type RangeCache } from './cache.ts';
-import { HubAccessError, HubApiError, HubFormatError, HubRefError, displayUrl } from './hub-errors.ts';
-import { fetchRange, getJson, headSize, type HubHttp } from './hub-http.ts';
+import { HubAccessError, HubApiError, HubCdnRefusedError, HubFormatError, HubRefError, displayUrl } from './hub-errors.ts';
+import { fetchRange, getJson, headSize, isFromElsewhere, type HubHttp } from './hub-http.ts';
 import { repoIdProblem } from './hub-ref.ts';
 import { resolveRetryPolicy, type RetryPolicy } from './retry.ts';
 
@@ -67,6 +76,10 @@ export interface HubTree extends FileTree {
   readonly hubUrl: string;
   /** Sizes from the listing; null where the listing gave none (a HEAD finds it on open). */
   readonly sizes: ReadonlyMap<string, number | null>;
+  /** Requests made to `/resolve/` URLs so far (each counts against the Hub's rate limit). */
+  readonly resolveRequests: number;
+  /** A file's ETag once a read has seen it (`X-Linked-Etag`, else `ETag`), unquoted. */
+  etagOf(path: string): string | undefined;
 }
 
 export async function openHubTree(params: OpenHubTreeParams): Promise<HubTree> {
@@ -81,10 +94,12 @@ export async function openHubTree(params: OpenHubTreeParams): Promise<HubTree> {
   const http: HubHttp = {
     repo,
     revision,
+    hubUrl,
     accessToken: params.accessToken || undefined,
     fetch: doFetch,
     policy: resolveRetryPolicy(params.retry),
     signals: [params.signal],
+    onWarning: params.onWarning ?? ((m: string) => console.warn(m)),
   };
 
   const commit = await resolveCommit(http, hubUrl);
@@ -100,7 +115,7 @@ async function resolveCommit(http: HubHttp, hubUrl: string): Promise<string> {
   const info = body as { sha?: unknown; gated?: unknown } | null;
   // Model info is public for gated repos but their files are not: without a token, fail now, not at the first read.
   if (!http.accessToken && info?.gated !== undefined && info.gated !== false && info.gated !== null) {
-    throw new HubAccessError(http.repo, null, false);
+    throw new HubAccessError(http.repo, null, false, 'gated', hubUrl);
   }
   const sha = info?.sha;
   if (typeof sha !== 'string' || !/^[0-9a-f]{40}$/.test(sha)) {
@@ -193,6 +208,45 @@ class RateMeter {
   }
 }
 
+/**
+ * Where one file's bytes are read from. `cdn`: the URL the Hub's redirect led to, used directly until
+ * refused or expired. `direct`: the Hub serves the file itself (no redirect), so each read goes there.
+ */
+interface FileLocation {
+  cdn: { url: string; expiresAt: number | null } | null;
+  direct: boolean;
+  /** A read that is finding the location now; others wait for it. */
+  finding: Promise<void> | null;
+  etag?: string;
+}
+
+/** Use a CDN URL no later than this before the expiry it states. */
+const EXPIRY_MARGIN_MS = 5_000;
+
+/** The expiry a signed URL states (`Expires=` in Unix seconds, or S3's `X-Amz-Date` + `X-Amz-Expires`), in ms; null if none. */
+export function signedUrlExpiry(url: string): number | null {
+  let q: URLSearchParams;
+  try {
+    q = new URL(url).searchParams;
+  } catch {
+    return null;
+  }
+  const expires = Number(q.get('Expires') ?? NaN);
+  if (Number.isFinite(expires) && expires > 0) return expires * 1000;
+  const date = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(q.get('X-Amz-Date') ?? '');
+  const seconds = Number(q.get('X-Amz-Expires') ?? NaN);
+  if (date && Number.isFinite(seconds)) {
+    const [, y, mo, d, h, mi, se] = date.map(Number);
+    return Date.UTC(y, mo - 1, d, h, mi, se) + seconds * 1000;
+  }
+  return null;
+}
+
+function unquoteEtag(value: string | null): string | undefined {
+  if (value === null || value === '') return undefined;
+  return value.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+}
+
 class HubRepoTree implements HubTree {
   readonly name: string;
   readonly repo: string;
@@ -205,6 +259,8 @@ class HubRepoTree implements HubTree {
   readonly #received = new Map<string, number>();
   readonly #rate = new RateMeter();
   readonly #files = new Map<string, Promise<ByteSource>>();
+  readonly #locations = new Map<string, FileLocation>();
+  #resolveRequests = 0;
   #warnedCache = false;
 
   constructor(params: OpenHubTreeParams, http: HubHttp, hubUrl: string, commit: string, sizes: Map<string, number | null>) {
@@ -216,6 +272,14 @@ class HubRepoTree implements HubTree {
     this.hubUrl = hubUrl;
     this.sizes = sizes;
     this.name = `${http.repo}@${commit}`;
+  }
+
+  get resolveRequests(): number {
+    return this.#resolveRequests;
+  }
+
+  etagOf(path: string): string | undefined {
+    return this.#locations.get(path)?.etag;
   }
 
   async list(signal?: AbortSignal): Promise<string[]> {
@@ -240,7 +304,10 @@ class HubRepoTree implements HubTree {
     const label = `${this.name}/${path}`;
     let size = this.sizes.get(path) ?? null;
     if (size === null) {
-      size = await headSize({ ...this.#http, signals: [...this.#http.signals, signal] }, url, `${label}: size`, path);
+      this.#resolveRequests++;
+      size = await headSize({ ...this.#http, signals: [...this.#http.signals, signal] }, url, `${label}: size`, path, (res) =>
+        this.#noteAnswer(path, label, res),
+      );
     }
     const fileSize = size;
     return {
@@ -253,6 +320,29 @@ class HubRepoTree implements HubTree {
   #fileUrl(path: string): string {
     const encoded = path.split('/').map(encodeURIComponent).join('/');
     return `${this.hubUrl}/${this.repo}/resolve/${this.commit}/${encoded}`;
+  }
+
+  #location(path: string): FileLocation {
+    let loc = this.#locations.get(path);
+    if (!loc) {
+      loc = { cdn: null, direct: false, finding: null };
+      this.#locations.set(path, loc);
+    }
+    return loc;
+  }
+
+  /** What an answer tells about the file: where its bytes are (after a redirect), and its ETag. */
+  #noteAnswer(path: string, label: string, res: Response): void {
+    const loc = this.#location(path);
+    const elsewhere = isFromElsewhere(this.#http, res);
+    if (elsewhere) loc.cdn = { url: res.url, expiresAt: signedUrlExpiry(res.url) };
+    else if (loc.cdn === null) loc.direct = true;
+    const etag = unquoteEtag(res.headers.get('x-linked-etag')) ?? unquoteEtag(res.headers.get('etag'));
+    if (etag === undefined) return;
+    if (loc.etag === undefined) loc.etag = etag;
+    else if (loc.etag !== etag) {
+      throw new HubApiError(`${label}: the file changed while it was read (ETag ${loc.etag}, now ${etag})`, res.status, displayUrl(res.url || this.#fileUrl(path)));
+    }
   }
 
   async #read(path: string, url: string, label: string, size: number, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
@@ -272,8 +362,7 @@ class HubRepoTree implements HubTree {
         return hit;
       }
     }
-    const http = { ...this.#http, signals: [...this.#http.signals, signal] };
-    const bytes = await fetchRange(http, url, label, path, offset, length, (n) => this.#report(path, size, n, false));
+    const bytes = await this.#fetchBytes(path, url, label, size, offset, length, signal);
     if (cache) {
       try {
         await cache.put(key, bytes);
@@ -282,6 +371,68 @@ class HubRepoTree implements HubTree {
       }
     }
     return bytes;
+  }
+
+  /**
+   * The bytes from where the file is: its CDN URL while valid, else the Hub (which either serves them
+   * or redirects, and the redirect is kept). A refused CDN URL sends the read back to the Hub for a
+   * fresh one, keeping the bytes already received.
+   */
+  async #fetchBytes(path: string, url: string, label: string, size: number, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const http = { ...this.#http, signals: [...this.#http.signals, signal] };
+    const target = { out: new Uint8Array(length), got: 0 };
+    const loc = this.#location(path);
+    const request = {
+      label,
+      file: path,
+      offset,
+      length,
+      target,
+      onBytes: (n: number) => this.#report(path, size, n, false),
+      onResponse: (res: Response) => this.#noteAnswer(path, label, res),
+    };
+    let refusals = 0;
+    for (;;) {
+      signal?.throwIfAborted();
+      const cdn = loc.cdn;
+      if (cdn && (cdn.expiresAt === null || cdn.expiresAt - EXPIRY_MARGIN_MS > Date.now())) {
+        try {
+          return await fetchRange(http, { ...request, url: cdn.url, withToken: false });
+        } catch (err) {
+          // Expired or revoked: forget the URL and ask the Hub again (twice at most in a row).
+          if (!(err instanceof HubCdnRefusedError) || ++refusals > 2) throw err;
+          if (loc.cdn === cdn) loc.cdn = null;
+          continue;
+        }
+      }
+      if (loc.cdn) loc.cdn = null; // expired by its own word
+      if (loc.direct) {
+        this.#resolveRequests++;
+        return await fetchRange(http, { ...request, url });
+      }
+      if (loc.finding) {
+        await loc.finding.catch(() => undefined);
+        continue;
+      }
+      let found!: () => void;
+      loc.finding = new Promise<void>((done) => (found = done));
+      try {
+        this.#resolveRequests++;
+        return await fetchRange(http, { ...request, url });
+      } catch (err) {
+        // A fresh CDN URL refused at once: not an expiry, so asking again would not help.
+        if (err instanceof HubCdnRefusedError && refusals > 0) throw err;
+        if (err instanceof HubCdnRefusedError) {
+          refusals++;
+          loc.cdn = null;
+          continue;
+        }
+        throw err;
+      } finally {
+        loc.finding = null;
+        found();
+      }
+    }
   }
 
   #report(path: string, size: number, bytes: number, fromCache: boolean): void {

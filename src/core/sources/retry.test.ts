@@ -20,12 +20,15 @@ const transient = () => new HubApiError('x', 503, 'https://h/x');
 const permanent = () => new HubApiError('x', 404, 'https://h/x');
 
 describe('backoffDelay', () => {
-  it('doubles from the base delay up to the cap, and lets a longer Retry-After win within the cap', () => {
+  it('doubles from the base delay up to the cap, and lets a longer Retry-After win up to its own cap', () => {
     const p = resolveRetryPolicy({ baseDelayMs: 500, maxDelayMs: 8000 });
     expect([0, 1, 2, 3, 4, 5].map((i) => backoffDelay(i, p))).toEqual([500, 1000, 2000, 4000, 8000, 8000]);
     expect(backoffDelay(0, p, 3000)).toBe(3000);
     expect(backoffDelay(2, p, 100)).toBe(2000);
-    expect(backoffDelay(0, p, 60_000)).toBe(8000);
+    // A rate limit's Retry-After (the Hub's window is 5 minutes) is waited out, not cut to the backoff cap.
+    expect(backoffDelay(0, p, 60_000)).toBe(60_000);
+    expect(backoffDelay(0, p, 900_000)).toBe(300_000);
+    expect(backoffDelay(0, resolveRetryPolicy({ maxRetryAfterMs: 10_000 }), 60_000)).toBe(10_000);
   });
 
   it('refuses nonsense policies, naming the field', () => {

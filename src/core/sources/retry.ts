@@ -11,8 +11,13 @@ export interface RetryPolicy {
   retries?: number;
   /** Delay before the first retry; doubled for each further one. @default 500 */
   baseDelayMs?: number;
-  /** Cap on any delay, `Retry-After` included. @default 8000 */
+  /** Cap on the exponential backoff. @default 8000 */
   maxDelayMs?: number;
+  /**
+   * Cap on a server's `Retry-After` (a rate limit says how long its window has left: the Hub's is
+   * 5 minutes; retrying sooner only spends more of it). @default 300000
+   */
+  maxRetryAfterMs?: number;
   /** A request that sees no byte for this long is aborted and counts as a transient failure. @default 30000 */
   timeoutMs?: number;
   /** Waits `ms` or rejects with `signal.reason` when aborted first. @default a setTimeout-based sleep */
@@ -23,6 +28,7 @@ export const DEFAULT_RETRY: Required<RetryPolicy> = {
   retries: 4,
   baseDelayMs: 500,
   maxDelayMs: 8000,
+  maxRetryAfterMs: 300_000,
   timeoutMs: 30_000,
   sleep: abortableSleep,
 };
@@ -30,17 +36,20 @@ export const DEFAULT_RETRY: Required<RetryPolicy> = {
 export function resolveRetryPolicy(policy: RetryPolicy | undefined): Required<RetryPolicy> {
   const p = { ...DEFAULT_RETRY, ...stripUndefined(policy ?? {}) };
   if (!Number.isInteger(p.retries) || p.retries < 0) throw new RangeError(`retry.retries must be an integer >= 0, got ${p.retries}`);
-  for (const key of ['baseDelayMs', 'maxDelayMs', 'timeoutMs'] as const) {
+  for (const key of ['baseDelayMs', 'maxDelayMs', 'maxRetryAfterMs', 'timeoutMs'] as const) {
     if (!(p[key] >= 0)) throw new RangeError(`retry.${key} must be >= 0, got ${p[key]}`);
   }
   return p;
 }
 
-/** Delay before retry number `retry` (0-based): base·2^retry, capped; a server's Retry-After wins if longer. */
+/**
+ * Delay before retry number `retry` (0-based): base·2^retry capped at maxDelayMs; a server's
+ * Retry-After wins when longer, up to maxRetryAfterMs.
+ */
 export function backoffDelay(retry: number, policy: Required<RetryPolicy>, retryAfterMs?: number): number {
-  const exponential = policy.baseDelayMs * 2 ** retry;
-  const wanted = retryAfterMs !== undefined && retryAfterMs > exponential ? retryAfterMs : exponential;
-  return Math.min(wanted, policy.maxDelayMs);
+  const exponential = Math.min(policy.baseDelayMs * 2 ** retry, policy.maxDelayMs);
+  if (retryAfterMs !== undefined && retryAfterMs > exponential) return Math.min(retryAfterMs, policy.maxRetryAfterMs);
+  return exponential;
 }
 
 export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
