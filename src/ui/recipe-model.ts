@@ -6,7 +6,7 @@
  */
 import type { FloatDType } from '../core/dtype.ts';
 import type { ParamSpec } from '../core/params.ts';
-import type { ParamCondition, ParamValue, Recipe } from '../core/recipe/types.ts';
+import type { ParamCondition, ParamValue, Recipe, RecipeModel } from '../core/recipe/types.ts';
 import { validateRecipe } from '../core/recipe/validate.ts';
 import { RecipeError } from '../core/recipe/errors.ts';
 import { methodLookup, METHODS } from '../gpu/methods/index.ts';
@@ -81,28 +81,73 @@ export function startingGlobalParams(method: MethodDescriptor): Record<string, P
   return out;
 }
 
-function keepKnown(params: Record<string, ParamValue>, names: ReadonlySet<string>): Record<string, ParamValue> {
-  return Object.fromEntries(Object.entries(params).filter(([name]) => names.has(name)));
+function keepKnown(params: Record<string, ParamValue> | undefined, names: ReadonlySet<string>): Record<string, ParamValue> {
+  return Object.fromEntries(Object.entries(params ?? {}).filter(([name]) => names.has(name)));
 }
 
 /**
- * The recipe under another method: parameters the new method also has are kept (weight, density...),
- * the others dropped, and required ones filled with starting values.
+ * Values the user set that the recipe does not show right now: a method switched away from, a
+ * model left out of the merge. Per-model values are one per model and name (a weight is the same
+ * weight under every method that has one); top-level values are kept per method.
  */
-export function adaptRecipeToMethod(recipe: Recipe, method: MethodDescriptor): Recipe {
+export interface ParamMemory {
+  models: Record<string, Record<string, ParamValue>>;
+  methods: Record<string, Record<string, ParamValue>>;
+}
+
+export const EMPTY_MEMORY: ParamMemory = { models: {}, methods: {} };
+
+/**
+ * Remember what `entries` hold for the method's per-model parameters (a value reset to its
+ * fallback is forgotten too, so it does not come back).
+ */
+export function rememberModels(memory: ParamMemory, entries: readonly RecipeModel[], method: MethodDescriptor): ParamMemory {
+  const models = { ...memory.models };
+  for (const m of entries) {
+    const kept = { ...models[m.model] };
+    for (const spec of method.perModelParams) {
+      const v = m.parameters[spec.name];
+      if (v === undefined) delete kept[spec.name];
+      else kept[spec.name] = v;
+    }
+    models[m.model] = kept;
+  }
+  return { ...memory, models };
+}
+
+/** Remember the whole recipe under its method: the models' values and the method's top-level ones. */
+export function rememberRecipe(memory: ParamMemory, recipe: Recipe): ParamMemory {
+  const method = findMethod(recipe.mergeMethod);
+  if (!method) return memory;
+  const next = rememberModels(memory, recipe.models.filter((m) => m.model !== recipe.baseModel), method);
+  return { ...next, methods: { ...next.methods, [method.name]: { ...recipe.parameters } } };
+}
+
+/** The parameters model `ref` starts with under `method`: what it had (remembered), else the starting values. */
+export function modelParamsFor(method: MethodDescriptor, ref: string, memory: ParamMemory): Record<string, ParamValue> {
+  const names = new Set(method.perModelParams.map((p) => p.name));
+  return { ...startingModelParams(method), ...keepKnown(memory.models[ref], names) };
+}
+
+/**
+ * The recipe under another method. A value of a name both methods have is kept (weight, density...);
+ * the new method's other values come from the memory (what the user set the last time they were
+ * shown), else its starting values. Call with a memory that already holds the recipe (rememberRecipe).
+ */
+export function adaptRecipeToMethod(recipe: Recipe, method: MethodDescriptor, memory: ParamMemory = EMPTY_MEMORY): Recipe {
   const globalNames = new Set(method.params.map((p) => p.name));
   const modelNames = new Set(method.perModelParams.map((p) => p.name));
   const topNames = new Set([...globalNames, ...modelNames]);
   return {
     ...recipe,
     mergeMethod: method.name,
-    parameters: { ...startingGlobalParams(method), ...keepKnown(recipe.parameters, topNames) },
+    parameters: { ...startingGlobalParams(method), ...keepKnown(memory.methods[method.name], topNames), ...keepKnown(recipe.parameters, topNames) },
     models: recipe.models.map((m) => ({
       model: m.model,
       parameters:
         m.model === recipe.baseModel
           ? keepKnown(m.parameters, modelNames)
-          : { ...startingModelParams(method), ...keepKnown(m.parameters, modelNames) },
+          : { ...modelParamsFor(method, m.model, memory), ...keepKnown(m.parameters, modelNames) },
     })),
   };
 }

@@ -21,8 +21,11 @@ export function createAnalysisSlice(deps: StudioDeps): StateCreator<StudioState,
       let next: CompatState | null = null;
       if (refs.length === 0) next = { status: 'idle' };
       else {
-        const pending = refs.filter((r) => state.shelf.find((m) => m.ref === r)?.load.status !== 'ready');
-        if (pending.length > 0) next = { status: 'waiting', pending };
+        const statusOf = (r: string) => state.shelf.find((m) => m.ref === r)?.load.status ?? 'missing';
+        const loading = refs.filter((r) => statusOf(r) === 'loading');
+        const failed = refs.filter((r) => statusOf(r) === 'failed');
+        const missing = refs.filter((r) => statusOf(r) === 'missing');
+        if (loading.length + failed.length + missing.length > 0) next = { status: 'waiting', loading, failed, missing };
       }
       if (next) {
         if (JSON.stringify(next) !== JSON.stringify(state.compat)) set({ compat: next });

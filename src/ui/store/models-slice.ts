@@ -2,6 +2,7 @@
 import type { StateCreator } from 'zustand/vanilla';
 import { parseHubRef } from '../../core/sources/hub-ref.ts';
 import { toErrorInfo, type SourceDescription } from '../worker/protocol.ts';
+import type { Recipe } from '../../core/recipe/types.ts';
 import type { ModelOrigin, ModelsSlice, ShelfModel, StudioDeps, StudioState } from './types.ts';
 
 /** A dropped folder's reference: a relative path, so the exported YAML reads as a local model. */
@@ -12,6 +13,21 @@ export function localRef(name: string): string {
 /** Replace one shelf entry (by ref), keeping the order. */
 export function updateShelf(shelf: readonly ShelfModel[], ref: string, change: (m: ShelfModel) => ShelfModel): ShelfModel[] {
   return shelf.map((m) => (m.ref === ref ? change(m) : m));
+}
+
+/** Same file names and sizes: the same model dropped again (or re-exported in place). */
+function sameFiles(a: readonly { path: string; blob: Blob }[], b: readonly { path: string; blob: Blob }[]): boolean {
+  if (a.length !== b.length) return false;
+  const sizes = new Map(a.map((f) => [f.path, f.blob.size]));
+  return b.every((f) => sizes.get(f.path) === f.blob.size);
+}
+
+/** Why `name` cannot name a dropped model (a path segment: no slashes, not "." or ".."), or null. */
+export function modelNameProblem(name: string): string | null {
+  if (name.trim() === '') return 'give the model a name';
+  if (/[\\/]/.test(name)) return 'a name cannot hold "/" or "\\"';
+  if (name.trim() === '.' || name.trim() === '..') return `"${name}" cannot name a model`;
+  return null;
 }
 
 function uniqueRef(shelf: readonly ShelfModel[], wanted: string): string {
@@ -69,7 +85,10 @@ export function createModelsSlice(deps: StudioDeps): StateCreator<StudioState, [
         })
         .then(
           (summary) => {
-            if (current()) set({ shelf: updateShelf(get().shelf, ref, (m) => ({ ...m, load: { status: 'ready', summary } })) });
+            if (!current()) return;
+            const joins = get().shelf.find((m) => m.ref === ref)?.joinsWhenReady === true;
+            set({ shelf: updateShelf(get().shelf, ref, (m) => ({ ...m, load: { status: 'ready', summary }, joinsWhenReady: undefined })) });
+            if (joins && get().recipe.baseModel !== ref) get().setIncluded(ref, true);
           },
           (err) => {
             if (current()) set({ shelf: updateShelf(get().shelf, ref, (m) => ({ ...m, load: { status: 'failed', error: toErrorInfo(err) } })) });
@@ -77,15 +96,15 @@ export function createModelsSlice(deps: StudioDeps): StateCreator<StudioState, [
         );
     };
 
-    /** Put a new model on the shelf, in the merge (unless it is the base), and open it. */
+    /** Put a new model on the shelf and open it; it joins the merge once it has loaded (a model that fails stays out). */
     const add = (model: ShelfModel) => {
-      set({ shelf: [...get().shelf, model] });
-      if (get().recipe.baseModel !== model.ref) get().setIncluded(model.ref, true);
+      set({ shelf: [...get().shelf, { ...model, joinsWhenReady: true }] });
       open(model.ref);
     };
 
     return {
       shelf: [],
+      shelfNotice: null,
 
       addHubModel(repoId, revision) {
         let text = repoId.trim();
@@ -115,18 +134,57 @@ export function createModelsSlice(deps: StudioDeps): StateCreator<StudioState, [
       },
 
       addDroppedModels(models) {
+        const again: string[] = [];
         for (const dropped of models) {
           const origin: ModelOrigin = { kind: 'files', name: dropped.name, files: dropped.files };
           const wanted = localRef(dropped.name);
-          // A model the recipe named but whose files were missing: the dropped folder fills it.
-          const placeholder = get().shelf.find((m) => m.ref === wanted && m.load.status === 'missing');
-          if (placeholder) {
+          const have = get().shelf.find((m) => m.ref === wanted);
+          // A model the recipe named but whose files were missing: the dropped folder fills it. The same
+          // files dropped again (same names and sizes): the entry reads the new ones, keeping its place.
+          const refill = have && (have.load.status === 'missing' || (have.origin.kind === 'files' && sameFiles(have.origin.files, dropped.files)));
+          if (refill) {
+            if (have.load.status !== 'missing') again.push(wanted);
             set({ shelf: updateShelf(get().shelf, wanted, (m) => ({ ...m, origin })) });
             open(wanted);
             continue;
           }
           add({ ref: uniqueRef(get().shelf, wanted), origin, load: { status: 'loading', bytesReceived: 0, bytesExpected: 0 } });
         }
+        if (again.length > 0) {
+          set({ shelfNotice: `${again.join(', ')} ${again.length > 1 ? 'were' : 'was'} already on the shelf: it now reads the files just dropped.` });
+        }
+      },
+
+      renameModel(ref, name) {
+        const model = get().shelf.find((m) => m.ref === ref);
+        if (!model || model.origin.kind !== 'files') return 'only dropped models can be renamed';
+        const problem = modelNameProblem(name);
+        if (problem) return problem;
+        const to = localRef(name.trim());
+        if (to === ref) return null;
+        if (get().shelf.some((m) => m.ref === to)) return `${to} is already on the shelf`;
+        const origin: ModelOrigin = { ...model.origin, name: name.trim() };
+        const { recipe, memory, dtypesFrom } = get();
+        const rename = (r: string) => (r === ref ? to : r);
+        const { [ref]: remembered, ...otherModels } = memory.models;
+        generation.delete(ref);
+        deps.engine.forget(ref);
+        set({
+          shelf: updateShelf(get().shelf, ref, (m) => ({ ...m, ref: to, origin })),
+          recipe: {
+            ...recipe,
+            baseModel: recipe.baseModel === undefined ? undefined : rename(recipe.baseModel),
+            models: recipe.models.map((m) => ({ ...m, model: rename(m.model) })),
+          },
+          memory: { ...memory, models: remembered ? { ...otherModels, [to]: remembered } : otherModels },
+          dtypesFrom: dtypesFrom?.map(rename) ?? null,
+        });
+        open(to);
+        return null;
+      },
+
+      dismissShelfNotice() {
+        set({ shelfNotice: null });
       },
 
       async loadDemoSet() {
@@ -154,17 +212,30 @@ export function createModelsSlice(deps: StudioDeps): StateCreator<StudioState, [
       removeModel(ref) {
         generation.delete(ref);
         deps.engine.forget(ref);
-        const { recipe, parked } = get();
-        const rest = { ...parked };
-        delete rest[ref];
+        const { recipe, memory, dtypesFrom } = get();
+        const { [ref]: _gone, ...models } = memory.models;
+        const shelf = get().shelf.filter((m) => m.ref !== ref);
+        let next: Recipe = {
+          ...recipe,
+          baseModel: recipe.baseModel === ref ? undefined : recipe.baseModel,
+          models: recipe.models.filter((m) => m.model !== ref),
+        };
+        // The last model of the recipe that set the dtypes is gone: so are its dtypes (they would cast other models silently).
+        const dtypesGo = dtypesFrom !== null && !dtypesFrom.some((r) => shelf.some((m) => m.ref === r));
+        if (dtypesGo) {
+          const { dtype: _d, outDtype: _o, ...rest } = next;
+          next = rest;
+        }
         set({
-          shelf: get().shelf.filter((m) => m.ref !== ref),
-          parked: rest,
-          recipe: {
-            ...recipe,
-            baseModel: recipe.baseModel === ref ? undefined : recipe.baseModel,
-            models: recipe.models.filter((m) => m.model !== ref),
-          },
+          shelf,
+          memory: { ...memory, models },
+          recipe: next,
+          ...(dtypesGo
+            ? {
+                dtypesFrom: null,
+                recipeNotice: { kind: 'info', text: 'The dtype and out_dtype of the removed models’ recipe were cleared: tensors now keep the dtype they are stored in.' },
+              }
+            : {}),
         });
       },
 

@@ -2,10 +2,10 @@
 import type { StateCreator } from 'zustand/vanilla';
 import { isAbsolutePath, parseModelRef } from '../../core/recipe/model-ref.ts';
 import { parseRecipe } from '../../core/recipe/parse.ts';
-import type { ParamValue, Recipe } from '../../core/recipe/types.ts';
+import type { Recipe } from '../../core/recipe/types.ts';
 import { RecipeError } from '../../core/recipe/errors.ts';
 import { methodLookup } from '../../gpu/methods/index.ts';
-import { adaptRecipeToMethod, findMethod, startingGlobalParams, startingModelParams } from '../recipe-model.ts';
+import { adaptRecipeToMethod, EMPTY_MEMORY, findMethod, modelParamsFor, rememberModels, rememberRecipe, startingGlobalParams } from '../recipe-model.ts';
 import { toErrorInfo } from '../worker/protocol.ts';
 import type { ModelOrigin, RecipeSlice, ShelfModel, StudioDeps, StudioState } from './types.ts';
 
@@ -45,15 +45,21 @@ export function createRecipeSlice(_deps: StudioDeps): StateCreator<StudioState, 
     const setModels = (models: Recipe['models'], extra: Partial<Recipe> = {}) =>
       set({ recipe: { ...get().recipe, ...extra, models: sortByShelf(models) } });
 
+    /** The method of the recipe as it is now (a recipe in the store always has a known one). */
+    const method = () => findMethod(get().recipe.mergeMethod);
+
     return {
       recipe: emptyRecipe(),
-      parked: {},
+      memory: EMPTY_MEMORY,
+      dtypesFrom: null,
       recipeNotice: null,
 
       setMethod(name) {
-        const method = findMethod(name);
-        if (!method) return;
-        set({ recipe: adaptRecipeToMethod(get().recipe, method) });
+        const next = findMethod(name);
+        const { recipe } = get();
+        if (!next || next.name === recipe.mergeMethod) return;
+        const memory = rememberRecipe(get().memory, recipe);
+        set({ memory, recipe: adaptRecipeToMethod(recipe, next, memory) });
       },
 
       setGlobalParam(name, value) {
@@ -74,47 +80,48 @@ export function createRecipeSlice(_deps: StudioDeps): StateCreator<StudioState, 
 
       setDtype(dtype) {
         const { dtype: _old, ...rest } = get().recipe;
-        set({ recipe: dtype === undefined ? rest : { ...rest, dtype } });
+        set({ recipe: dtype === undefined ? rest : { ...rest, dtype }, dtypesFrom: null });
       },
 
       setOutDtype(dtype) {
         const { outDtype: _old, ...rest } = get().recipe;
-        set({ recipe: dtype === undefined ? rest : { ...rest, outDtype: dtype } });
+        set({ recipe: dtype === undefined ? rest : { ...rest, outDtype: dtype }, dtypesFrom: null });
       },
 
       setBase(ref) {
         const recipe = get().recipe;
         const oldBase = recipe.baseModel;
         if (oldBase === (ref ?? undefined)) return;
-        const parked: Record<string, Record<string, ParamValue>> = { ...get().parked };
+        const m = method();
+        let memory = get().memory;
         let models = recipe.models;
         if (ref !== null) {
-          const entry = models.find((m) => m.model === ref);
-          if (entry) parked[ref] = entry.parameters;
-          models = models.filter((m) => m.model !== ref);
+          const entry = models.find((x) => x.model === ref);
+          if (entry && m) memory = rememberModels(memory, [entry], m);
+          models = models.filter((x) => x.model !== ref);
         }
         // The old base becomes an ordinary model of the merge again.
-        if (oldBase !== undefined && get().shelf.some((m) => m.ref === oldBase) && !models.some((m) => m.model === oldBase)) {
-          const method = findMethod(recipe.mergeMethod);
-          models = [...models, { model: oldBase, parameters: parked[oldBase] ?? (method ? startingModelParams(method) : {}) }];
-          delete parked[oldBase];
+        if (oldBase !== undefined && get().shelf.some((x) => x.ref === oldBase) && !models.some((x) => x.model === oldBase)) {
+          models = [...models, { model: oldBase, parameters: m ? modelParamsFor(m, oldBase, memory) : {} }];
         }
-        set({ parked });
+        set({ memory });
         setModels(models, { baseModel: ref ?? undefined });
       },
 
       setIncluded(ref, included) {
+        // The user's choice replaces "joins once loaded".
+        if (get().shelf.some((x) => x.ref === ref && x.joinsWhenReady)) {
+          set({ shelf: get().shelf.map((x) => (x.ref === ref ? { ...x, joinsWhenReady: undefined } : x)) });
+        }
         const recipe = get().recipe;
-        const present = recipe.models.find((m) => m.model === ref);
+        const present = recipe.models.find((x) => x.model === ref);
         if (included === !!present) return;
+        const m = method();
         if (included) {
-          const method = findMethod(recipe.mergeMethod);
-          const parameters = get().parked[ref] ?? (method ? startingModelParams(method) : {});
-          set({ parked: withoutKey(get().parked, ref) });
-          setModels([...recipe.models, { model: ref, parameters }]);
+          setModels([...recipe.models, { model: ref, parameters: m ? modelParamsFor(m, ref, get().memory) : {} }]);
         } else {
-          set({ parked: { ...get().parked, [ref]: present!.parameters } });
-          setModels(recipe.models.filter((m) => m.model !== ref));
+          if (m) set({ memory: rememberModels(get().memory, [present!], m) });
+          setModels(recipe.models.filter((x) => x.model !== ref));
         }
       },
 
@@ -148,7 +155,9 @@ export function createRecipeSlice(_deps: StudioDeps): StateCreator<StudioState, 
         set({
           shelf: [...front, ...shelf.filter((m) => !inRecipe.has(m.ref))],
           recipe,
-          parked: {},
+          memory: EMPTY_MEMORY,
+          // Dtypes that come with a recipe belong to its models: they go when the last of them leaves the shelf.
+          dtypesFrom: recipe.dtype !== undefined || recipe.outDtype !== undefined ? refs : null,
           recipeNotice: null,
         });
         for (const m of added) if (m.origin.kind === 'hub') get().retryModel(m.ref);

@@ -105,18 +105,58 @@ describe('models on the shelf', () => {
     expect(recipeToYaml(store.getState().recipe)).not.toContain('hf_secret');
   });
 
-  it('new models join the merge with the method’s starting parameters', () => {
-    const { store } = setup();
-    store.getState().addDroppedModels([{ name: 'expert3', files: [] }]);
+  it('new models join the merge with the method’s starting parameters once they loaded; a failed one stays out', async () => {
+    const { store, opens, finishOpens } = setup();
+    const file = (text: string) => [{ path: 'model.safetensors', blob: new Blob([text]) }];
+    store.getState().addDroppedModels([{ name: 'expert3', files: file('abc') }]);
+    expect(store.getState().recipe.models).toEqual([]);
+    expect(store.getState().shelf[0].joinsWhenReady).toBe(true);
+    await finishOpens();
     expect(store.getState().recipe.models).toEqual([{ model: './expert3', parameters: { weight: 1 } }]);
-    store.getState().addDroppedModels([{ name: 'expert3', files: [] }]);
+    // Another folder of the same name (other sizes) is another model; it can be renamed.
+    store.getState().addDroppedModels([{ name: 'expert3', files: file('abcdef') }]);
     expect(store.getState().shelf.map((m) => m.ref)).toEqual(['./expert3', './expert3-2']);
+    opens[1].done.reject(new EngineError({ name: 'SafetensorsError', message: 'broken' }));
+    await tick();
+    expect(store.getState().recipe.models.map((m) => m.model)).toEqual(['./expert3']);
+  });
+
+  it('the same files dropped again refill the model in place (no duplicate), and say so', async () => {
+    const { store, opens, finishOpens } = setup();
+    const files = [{ path: 'model.safetensors', blob: new Blob(['abc']) }];
+    store.getState().addDroppedModels([{ name: 'solo', files }]);
+    await finishOpens();
+    store.getState().setModelParam('./solo', 'weight', 0.4);
+    store.getState().addDroppedModels([{ name: 'solo', files: [{ path: 'model.safetensors', blob: new Blob(['xyz']) }] }]);
+    expect(store.getState().shelf.map((m) => m.ref)).toEqual(['./solo']);
+    expect(opens).toHaveLength(2);
+    expect(store.getState().shelfNotice).toMatch(/\.\/solo was already on the shelf/);
+    await finishOpens();
+    expect(store.getState().recipe.models).toEqual([{ model: './solo', parameters: { weight: 0.4 } }]);
+  });
+
+  it('a dropped model is renamed everywhere: shelf, recipe, base, remembered values; the engine opens it under the new name', async () => {
+    const { store, opens, forgotten, finishOpens } = setup();
+    store.getState().addDroppedModels([{ name: 'dropped-model', files: [] }, { name: 'b', files: [] }]);
+    await finishOpens();
+    store.getState().setBase('./b');
+    store.getState().setModelParam('./dropped-model', 'weight', 0.7);
+    expect(store.getState().renameModel('./dropped-model', 'a/b')).toMatch(/cannot hold "\/"/);
+    expect(store.getState().renameModel('./dropped-model', 'b')).toBe('./b is already on the shelf');
+    expect(store.getState().renameModel('./dropped-model', 'my-expert')).toBeNull();
+    expect(forgotten).toEqual(['./dropped-model']);
+    expect(opens.at(-1)!.ref).toBe('./my-expert');
+    expect(store.getState().shelf.map((m) => m.ref)).toEqual(['./my-expert', './b']);
+    expect(store.getState().recipe.models).toEqual([{ model: './my-expert', parameters: { weight: 0.7 } }]);
+    expect(store.getState().renameModel('./b', 'base')).toBeNull();
+    expect(store.getState().recipe.baseModel).toBe('./base');
   });
 
   it('removing a model forgets it in the engine and takes it out of the recipe', async () => {
-    const { store, forgotten } = setup();
+    const { store, forgotten, finishOpens } = setup();
     store.getState().addHubModel('org/base');
     store.getState().addHubModel('org/a');
+    await finishOpens();
     store.getState().setBase('org/base');
     store.getState().removeModel('org/base');
     expect(forgotten).toEqual(['org/base']);
@@ -124,10 +164,11 @@ describe('models on the shelf', () => {
     expect(store.getState().shelf.map((m) => m.ref)).toEqual(['org/a']);
   });
 
-  it('reordering the shelf reorders the merge', () => {
-    const { store } = setup();
+  it('reordering the shelf reorders the merge', async () => {
+    const { store, finishOpens } = setup();
     store.getState().addHubModel('org/a');
     store.getState().addHubModel('org/b');
+    await finishOpens();
     store.getState().moveModel('org/b', -1);
     expect(store.getState().recipe.models.map((m) => m.model)).toEqual(['org/b', 'org/a']);
     store.getState().moveModel('org/b', -1);
@@ -136,9 +177,10 @@ describe('models on the shelf', () => {
 });
 
 describe('the recipe', () => {
-  it('marking a base takes it out of the merge; changing the base brings the old one back', () => {
-    const { store } = setup();
+  it('marking a base takes it out of the merge; changing the base brings the old one back', async () => {
+    const { store, finishOpens } = setup();
     for (const r of ['org/base', 'org/a', 'org/b']) store.getState().addHubModel(r);
+    await finishOpens();
     store.getState().setModelParam('org/base', 'weight', 0.25);
     store.getState().setBase('org/base');
     expect(store.getState().recipe.baseModel).toBe('org/base');
@@ -150,9 +192,10 @@ describe('the recipe', () => {
     ]);
   });
 
-  it('leaving a model out keeps its parameters for when it comes back', () => {
-    const { store } = setup();
+  it('leaving a model out keeps its parameters for when it comes back', async () => {
+    const { store, finishOpens } = setup();
     store.getState().addHubModel('org/a');
+    await finishOpens();
     store.getState().setModelParam('org/a', 'density', [1, 0.5]);
     store.getState().setIncluded('org/a', false);
     expect(store.getState().recipe.models).toEqual([]);
@@ -160,9 +203,10 @@ describe('the recipe', () => {
     expect(store.getState().recipe.models[0].parameters).toEqual({ weight: 1, density: [1, 0.5] });
   });
 
-  it('switching method keeps shared parameters, drops the others and fills required ones', () => {
-    const { store } = setup();
+  it('switching method keeps shared parameters, drops the others and fills required ones', async () => {
+    const { store, finishOpens } = setup();
     store.getState().addHubModel('org/a');
+    await finishOpens();
     store.getState().setModelParam('org/a', 'density', 0.4);
     store.getState().setGlobalParam('lambda', 0.9);
     store.getState().setMethod('dare_ties');
@@ -171,7 +215,60 @@ describe('the recipe', () => {
     store.getState().setMethod('slerp');
     expect(store.getState().recipe).toMatchObject({ mergeMethod: 'slerp', parameters: { t: 0.5 }, models: [{ model: 'org/a', parameters: {} }] });
     store.getState().setMethod('breadcrumbs');
-    expect(store.getState().recipe.models[0].parameters).toEqual({ weight: 1 });
+    expect(store.getState().recipe.models[0].parameters).toEqual({ weight: 1, density: 0.4 });
+  });
+
+  it('switching method and back restores every value: per model by name, top-level per method', async () => {
+    const { store, finishOpens } = setup();
+    for (const r of ['org/a', 'org/b']) store.getState().addHubModel(r);
+    await finishOpens();
+    store.getState().setMethod('ties');
+    store.getState().setModelParam('org/a', 'weight', 0.3);
+    store.getState().setModelParam('org/a', 'density', 0.6);
+    store.getState().setModelParam('org/b', 'density', [0.2, 0.8]);
+    store.getState().setGlobalParam('lambda', 0.8);
+    store.getState().setMethod('slerp');
+    store.getState().setGlobalParam('t', 0.2);
+    store.getState().setMethod('linear');
+    // The weight is the same weight under linear; a change there is the weight under TIES too.
+    expect(store.getState().recipe.models.map((m) => m.parameters)).toEqual([{ weight: 0.3 }, { weight: 1 }]);
+    store.getState().setModelParam('org/b', 'weight', 0.5);
+    store.getState().setMethod('ties');
+    expect(store.getState().recipe.models.map((m) => m.parameters)).toEqual([
+      { weight: 0.3, density: 0.6 },
+      { weight: 0.5, density: [0.2, 0.8] },
+    ]);
+    expect(store.getState().recipe.parameters).toEqual({ lambda: 0.8 });
+    store.getState().setMethod('slerp');
+    expect(store.getState().recipe.parameters).toEqual({ t: 0.2 });
+    // A value reset to its fallback stays reset.
+    store.getState().setMethod('ties');
+    store.getState().setModelParam('org/a', 'density', undefined);
+    store.getState().setMethod('linear');
+    store.getState().setMethod('ties');
+    expect(store.getState().recipe.models[0].parameters).toEqual({ weight: 0.3 });
+  });
+
+  it('dtypes that came with a recipe go when its last model leaves the shelf; the user’s own stay', async () => {
+    const { store, finishOpens } = setup();
+    await store.getState().loadDemoSet();
+    await finishOpens();
+    store.getState().importRecipe(
+      'models:\n  - model: ./demo/expert-1\n    parameters: {weight: 1}\nmerge_method: linear\nbase_model: ./demo/base\ndtype: float32\nout_dtype: bfloat16\n',
+      'recipe.yml',
+    );
+    store.getState().removeModel('./demo/expert-1');
+    expect(store.getState().recipe).toMatchObject({ dtype: 'F32', outDtype: 'BF16' });
+    store.getState().removeModel('./demo/base');
+    expect(store.getState().recipe.dtype).toBeUndefined();
+    expect(store.getState().recipe.outDtype).toBeUndefined();
+    expect(store.getState().recipeNotice?.text).toMatch(/dtype and out_dtype .* were cleared/);
+    // Set by the user, they stay.
+    store.getState().addHubModel('org/a');
+    await finishOpens();
+    store.getState().setOutDtype('F16');
+    store.getState().removeModel('org/a');
+    expect(store.getState().recipe.outDtype).toBe('F16');
   });
 
   it('imports YAML: the shelf follows, Hub models open, local ones wait for their folder', async () => {
@@ -222,10 +319,8 @@ describe('the recipe', () => {
 describe('compatibility check', () => {
   it('waits for loading models, then checks base and models once; stale answers are dropped', async () => {
     const { store, checks, opens } = setup();
-    store.getState().addHubModel('org/base');
-    store.getState().addHubModel('org/a');
-    store.getState().setBase('org/base');
-    expect(store.getState().compat).toEqual({ status: 'waiting', pending: ['org/base', 'org/a'] });
+    store.getState().importRecipe('models:\n  - model: org/a\n    parameters: {weight: 1}\nmerge_method: linear\nbase_model: org/base\n', 'recipe.yml');
+    expect(store.getState().compat).toEqual({ status: 'waiting', loading: ['org/base', 'org/a'], failed: [], missing: [] });
     opens[0].done.resolve(summary('org/base'));
     opens[1].done.resolve(summary('org/a'));
     await tick();
@@ -236,6 +331,15 @@ describe('compatibility check', () => {
     checks[0].done.resolve({ ok: false, problems: ['old'], notes: [] });
     await tick();
     expect(store.getState().compat.status).not.toBe('done');
+  });
+
+  it('names failed and missing models as such, not as loading', async () => {
+    const { store, opens } = setup();
+    store.getState().importRecipe('models:\n  - model: org/a\n    parameters: {weight: 1}\n  - model: ./local\n    parameters: {weight: 1}\nmerge_method: linear\nbase_model: org/base\n', 'recipe.yml');
+    opens[0].done.resolve(summary('org/base'));
+    opens[1].done.reject(new EngineError({ name: 'HubNotFoundError', message: 'org/a: no such model repo on the Hub' }));
+    await tick();
+    expect(store.getState().compat).toEqual({ status: 'waiting', loading: [], failed: ['org/a'], missing: ['./local'] });
   });
 
   it('shows the report for the current models', async () => {

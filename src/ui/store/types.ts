@@ -18,6 +18,7 @@ import type {
   SourceProgressInfo,
 } from '../worker/protocol.ts';
 import type { DroppedModel } from '../sources/dropped.ts';
+import type { ParamMemory } from '../recipe-model.ts';
 
 export type LoadState =
   | { status: 'loading'; bytesReceived: number; bytesExpected: number }
@@ -37,6 +38,8 @@ export interface ShelfModel {
   ref: string;
   origin: ModelOrigin;
   load: LoadState;
+  /** Added by the user and not loaded yet: it joins the merge once it loads (a model that fails stays out). */
+  joinsWhenReady?: boolean;
 }
 
 export interface ModelsSlice {
@@ -44,6 +47,11 @@ export interface ModelsSlice {
   /** Add `org/name` (revision apart, or `org/name@rev`); returns an error in words, or null. */
   addHubModel(repoId: string, revision?: string): string | null;
   addDroppedModels(models: readonly DroppedModel[]): void;
+  /** Give a dropped model another name (its `./name` reference); returns the problem in words, or null. */
+  renameModel(ref: string, name: string): string | null;
+  /** What the last addition did that the user may not expect (a model already there), or null. */
+  shelfNotice: string | null;
+  dismissShelfNotice(): void;
   /** Put the demo checkpoints on the shelf with their recipe. */
   loadDemoSet(): Promise<void>;
   /** Open a failed model again (after giving a token, starting the hub...). */
@@ -59,8 +67,13 @@ export interface RecipeNotice {
 
 export interface RecipeSlice {
   recipe: Recipe;
-  /** Per-model parameters of shelf models left out of the merge, restored when put back. */
-  parked: Record<string, Record<string, ParamValue>>;
+  /** Values not shown right now (another method's, a model left out), restored when they are shown again. */
+  memory: ParamMemory;
+  /**
+   * The models of the recipe that brought `dtype`/`out_dtype` (the demo's, an imported one's); when
+   * none of them is on the shelf any more, those dtypes go too. Null once the user sets a dtype.
+   */
+  dtypesFrom: string[] | null;
   recipeNotice: RecipeNotice | null;
   setMethod(name: string): void;
   /** Top-level parameter (global, or the all-models fallback of a per-model one); undefined removes it. */
@@ -104,8 +117,8 @@ export interface JobSlice {
 
 export type CompatState =
   | { status: 'idle' }
-  /** Some models of the merge are still loading or failed. */
-  | { status: 'waiting'; pending: string[] }
+  /** Some models of the merge are still loading, failed to load, or have no files yet. */
+  | { status: 'waiting'; loading: string[]; failed: string[]; missing: string[] }
   | { status: 'checking'; key: string }
   | { status: 'done'; key: string; report: CompatReportInfo }
   | { status: 'failed'; key: string; error: ErrorInfo };
