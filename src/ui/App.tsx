@@ -5,6 +5,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { AnalysisRunner } from './analysis/runner.ts';
 import { StudioAnalysisPanel } from './analysis/StudioAnalysisPanel.tsx';
+import { StudioAnalysisProvider } from './analysis/studio-analysis.tsx';
 import { CompatPanel } from './components/CompatPanel.tsx';
 import { Header } from './components/Header.tsx';
 import { MergePanel } from './components/MergePanel.tsx';
@@ -70,7 +71,7 @@ export function App({ canPickFolder, download, analysisRunner }: AppProps) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
-  return (
+  const page = (
     <div className="app">
       <Header />
       <main className="layout">
@@ -80,7 +81,7 @@ export function App({ canPickFolder, download, analysisRunner }: AppProps) {
         </div>
         <div className="column right">
           <MethodPanel />
-          {analysisRunner ? <StudioAnalysisPanel runner={analysisRunner} download={download} /> : null}
+          {analysisRunner ? <StudioAnalysisPanel download={download} /> : null}
           <MergePanel canPickFolder={canPickFolder} />
           <RecipePanel onDownload={download} />
         </div>
@@ -88,6 +89,7 @@ export function App({ canPickFolder, download, analysisRunner }: AppProps) {
       {dragging ? <DropOverlay /> : null}
     </div>
   );
+  return analysisRunner ? <StudioAnalysisProvider runner={analysisRunner}>{page}</StudioAnalysisProvider> : page;
 }
 
 function DropOverlay() {

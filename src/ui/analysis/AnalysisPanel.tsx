@@ -4,7 +4,7 @@
  * magnitudes the method trims (histograms with its thresholds). Its props are plain data: the
  * analysis result, the recipe it is shown next to, and the run status; it runs nothing itself.
  */
-import { useMemo, useState } from 'react';
+import { memo, useMemo, useState } from 'react';
 import type { Recipe } from '../../core/recipe/types.ts';
 import { TENSOR_KINDS, type AnalysisProgress, type AnalysisResult, type TensorKind } from '../../gpu/analysis/types.ts';
 import { Heatmap } from './Heatmap.tsx';
@@ -34,8 +34,14 @@ export interface AnalysisPanelProps {
   /** The recipe as it is now: a result computed for another one is marked out of date. */
   recipe: Recipe;
   status?: AnalysisRunStatus;
+  /** Why nothing can be analyzed now (the recipe cannot merge yet), in words; shown instead of charts. */
+  waiting?: string | null;
+  /** The charts are for an older recipe and new numbers are on their way. */
+  updating?: boolean;
   /** Start (or restart) the analysis; absent: no button. */
   onRun?(): void;
+  /** Why the run button is disabled, or null/absent when it is not. */
+  runDisabledReason?: string | null;
   onCancel?(): void;
   download(name: string, blob: Blob): void;
 }
@@ -58,12 +64,23 @@ export function isCurrent(result: AnalysisResult, recipe: Recipe): boolean {
   );
 }
 
-export function AnalysisPanel({ result, recipe, status = { status: result ? 'done' : 'idle' }, onRun, onCancel, download }: AnalysisPanelProps) {
+export function AnalysisPanel({
+  result,
+  recipe,
+  status = { status: result ? 'done' : 'idle' },
+  waiting = null,
+  updating = false,
+  onRun,
+  runDisabledReason = null,
+  onCancel,
+  download,
+}: AnalysisPanelProps) {
   const running = status.status === 'running';
   return (
-    <section className="panel analysis" aria-labelledby="analysis-title" data-testid="analysis.panel" aria-busy={running}>
+    <section id="analysis" className={`panel analysis${updating ? ' is-updating' : ''}`} aria-labelledby="analysis-title" data-testid="analysis.panel" aria-busy={running} tabIndex={-1}>
       <header className="panel-head">
         <h2 id="analysis-title">Analysis</h2>
+        {updating ? <UpdatingBadge /> : null}
         <span className="analysis-actions">
           {running && onCancel ? (
             <button type="button" className="small" onClick={onCancel} data-testid="analysis.cancel">
@@ -71,15 +88,30 @@ export function AnalysisPanel({ result, recipe, status = { status: result ? 'don
             </button>
           ) : null}
           {onRun ? (
-            <button type="button" className="small" onClick={onRun} disabled={running} data-testid="analysis.run">
+            <button type="button" className="small" onClick={onRun} disabled={running || runDisabledReason !== null} title={runDisabledReason ?? undefined} data-testid="analysis.run">
               {result ? 'Analyze again' : 'Analyze'}
             </button>
           ) : null}
         </span>
       </header>
-      <StatusLine status={status} result={result} recipe={recipe} />
-      {result ? <AnalysisViews result={result} download={download} /> : null}
+      {waiting !== null ? (
+        <p className="hint waiting" data-testid="analysis.waiting">
+          The analysis starts when the recipe can merge: {waiting}.
+        </p>
+      ) : (
+        <StatusLine status={status} result={result} recipe={recipe} />
+      )}
+      {result && waiting === null ? <AnalysisViews result={result} download={download} /> : null}
     </section>
+  );
+}
+
+/** Shown the moment a value changes, until the charts hold the numbers for it. */
+export function UpdatingBadge() {
+  return (
+    <span className="updating" role="status" data-testid="analysis.updating">
+      updating…
+    </span>
   );
 }
 
@@ -125,7 +157,8 @@ function StatusLine({ status, result, recipe }: { status: AnalysisRunStatus; res
   }
 }
 
-function AnalysisViews({ result, download }: { result: AnalysisResult; download(name: string, blob: Blob): void }) {
+/** Memoized: a slider move re-renders the panel (status, badge), not the charts, until new numbers come. */
+const AnalysisViews = memo(function AnalysisViews({ result, download }: { result: AnalysisResult; download(name: string, blob: Blob): void }) {
   return (
     <div className="analysis-views">
       {result.recipeStats?.notes.length ? (
@@ -140,7 +173,7 @@ function AnalysisViews({ result, download }: { result: AnalysisResult; download(
       {result.modelStats ? <HistogramView result={result} download={download} /> : null}
     </div>
   );
-}
+});
 
 function CosineView({ result, download }: { result: AnalysisResult; download(name: string, blob: Blob): void }) {
   const [scope, setScope] = useState<CosineScope>({ kind: 'whole' });

@@ -4,7 +4,7 @@ import type { Recipe } from '../../core/recipe/types.ts';
 import type { AnalysisProgress, AnalysisResult } from '../../gpu/analysis/types.ts';
 import { EngineError, type AnalysisHandle, type AnalysisOutcome } from '../worker/client.ts';
 import type { AnalysisRequest } from '../worker/protocol.ts';
-import { AnalysisRunner } from './runner.ts';
+import { AnalysisRunner, sameRequest } from './runner.ts';
 
 interface FakeRun {
   request: AnalysisRequest;
@@ -129,5 +129,42 @@ describe('AnalysisRunner', () => {
     const runner = new AnalysisRunner({});
     runner.run(req(0.5));
     expect(runner.getState().status).toMatchObject({ status: 'failed', error: { name: 'AnalysisUnavailableError' } });
+  });
+
+  it('knows which request it works towards: scheduled, running, answered; a cancel falls back to the answered one', async () => {
+    const engine = fakeEngine();
+    const c = clock();
+    const runner = new AnalysisRunner(engine, { debounceMs: 100, setTimeout: c.setTimeout, clearTimeout: c.clearTimeout });
+    runner.run(req(0.5));
+    expect(sameRequest(runner.getState().current, req(0.5))).toBe(true);
+    engine.runs[0].resolve({ status: 'done', result: result(1) });
+    await tick();
+    runner.schedule(req(0.6));
+    expect(sameRequest(runner.getState().current, req(0.6))).toBe(true);
+    runner.cancel();
+    expect(sameRequest(runner.getState().current, req(0.5))).toBe(true);
+    runner.schedule(req(0.7));
+    c.advance(100);
+    runner.cancel();
+    await tick();
+    expect(sameRequest(runner.getState().current, req(0.5))).toBe(true);
+    expect(sameRequest(req(0.5), { ...req(0.5) })).toBe(true);
+    expect(sameRequest(req(0.5), req(0.6))).toBe(false);
+  });
+
+  it('clear forgets result and failure; dismissError shows the last result again', async () => {
+    const engine = fakeEngine();
+    const runner = new AnalysisRunner(engine);
+    runner.run(req(0.5));
+    engine.runs[0].resolve({ status: 'done', result: result(1) });
+    await tick();
+    runner.run(req(0.4));
+    engine.runs[1].reject(new EngineError({ name: 'MergeInputError', message: 'ties needs a base_model' }));
+    await tick();
+    runner.dismissError();
+    expect(runner.getState()).toMatchObject({ status: { status: 'done' }, result: result(1) });
+    expect(sameRequest(runner.getState().current, req(0.5))).toBe(true);
+    runner.clear();
+    expect(runner.getState()).toEqual({ status: { status: 'idle' }, result: null, resultRequest: null, current: null });
   });
 });

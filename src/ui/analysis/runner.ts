@@ -15,6 +15,18 @@ export interface AnalysisRunnerState {
   result: AnalysisResult | null;
   /** The request of the latest result. */
   resultRequest: AnalysisRequest | null;
+  /**
+   * The request the runner is working towards: scheduled, running, or the last one that ran (its
+   * result, or its failure). A cancelled run falls back to `resultRequest`.
+   */
+  current: AnalysisRequest | null;
+}
+
+/** Whether two requests ask for the same numbers (the same recipe, backend and seed). */
+export function sameRequest(a: AnalysisRequest | null, b: AnalysisRequest | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 export interface AnalysisRunnerOptions {
@@ -38,7 +50,7 @@ export class AnalysisRunner {
   readonly #setTimeout: NonNullable<AnalysisRunnerOptions['setTimeout']>;
   readonly #clearTimeout: NonNullable<AnalysisRunnerOptions['clearTimeout']>;
   readonly #listeners = new Set<() => void>();
-  #state: AnalysisRunnerState = { status: { status: 'idle' }, result: null, resultRequest: null };
+  #state: AnalysisRunnerState = { status: { status: 'idle' }, result: null, resultRequest: null, current: null };
   #handle: AnalysisHandle | null = null;
   #timer: unknown = null;
 
@@ -62,20 +74,20 @@ export class AnalysisRunner {
     this.#handle?.cancel();
     const analyze = this.#engine.analyze?.bind(this.#engine);
     if (!analyze) {
-      this.#set({ status: { status: 'failed', error: toErrorInfo(new AnalysisUnavailableError()) } });
+      this.#set({ status: { status: 'failed', error: toErrorInfo(new AnalysisUnavailableError()) }, current: request });
       return;
     }
     const handle = analyze(request, (progress) => {
       if (this.#handle === handle) this.#set({ status: { status: 'running', progress } });
     });
     this.#handle = handle;
-    this.#set({ status: { status: 'running', progress: null } });
+    this.#set({ status: { status: 'running', progress: null }, current: request });
     handle.outcome.then(
       (outcome) => {
         if (this.#handle !== handle) return;
         this.#handle = null;
         if (outcome.status === 'done') this.#set({ status: { status: 'done' }, result: outcome.result, resultRequest: request });
-        else this.#set({ status: this.#state.result ? { status: 'done' } : { status: 'idle' } });
+        else this.#set({ status: this.#state.result ? { status: 'done' } : { status: 'idle' }, current: this.#state.resultRequest });
       },
       (err: unknown) => {
         if (this.#handle !== handle) return;
@@ -88,6 +100,7 @@ export class AnalysisRunner {
   /** Run after `debounceMs` without another call (each call restarts the wait). */
   schedule(request: AnalysisRequest): void {
     this.#clearTimer();
+    if (this.#state.current !== request) this.#set({ current: request });
     this.#timer = this.#setTimeout(() => {
       this.#timer = null;
       this.run(request);
@@ -95,8 +108,25 @@ export class AnalysisRunner {
   }
 
   cancel(): void {
+    const scheduled = this.#timer !== null;
     this.#clearTimer();
     this.#handle?.cancel();
+    if (scheduled && !this.#handle) this.#set({ current: this.#state.resultRequest });
+  }
+
+  /** Forget the result and any failure (what they were computed for is gone); cancels a run. */
+  clear(): void {
+    this.cancel();
+    this.#handle = null;
+    const s = this.#state;
+    if (s.result === null && s.status.status === 'idle' && s.current === null) return;
+    this.#set({ status: { status: 'idle' }, result: null, resultRequest: null, current: null });
+  }
+
+  /** A failure no longer applies (the recipe changed): show the last result again, or nothing. */
+  dismissError(): void {
+    if (this.#state.status.status !== 'failed') return;
+    this.#set({ status: this.#state.result ? { status: 'done' } : { status: 'idle' }, current: this.#state.resultRequest });
   }
 
   /** Stop everything; the runner can still be used afterwards. */
