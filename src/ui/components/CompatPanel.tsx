@@ -2,6 +2,10 @@
 import { errorInWords } from '../errors.ts';
 import { useStudio } from '../store-context.tsx';
 
+function listOf(refs: readonly string[]): string {
+  return refs.length <= 1 ? (refs[0] ?? '') : `${refs.slice(0, -1).join(', ')} and ${refs.at(-1)}`;
+}
+
 export function CompatPanel() {
   const compat = useStudio((s) => s.compat);
   let body;
@@ -10,7 +14,21 @@ export function CompatPanel() {
       body = <p className="hint">Add models to the merge to check that they fit together.</p>;
       break;
     case 'waiting':
-      body = <p className="hint">Waiting for {compat.pending.join(', ')} to load.</p>;
+      body = (
+        <>
+          {compat.failed.length > 0 ? (
+            <p className="error-text" data-testid="compat.failed">
+              {listOf(compat.failed)} failed to load (see {compat.failed.length > 1 ? 'their cards' : 'its card'}): remove {compat.failed.length > 1 ? 'them' : 'it'} or try again.
+            </p>
+          ) : null}
+          {compat.missing.length > 0 ? (
+            <p className="hint">
+              {listOf(compat.missing)} {compat.missing.length > 1 ? 'have' : 'has'} no files yet: drop {compat.missing.length > 1 ? 'their folders' : 'its folder'} on the page.
+            </p>
+          ) : null}
+          {compat.loading.length > 0 ? <p className="hint">Waiting for {listOf(compat.loading)} to load.</p> : null}
+        </>
+      );
       break;
     case 'checking':
       body = <p className="hint">Checking names, shapes and architectures…</p>;

@@ -4,6 +4,7 @@ import { useShallow } from 'zustand/react/shallow';
 import { errorInWords } from '../errors.ts';
 import { formatBytes } from '../format.ts';
 import { useStudio } from '../store-context.tsx';
+import { closeOnEscape } from './popover.ts';
 
 const LIMIT_LABELS: Record<string, (v: number) => string> = {
   maxStorageBufferBindingSize: (v) => `storage binding ${formatBytes(v)}`,
@@ -40,7 +41,7 @@ function GpuStatus() {
       );
     case 'ready':
       return (
-        <details className="gpu-status ready" data-testid="gpu.status">
+        <details className="gpu-status ready" data-testid="gpu.status" onKeyDown={closeOnEscape}>
           <summary title="WebGPU adapter and limits">
             <span className="dot" aria-hidden="true" /> {gpu.adapter}
           </summary>
@@ -65,7 +66,7 @@ function GpuStatus() {
     case 'unavailable': {
       const words = errorInWords(gpu.error);
       return (
-        <details className="gpu-status unavailable" data-testid="gpu.status" open={false}>
+        <details className="gpu-status unavailable" data-testid="gpu.status" onKeyDown={closeOnEscape}>
           <summary>
             <span className="dot" aria-hidden="true" /> No WebGPU: using the CPU
           </summary>
@@ -110,6 +111,7 @@ function Settings() {
     <details
       className="settings"
       data-testid="settings"
+      onKeyDown={closeOnEscape}
       onToggle={(e) => {
         if ((e.currentTarget as HTMLDetailsElement).open) void s.refreshRangeCache();
       }}

@@ -2,9 +2,9 @@
  * Output settings, the merge buttons, progress (tensors, bytes, rate, ETA), cancel, and the result or
  * the error in words. What blocks a merge is said next to the buttons.
  */
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { useShallow } from 'zustand/react/shallow';
-import type { FloatDType } from '../../core/dtype.ts';
+import { isFloatDType, TORCH_DTYPE_NAMES, type FloatDType } from '../../core/dtype.ts';
 import { errorInWords } from '../errors.ts';
 import { formatBytes, formatDuration } from '../format.ts';
 import { DTYPE_CHOICES, recipeProblem } from '../recipe-model.ts';
@@ -31,9 +31,46 @@ function blocker(s: StudioState): string | null {
   return outputNameProblem(s.outputName);
 }
 
+/**
+ * The float dtype the merged tensors are written in, as the engine decides it (mergekit's rule):
+ * out_dtype, else dtype, else the dtype the reference model (the base, else the first model) stores
+ * its tensors in. `from` says which of the three applies; null while nothing is known.
+ */
+export function effectiveOutDtype(s: Pick<StudioState, 'recipe' | 'shelf'>): { dtype: FloatDType; from: 'out_dtype' | 'dtype' | 'stored' } | null {
+  const { recipe } = s;
+  if (recipe.outDtype) return { dtype: recipe.outDtype, from: 'out_dtype' };
+  if (recipe.dtype) return { dtype: recipe.dtype, from: 'dtype' };
+  const ref = recipe.baseModel ?? recipe.models[0]?.model;
+  const model = s.shelf.find((m) => m.ref === ref);
+  if (model?.load.status !== 'ready') return null;
+  const stored = model.load.summary.dtypes.map((d) => d.dtype).find(isFloatDType);
+  return stored ? { dtype: stored, from: 'stored' } : null;
+}
+
+/** The stored dtype of the reference model, as words for the "as stored" choice. */
+function storedDtype(s: Pick<StudioState, 'recipe' | 'shelf'>): string | null {
+  const ref = s.recipe.baseModel ?? s.recipe.models[0]?.model;
+  const model = s.shelf.find((m) => m.ref === ref);
+  if (model?.load.status !== 'ready') return null;
+  const stored = model.load.summary.dtypes.map((d) => d.dtype).find(isFloatDType);
+  return stored ? TORCH_DTYPE_NAMES[stored] : null;
+}
+
 export function MergePanel({ canPickFolder }: { canPickFolder: boolean }) {
   const reason = useStudio(blocker);
   const job = useStudio((s) => s.job);
+  const out = useStudio(useShallow((s) => effectiveOutDtype(s) ?? { dtype: null, from: null }));
+  const stored = useStudio(storedDtype);
+  const panel = useRef<HTMLElement>(null);
+  // Keyboard users keep their place: the merge buttons are disabled while a merge runs, so focus
+  // moves to Cancel, then to the outcome (never left on <body>).
+  useEffect(() => {
+    const root = panel.current;
+    const active = document.activeElement;
+    if (!root || (active && active !== document.body && !root.contains(active))) return;
+    const target = root.querySelector<HTMLElement>(job.status === 'running' ? '[data-testid="merge.cancel"]' : '.result');
+    target?.focus();
+  }, [job.status]);
   const s = useStudio(
     useShallow((st) => ({
       outputName: st.outputName,
@@ -56,7 +93,7 @@ export function MergePanel({ canPickFolder }: { canPickFolder: boolean }) {
   const busy = job.status === 'running' || job.status === 'picking';
 
   return (
-    <section className="panel merge" aria-labelledby="merge-title" data-testid="merge.panel">
+    <section ref={panel} id="merge" className="panel merge" aria-labelledby="merge-title" data-testid="merge.panel" tabIndex={-1}>
       <div className="merge-settings">
         <h2 id="merge-title">Merge</h2>
         <div className="field">
@@ -64,26 +101,31 @@ export function MergePanel({ canPickFolder }: { canPickFolder: boolean }) {
           <input id="out-name" type="text" value={s.outputName} onChange={(e) => s.setOutputName(e.target.value)} spellCheck={false} data-testid="merge.output-name" />
         </div>
         <div className="field">
-          <label htmlFor="out-dtype">Output dtype</label>
-          <select id="out-dtype" value={s.outDtype ?? ''} onChange={(e) => s.setOutDtype((e.target.value || undefined) as FloatDType | undefined)} data-testid="merge.out-dtype">
+          <label htmlFor="calc-dtype" title="mergekit's dtype: every input is cast to it before the math (which runs in float32); also the output's dtype unless out_dtype says otherwise">
+            dtype
+          </label>
+          <select id="calc-dtype" value={s.dtype ?? ''} onChange={(e) => s.setDtype((e.target.value || undefined) as FloatDType | undefined)} data-testid="merge.dtype">
             {DTYPE_CHOICES.map((d) => (
               <option key={d.value} value={d.value}>
-                {d.value === '' ? 'as the base' : d.label}
+                {d.value === '' ? `as stored${stored ? ` (${stored})` : ''}` : d.label}
               </option>
             ))}
           </select>
         </div>
         <div className="field">
-          <label htmlFor="calc-dtype" title="mergekit's dtype: inputs are rounded to it before the math (which runs in float32)">
-            Input dtype
+          <label htmlFor="out-dtype" title="mergekit's out_dtype: the dtype the merged tensors are written in (default: the same as dtype)">
+            out_dtype
           </label>
-          <select id="calc-dtype" value={s.dtype ?? ''} onChange={(e) => s.setDtype((e.target.value || undefined) as FloatDType | undefined)} data-testid="merge.dtype">
+          <select id="out-dtype" value={s.outDtype ?? ''} onChange={(e) => s.setOutDtype((e.target.value || undefined) as FloatDType | undefined)} data-testid="merge.out-dtype">
             {DTYPE_CHOICES.map((d) => (
               <option key={d.value} value={d.value}>
-                {d.label}
+                {d.value === '' ? `same as dtype${s.dtype ? ` (${TORCH_DTYPE_NAMES[s.dtype]})` : stored ? ` (as stored: ${stored})` : ''}` : d.label}
               </option>
             ))}
           </select>
+          <p className="field-note" data-testid="merge.effective-dtype">
+            {out.dtype ? `Writes ${TORCH_DTYPE_NAMES[out.dtype]}${out.from === 'stored' ? ' (as stored)' : out.from === 'dtype' ? ' (= dtype)' : ''}` : 'Writes the stored dtype'}
+          </p>
         </div>
         <div className="field">
           <label htmlFor="shard-size">Shard size</label>
@@ -148,7 +190,7 @@ function JobView({ job, onCancel, onDismiss }: { job: StudioState['job']; onCanc
     case 'done': {
       const r = job.result;
       return (
-        <div className="result ok" role="status" data-testid="merge.done">
+        <div className="result ok" role="status" data-testid="merge.done" tabIndex={-1}>
           <div className="result-text">
             <strong>
               ✓ Merged {r.tensors} tensors ({formatBytes(r.bytes)}) in {formatDuration(r.seconds)}
@@ -167,7 +209,7 @@ function JobView({ job, onCancel, onDismiss }: { job: StudioState['job']; onCanc
     case 'failed': {
       const words = errorInWords(job.error);
       return (
-        <div className="result error" role="alert" data-testid="merge.error">
+        <div className="result error" role="alert" data-testid="merge.error" tabIndex={-1}>
           <div className="result-text">
             <strong>{words.title}</strong>
             <p>{words.text}</p>
@@ -180,7 +222,7 @@ function JobView({ job, onCancel, onDismiss }: { job: StudioState['job']; onCanc
     }
     case 'cancelled':
       return (
-        <div className="result cancelled" role="status" data-testid="merge.cancelled">
+        <div className="result cancelled" role="status" data-testid="merge.cancelled" tabIndex={-1}>
           <div className="result-text">
             <strong>Merge cancelled</strong>
             <p>Nothing was saved: the partial files were removed.</p>

@@ -10,16 +10,27 @@ import { formatBytes, formatCount } from '../format.ts';
 import { readPickedFolder, groupLooseFiles, type DropContents } from '../sources/dropped.ts';
 import type { ShelfModel } from '../store/index.ts';
 import { useStudio } from '../store-context.tsx';
+import { openSettingsAt } from './popover.ts';
 
 export function Shelf({ onFiles }: { onFiles(contents: DropContents): void }) {
   const refs = useStudio(useShallow((s) => s.shelf.map((m) => m.ref)));
+  const notice = useStudio((s) => s.shelfNotice);
+  const dismiss = useStudio((s) => s.dismissShelfNotice);
   return (
-    <section className="panel shelf" aria-labelledby="shelf-title">
+    <section id="models" className="panel shelf" aria-labelledby="shelf-title" tabIndex={-1}>
       <header className="panel-head">
         <h2 id="shelf-title">Models</h2>
         <span className="count">{refs.length}</span>
       </header>
       <AddModel onFiles={onFiles} />
+      {notice ? (
+        <div className="notice info" role="status" data-testid="shelf.notice">
+          <p>{notice}</p>
+          <button type="button" className="icon" onClick={dismiss} aria-label="Dismiss">
+            ×
+          </button>
+        </div>
+      ) : null}
       {refs.length === 0 ? (
         <p className="empty">No models yet. Add one from the Hub, drop model folders anywhere on the page, or load the demo set.</p>
       ) : (
@@ -142,20 +153,34 @@ function ModelCard({ modelRef, first, last }: { modelRef: string; first: boolean
   const model = useStudio((s) => s.shelf.find((m) => m.ref === modelRef)!);
   const isBase = useStudio((s) => s.recipe.baseModel === modelRef);
   const included = useStudio((s) => s.recipe.models.some((m) => m.model === modelRef));
+  const [renaming, setRenaming] = useState(false);
   const { setBase, setIncluded, removeModel, moveModel, retryModel } = useStudio(
     useShallow((s) => ({ setBase: s.setBase, setIncluded: s.setIncluded, removeModel: s.removeModel, moveModel: s.moveModel, retryModel: s.retryModel })),
   );
   if (!model) return null;
   const load = model.load;
   const titleId = `card-${modelRef}`;
+  // A model added a moment ago shows the merge it is about to join; one that failed is out of it.
+  const joining = model.joinsWhenReady === true && load.status === 'loading';
   return (
     <li className={`card status-${load.status}${isBase ? ' is-base' : ''}${!included && !isBase ? ' is-out' : ''}`} data-testid={`shelf.model.${modelRef}`} aria-labelledby={titleId}>
       <div className="card-top">
         <div className="card-title">
-          <h3 id={titleId} title={modelRef}>
-            {modelRef}
-          </h3>
-          {isBase ? <span className="badge base">base</span> : null}
+          {renaming ? (
+            <RenameField modelRef={modelRef} onDone={() => setRenaming(false)} />
+          ) : (
+            <>
+              <h3 id={titleId} title={modelRef}>
+                {modelRef}
+              </h3>
+              {isBase ? <span className="badge base">base</span> : null}
+              {model.origin.kind === 'files' ? (
+                <button type="button" className="link small" onClick={() => setRenaming(true)} aria-label={`Rename ${modelRef}`} data-testid={`shelf.model.${modelRef}.rename`}>
+                  Rename
+                </button>
+              ) : null}
+            </>
+          )}
         </div>
         <div className="card-actions">
           <button type="button" className="icon" disabled={first} onClick={() => moveModel(modelRef, -1)} aria-label={`Move ${modelRef} up`} data-testid={`shelf.model.${modelRef}.up`}>
@@ -176,12 +201,13 @@ function ModelCard({ modelRef, first, last }: { modelRef: string; first: boolean
         <label className="check">
           <input
             type="checkbox"
-            checked={included}
+            checked={included || joining}
+            disabled={!included && (load.status === 'failed' || load.status === 'missing')}
             onChange={(e) => setIncluded(modelRef, e.target.checked)}
             aria-label={`Include ${modelRef} in the merge`}
             data-testid={`shelf.model.${modelRef}.include`}
           />
-          In merge
+          {joining ? 'In merge once loaded' : 'In merge'}
         </label>
         <button
           type="button"
@@ -230,7 +256,59 @@ function TransferLine({ modelRef }: { modelRef: string }) {
   );
 }
 
+/** The name of a dropped model, edited in place: Enter renames, Escape keeps the old name. */
+function RenameField({ modelRef, onDone }: { modelRef: string; onDone(): void }) {
+  const renameModel = useStudio((s) => s.renameModel);
+  const [text, setText] = useState(modelRef.replace(/^\.\//, ''));
+  const [problem, setProblem] = useState<string | null>(null);
+  const apply = () => {
+    const p = renameModel(modelRef, text);
+    setProblem(p);
+    if (!p) onDone();
+  };
+  return (
+    <form
+      className="rename"
+      onSubmit={(e) => {
+        e.preventDefault();
+        apply();
+      }}
+    >
+      <span aria-hidden="true">./</span>
+      <input
+        type="text"
+        value={text}
+        onChange={(e) => setText(e.target.value)}
+        onKeyDown={(e) => {
+          if (e.key === 'Escape') {
+            e.preventDefault();
+            onDone();
+          }
+        }}
+        // eslint-disable-next-line jsx-a11y/no-autofocus -- the user asked to rename: the field is where they type next
+        autoFocus
+        spellCheck={false}
+        aria-label={`New name of ${modelRef} (its reference in the recipe)`}
+        aria-invalid={problem ? true : undefined}
+        data-testid={`shelf.model.${modelRef}.name`}
+      />
+      <button type="submit" className="small">
+        Rename
+      </button>
+      {problem ? (
+        <p className="error-text" role="alert">
+          {problem}
+        </p>
+      ) : null}
+    </form>
+  );
+}
+
+/** Errors that mean the endpoint did not answer (offline, wrong address, or CORS refused by the browser). */
+const UNREACHABLE = new Set(['HubNetworkError', 'HubUnavailableError', 'HubTimeoutError']);
+
 function CardStatus({ model, onRetry }: { model: ShelfModel; onRetry(): void }) {
+  const hubUrl = useStudio((s) => s.hubUrl);
   const load = model.load;
   switch (load.status) {
     case 'loading':
@@ -259,6 +337,15 @@ function CardStatus({ model, onRetry }: { model: ShelfModel; onRetry(): void }) 
       return (
         <div className="card-error" role="alert" data-testid={`shelf.model.${model.ref}.error`}>
           <strong>{words.title}</strong>
+          {model.origin.kind === 'hub' && UNREACHABLE.has(load.error.name) ? (
+            <p data-testid={`shelf.model.${model.ref}.unreachable`}>
+              The studio asked the Hub endpoint <code>{hubUrl}</code>: it may be offline, or not let this page read its answers
+              (browsers need CORS headers).{' '}
+              <button type="button" className="link" onClick={() => openSettingsAt('hub-url')}>
+                Change the Hub endpoint
+              </button>
+            </p>
+          ) : null}
           <p>{words.text}</p>
           {model.origin.kind === 'hub' ? (
             <button type="button" className="small" onClick={onRetry} data-testid={`shelf.model.${model.ref}.retry`}>
