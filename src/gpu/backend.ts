@@ -1,16 +1,28 @@
 /**
  * The engine's compute interface. Methods plan their merge as calls on a Backend; the `cpu` backend
- * (src/gpu/cpu-backend.ts) is the plain TypeScript reference of every op, the `gpu` backend runs the
- * same ops as WGSL kernels. Both must agree within float rounding (tests compare them op by op).
+ * runs every op as plain TypeScript (the reference), the `gpu` backend as WGSL kernels. Both must
+ * agree within float rounding (tests compare them op by op).
  *
- * Tensors are f32, owned by the backend that made them; whoever gets a tensor from an op releases it.
- * A backend may split a tensor into chunks (GPU: at most maxStorageBufferBindingSize per chunk); ops
- * hide that from callers.
+ * The ops come in families, one module each under src/gpu/ops/: `<family>.ts` declares the ops and
+ * their WebGPU implementation beside src/shaders/<family>.wgsl, `<family>.cpu.ts` the reference, and
+ * `<family>.test.ts` compares the two. GpuBackend and CpuBackend are tables of those families, so
+ * adding an op touches its family's module, its reference and its test.
+ *
+ * Tensors are f32, owned by the backend that made them; whoever gets a tensor from an op releases it,
+ * with `using t = await backend.op(...)` (a Tensor is Disposable) or `backend.release(t)`. A backend
+ * may split a tensor into chunks (GPU: at most maxStorageBufferBindingSize per chunk); ops hide that.
  */
 import type { FloatDType } from '../core/dtype.ts';
+import type { CodecOps } from './ops/codec.ts';
+import type { ElectOps } from './ops/elect.ts';
+import type { ElementwiseOps } from './ops/elementwise.ts';
+import type { LinalgOps } from './ops/linalg.ts';
+import type { MaskOps } from './ops/masks.ts';
+import type { ReduceOps } from './ops/reduce.ts';
+import type { SelectOps } from './ops/select.ts';
 
-/** An f32 tensor that lives in a backend (host array or GPU buffers). */
-export interface Tensor {
+/** An f32 tensor that lives in a backend (host array or GPU buffers); disposing it releases it. */
+export interface Tensor extends Disposable {
   readonly numel: number;
   readonly shape: readonly number[];
 }
@@ -35,67 +47,69 @@ export interface Term {
   coef: number | Float32Array;
 }
 
-export interface Backend {
+/** What every backend has besides its op families: identity, host transfers and lifetimes. */
+export interface BackendCore {
   readonly kind: 'gpu' | 'cpu';
   /** Human-readable device description (adapter name, or "CPU (TypeScript)"). */
   readonly description: string;
-
-  /** Decode little-endian BF16/F16/F32 bytes into a new f32 tensor. */
-  decode(bytes: Uint8Array, dtype: FloatDType, shape: readonly number[]): Promise<Tensor>;
-  /** Encode a tensor to dtype bytes on the host (BF16: round to nearest even, NaN -> 0x7FC0). */
-  encode(t: Tensor, dtype: FloatDType): Promise<Uint8Array>;
-  /** Read a tensor back as f32 (tests, analysis). */
+  /** Upload host f32 values as a new tensor of `shape` (small host-computed matrices, tests). */
+  upload(values: Float32Array, shape: readonly number[]): Promise<Tensor>;
+  /** Read a tensor back as f32 (tests, analysis, small results the host needs). */
   read(t: Tensor): Promise<Float32Array>;
-
-  /** Σ coef_i · x_i (all x_i of one shape), plus `bias` added to every element. */
-  lincomb(terms: readonly Term[], bias?: number): Promise<Tensor>;
-  /** Gram matrix G[i*N+j] = x_i · x_j of the flattened tensors (f64-accumulated where possible). */
-  gram(xs: readonly Tensor[]): Promise<Float64Array>;
-  /** Per-row Gram matrices: result[r*N*N + i*N + j] = row r of x_i · row r of x_j. */
-  gramRows(xs: readonly Tensor[]): Promise<Float64Array>;
-  /** Σ |x| over the whole tensor (L1 norm). */
-  sumAbs(x: Tensor): Promise<number>;
-
-  /**
-   * Keep the entries whose ascending magnitude rank r satisfies lo <= r < hi, zero the rest.
-   * Ranks order entries by (|x|, index): among equal magnitudes the lower index ranks lower,
-   * so exactly hi - lo entries are kept. Top-k is keepRankBand(x, numel - k, numel).
-   */
-  keepRankBand(x: Tensor, lo: number, hi: number): Promise<Tensor>;
-  /** Keep each entry with probability p (Bernoulli, from the counter-based generator). */
-  keepRandom(x: Tensor, p: number, key: MaskKey): Promise<Tensor>;
-  /**
-   * DELLA: within each row rank |x| ascending (ties by index), r = rank/(n-1) (0 if n = 1),
-   * keep with probability (density - epsilon) + 2·epsilon·r.
-   */
-  keepRanked(x: Tensor, density: number, epsilon: number, key: MaskKey): Promise<Tensor>;
-  /** Keep entries where mask != 0 (mask replayed from a file), zero the rest. */
-  keepWhere(x: Tensor, mask: Tensor): Promise<Tensor>;
-
-  /**
-   * TIES sign election over weighted deltas wd_i = w_i·δ_i: majority = sign(Σ wd_i) (>= 0 -> +1),
-   * m_i = (sign(wd_i) == majority, zero never matches); mixed = Σ wd_i·m_i; divisor = Σ w_i·m_i
-   * (0 -> 1). Returns mixed / divisor when `normalize`, else mixed.
-   */
-  signElect(wds: readonly Tensor[], weights: readonly number[], normalize: boolean): Promise<Tensor>;
-  /**
-   * 1 where |a| >= lambda·|b| (the product rounded to f32), else 0: the TALL-mask test
-   * |τ_t| >= λ·|τ_MTL − τ_t|, and with b = 1 a threshold on counts.
-   */
-  absAtLeast(a: Tensor, b: Tensor, lambda: number): Promise<Tensor>;
-  /** nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1); result w·x + (1 - w)·b. */
-  nearswap(base: Tensor, x: Tensor, t: number): Promise<Tensor>;
-
-  /**
-   * Round every value to `dtype` and back to f32 (F32: a copy). The engine uses it to emulate math
-   * that mergekit does natively in BF16/F16 when a recipe sets no `dtype` (each op rounds).
-   */
-  quantize(x: Tensor, dtype: FloatDType): Promise<Tensor>;
-
-  /** Free a tensor. Releasing twice is a no-op. */
+  /** Free a tensor. Releasing twice is a no-op (so is disposing a released tensor). */
   release(t: Tensor): void;
   /** Free everything this backend owns (and the device, if it created it). Safe to call twice. */
   destroy(): void;
+}
+
+/** Every op family. */
+export interface BackendOps extends CodecOps, ElementwiseOps, ReduceOps, SelectOps, MaskOps, ElectOps, LinalgOps {}
+
+export interface Backend extends BackendCore, BackendOps {}
+
+/**
+ * Tensors released together when a scope ends: `using scope = new TensorScope(backend)`, then
+ * `scope.add(await op(...))` for each intermediate; `scope.keep(t)` takes one back out (a result
+ * the caller returns). For a single tensor, `using t = await op(...)` is enough.
+ */
+export class TensorScope implements Disposable {
+  readonly #backend: BackendCore;
+  readonly #items = new Set<Tensor>();
+
+  constructor(backend: BackendCore) {
+    this.#backend = backend;
+  }
+
+  add<T extends Tensor>(t: T): T {
+    this.#items.add(t);
+    return t;
+  }
+
+  addAll<T extends Tensor>(ts: readonly T[]): T[] {
+    for (const t of ts) this.#items.add(t);
+    return [...ts];
+  }
+
+  /** Release one tensor of the scope now (its last use is past). */
+  drop(t: Tensor): void {
+    if (this.#items.delete(t)) this.#backend.release(t);
+  }
+
+  /** Take `t` out of the scope: it survives the scope's end. */
+  keep<T extends Tensor>(t: T): T {
+    this.#items.delete(t);
+    return t;
+  }
+
+  [Symbol.dispose](): void {
+    for (const t of [...this.#items].reverse()) this.#backend.release(t);
+    this.#items.clear();
+  }
+}
+
+/** A Disposable releasing every tensor of `ts`: `using _ = releasing(backend, tensors)`. */
+export function releasing(backend: BackendCore, ts: readonly Tensor[]): Disposable {
+  return { [Symbol.dispose]: () => ts.forEach((t) => backend.release(t)) };
 }
 
 /** FNV-1a 32-bit hash of a tensor name's UTF-8 bytes (the `tensor` part of a MaskKey). */

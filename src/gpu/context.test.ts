@@ -5,8 +5,9 @@
  * context's own count. One device for the file.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GpuContext, GpuOutOfMemoryError, defineKernel, grid } from './context.ts';
+import { GpuContext, GpuContextError, GpuOutOfMemoryError, grid } from './context.ts';
 import { composeShader, GpuShaderError, requestGpu, type GpuHandle } from './device.ts';
+import { defineKernel, shaderModule } from './kernel.ts';
 import { createGpuBackend } from './gpu-backend.ts';
 import { nodeGpu } from './node-gpu.ts';
 
@@ -63,19 +64,15 @@ struct Params { n: u32, shift: f32 }
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) { return; }
   out[i] = SCALE * x[i] + params.shift;
 }
 `;
-const SCALE = defineKernel(composeShader('scale.wgsl', [{ file: 'scale.wgsl', code: SCALE_WGSL }]), 'main', {
-  0: 'uniform',
-  1: 'read-only-storage',
-  2: 'storage',
-});
+const SCALE = defineKernel(shaderModule('scale.wgsl', { file: 'scale.wgsl', code: SCALE_WGSL }), 'main', { uses: ['x', 'out'] });
 
 describe('grid', () => {
   it('stays 1-D up to the limit and spreads over y above it, covering every workgroup', () => {
@@ -99,19 +96,13 @@ describe('CommandBatch with a test kernel', () => {
     const input = ctx.createBuffer({ label: 'x', size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
     ctx.device.queue.writeBuffer(input, 0, x);
     const out = ctx.createBuffer({ label: 'out', size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-    const params = (shift: number) => {
-      const b = new ArrayBuffer(16);
-      new Uint32Array(b, 0, 1)[0] = n;
-      new Float32Array(b, 4, 1)[0] = shift;
-      return new Uint8Array(b);
-    };
     for (const [scale, shift] of [
       [3, 0.5],
       [3, -1],
       [-2, 0],
     ]) {
       const batch = ctx.batch('scale');
-      batch.dispatch(SCALE, { params: params(shift), buffers: { 1: input, 2: out }, workgroups: Math.ceil(n / 256), constants: { SCALE: scale } });
+      batch.dispatch(SCALE, { params: { n, shift }, buffers: { x: input, out }, workgroups: Math.ceil(n / 256), constants: { SCALE: scale } });
       const slot = batch.readback(out, 0, n * 4);
       const got = new Float32Array((await batch.submit())[slot]);
       expect(Array.from(got)).toEqual(Array.from(x, (v) => Math.fround(scale * v + shift)));
@@ -148,11 +139,8 @@ describe('CommandBatch with a test kernel', () => {
     const input = ctx.createBuffer({ label: 'x', size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
     ctx.device.queue.writeBuffer(input, 0, x);
     const out = ctx.createBuffer({ label: 'out', size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-    const p = new ArrayBuffer(16);
-    new Uint32Array(p, 0, 1)[0] = n;
-    new Float32Array(p, 4, 1)[0] = 1;
     const batch = ctx.batch('scale 2-D');
-    batch.dispatch(SCALE, { params: new Uint8Array(p), buffers: { 1: input, 2: out }, workgroups: Math.ceil(n / 256), constants: { SCALE: 2 } });
+    batch.dispatch(SCALE, { params: { n, shift: 1 }, buffers: { x: input, out }, workgroups: Math.ceil(n / 256), constants: { SCALE: 2 } });
     const slot = batch.readback(out, 0, n * 4);
     const got = new Float32Array((await batch.submit())[slot]);
     for (let i = 0; i < n; i++) {
@@ -169,7 +157,7 @@ describe('CommandBatch with a test kernel', () => {
         { file: 'broken.wgsl', code: '@compute @workgroup_size(1)\nfn main() {\n  let x: u32 = 1.5;\n}\n' },
       ]),
       'main',
-      {},
+      { uses: [] },
     );
     const err = await ctx.pipeline(bad).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GpuShaderError);
@@ -177,13 +165,73 @@ describe('CommandBatch with a test kernel', () => {
     ctx.destroy();
   });
 
-  it('rejects a dispatch missing a binding or its params', () => {
+  it('rejects a dispatch missing a binding, or with a misspelt or mistyped parameter', () => {
     const ctx = new GpuContext(handle.device);
     const buf = ctx.createBuffer({ label: 'b', size: 16, usage: GPUBufferUsage.STORAGE });
-    expect(() => ctx.batch('t').dispatch(SCALE, { params: new Uint8Array(16), buffers: { 1: buf }, workgroups: 1 })).toThrow(/binding 2 not given/);
-    expect(() => ctx.batch('t').dispatch(SCALE, { buffers: { 1: buf, 2: buf }, workgroups: 1 })).toThrow(/needs params/);
+    const dispatch = (opts: object) => () => ctx.batch('t').dispatch(SCALE, { workgroups: 1, ...opts } as never);
+    expect(dispatch({ params: { n: 1 }, buffers: { x: buf } })).toThrow(/scale\.wgsl:main binding out not given/);
+    expect(dispatch({ params: { n: 1, shfit: 2 }, buffers: { x: buf, out: buf } })).toThrow(GpuContextError);
+    expect(dispatch({ params: { n: 1, shfit: 2 }, buffers: { x: buf, out: buf } })).toThrow(/struct Params has no field shfit \(fields: n, shift\)/);
+    expect(dispatch({ params: { n: -1 }, buffers: { x: buf, out: buf } })).toThrow(/params\.n: -1 is not a u32/);
     ctx.destroy();
     expect(() => ctx.createBuffer({ label: 'late', size: 4, usage: GPUBufferUsage.STORAGE })).toThrow(/destroyed/);
+  });
+});
+
+describe('buffer pool', () => {
+  it('reuses an idle buffer of the same usage and size class, zeroing it on request', async () => {
+    const ctx = new GpuContext(handle.device);
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const a = ctx.acquire({ label: 'a', size: 1000, usage });
+    expect(a.size).toBe(1024); // rounded up to the 256-byte class
+    ctx.device.queue.writeBuffer(a, 0, new Float32Array(250).fill(7));
+    ctx.recycle(a);
+    expect(ctx.idleBytes).toBe(1024);
+    // Same class: the same buffer, contents as left (no zero asked).
+    const b = ctx.acquire({ label: 'b', size: 1020, usage });
+    expect(b).toBe(a);
+    expect(b.label).toBe('b');
+    expect(ctx.reusedBuffers).toBe(1);
+    const read = async (buf: GPUBuffer) => {
+      const batch = ctx.batch('read');
+      const slot = batch.readback(buf, 0, 1000);
+      return new Float32Array((await batch.submit())[slot]);
+    };
+    expect((await read(b))[0]).toBe(7);
+    ctx.recycle(b);
+    const c = ctx.acquire({ label: 'c', size: 1000, usage, zero: true });
+    expect(c).toBe(a);
+    expect(Array.from(await read(c)).every((v) => v === 0)).toBe(true);
+    // Another usage or size class gets a new buffer.
+    const created = ctx.createdBuffers;
+    const d = ctx.acquire({ label: 'd', size: 1000, usage: GPUBufferUsage.STORAGE });
+    const e = ctx.acquire({ label: 'e', size: 2000, usage });
+    expect(ctx.createdBuffers).toBe(created + 2);
+    for (const x of [c, d, e]) ctx.recycle(x);
+    ctx.recycle(e); // twice: no-op
+    // The read-back staging buffer idles in the pool too.
+    expect(ctx.idleBytes).toBe(1024 + 1024 + 2048 + 1024);
+    ctx.destroy();
+    expect(ctx.liveBuffers).toBe(0);
+  });
+
+  it('keeps at most maxIdleBytes idle, destroying the oldest first; trimPool frees them all', () => {
+    const ctx = new GpuContext(handle.device, { maxIdleBytes: 4096 });
+    const usage = GPUBufferUsage.STORAGE;
+    const bufs = [1024, 2048, 2048].map((size, i) => ctx.acquire({ label: `b${i}`, size, usage }));
+    for (const b of bufs) ctx.recycle(b);
+    // 1024 + 2048 + 2048 > 4096: the oldest (1024) went first.
+    expect(ctx.idleBytes).toBe(4096);
+    expect(ctx.liveBuffers).toBe(2);
+    expect(ctx.acquire({ label: 'x', size: 1024, usage })).not.toBe(bufs[0]);
+    ctx.trimPool();
+    expect(ctx.idleBytes).toBe(0);
+    expect(ctx.liveBuffers).toBe(1);
+    ctx.setMaxIdleBytes(0);
+    const y = ctx.acquire({ label: 'y', size: 256, usage });
+    ctx.recycle(y); // pooling off: destroyed at once
+    expect(ctx.idleBytes).toBe(0);
+    ctx.destroy();
   });
 });
 
@@ -247,10 +295,13 @@ describe('ownership, labels and buffer lifetimes (wrapped device)', () => {
     ];
     for (const op of ops) {
       const result = await op();
-      // Only the two inputs (and a tensor result) survive an op: params, staging, scratch are gone.
+      // Only the two inputs (and a tensor result) survive an op: params, staging and scratch buffers
+      // went back to the pool, and trimming the pool destroys them.
       const resultChunks = result && typeof result === 'object' && 'shape' in result ? 3 : 0;
+      be.ctx.trimPool();
       expect(alive().length, alive().join(', ')).toBe(6 + resultChunks);
       if (resultChunks) be.release(result as never);
+      be.ctx.trimPool();
       expect(alive().length).toBe(6);
     }
     be.destroy();

@@ -1,8 +1,14 @@
 /**
- * GpuContext: owns a device (and knows whether it created it), the lazily built pipelines, and every
- * buffer made through it, so a backend can prove it freed what it made. Kernels are declared once
- * (shader + entry point + bind-group layout) with `defineKernel`; a CommandBatch records dispatches,
- * copies and read-backs and submits them as one command buffer.
+ * GpuContext: owns a device (and knows whether it created it), the lazily built pipelines, a pool
+ * of idle buffers, and every buffer made through it, so a backend can prove it freed what it made.
+ * Kernels are declared in src/gpu/kernel.ts; a CommandBatch records dispatches, copies and
+ * read-backs and submits them as one command buffer.
+ *
+ * Buffer pool: `acquire` hands out a buffer of the requested usage and size class (the size rounded
+ * up to POOL_GRANULE bytes) from the idle ones when it can, and `recycle` puts one back. A merge
+ * meets the same tensor shapes layer after layer, so after the first layer almost nothing is
+ * created. Idle buffers are kept up to `maxIdleBytes` (oldest destroyed first); `trimPool` frees
+ * them all. Reused buffers are not zero: callers that need zeros say so (`zero: true`).
  */
 import {
   adapterLabel,
@@ -19,46 +25,22 @@ import {
   type RequestGpuOptions,
   type ShaderSource,
 } from './device.ts';
+import { encodeParams, PARAMS_SLOT, type Kernel } from './kernel.ts';
+import type { LayoutValue } from './wgsl-reflect.ts';
 
-/** Threads per workgroup in every kernel (`@workgroup_size(256)` in src/shaders). */
-export const WORKGROUP_SIZE = 256;
-
-/** Bytes reserved per dispatch for its uniform parameters (WebGPU's largest uniform offset alignment). */
-const PARAMS_SLOT = 256;
-
-export type BindingKind = 'uniform' | 'read-only-storage' | 'storage';
-
-/** A compute entry point and its bind-group layout (group 0), declared once beside its WGSL. */
-export interface Kernel {
-  readonly label: string;
-  readonly shader: ShaderSource;
-  readonly entryPoint: string;
-  /** Sorted by binding number. Binding 0, when 'uniform', receives the dispatch's params. */
-  readonly bindings: readonly { readonly binding: number; readonly kind: BindingKind }[];
-}
-
-export function defineKernel(
-  shader: ShaderSource,
-  entryPoint: string,
-  bindings: Readonly<Record<number, BindingKind>>,
-): Kernel {
-  const list = Object.entries(bindings)
-    .map(([b, kind]) => ({ binding: Number(b), kind }))
-    .sort((a, b) => a.binding - b.binding);
-  return { label: `${shader.name}:${entryPoint}`, shader, entryPoint, bindings: list };
-}
+export { WORKGROUP_SIZE } from './kernel.ts';
 
 /** A whole buffer, or a range of one (offsets aligned to minStorageBufferOffsetAlignment). */
-export type BufferBinding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+export type BufferBinding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
 
-export interface DispatchOptions {
-  /** Uniform parameters for binding 0 (at most 256 bytes). */
-  params?: ArrayBufferView;
-  /** Storage buffers by binding number; every storage binding of the kernel must be given. */
-  buffers: Readonly<Record<number, BufferBinding>>;
+export interface DispatchOptions<B extends string = string> {
+  /** Values of the kernel's uniform params struct by field name (absent fields are zero). */
+  params?: LayoutValue;
+  /** Storage buffers by binding name; every binding the kernel uses must be given. */
+  buffers: { readonly [K in B]: BufferBinding };
   /** Total workgroups; spread over a 2-D grid when above maxComputeWorkgroupsPerDimension. */
   workgroups: number;
-  /** `override` constants of the shader (part of the pipeline cache key). */
+  /** Extra `override` constants of the shader (part of the pipeline cache key). */
   constants?: Readonly<Record<string, number>>;
 }
 
@@ -84,7 +66,15 @@ export interface GpuContextOptions {
   adapterInfo?: GpuAdapterDescription;
   /** Called once with the first fatal error (device lost, uncaught validation error). */
   onFatal?: (err: Error) => void;
+  /** Bytes of idle buffers the pool keeps for reuse. @default 256 MiB */
+  maxIdleBytes?: number;
 }
+
+/** Pooled sizes are rounded up to a multiple of this many bytes (one size class per multiple). */
+export const POOL_GRANULE = 256;
+
+/** What a buffer request needs; `zero` asks for zero contents even when the buffer is reused. */
+export type BufferRequest = GPUBufferDescriptor & { label: string; zero?: boolean };
 
 export class GpuContext {
   readonly device: GPUDevice;
@@ -100,8 +90,14 @@ export class GpuContext {
   #fatal: Error | null = null;
   #destroyed = false;
   #created = 0;
+  #reused = 0;
   #liveBytes = 0;
   #peakBytes = 0;
+  /** Idle buffers by `${usage}:${size}`, and in the order they went idle (oldest first). */
+  readonly #idle = new Map<string, GPUBuffer[]>();
+  readonly #idleOrder = new Set<GPUBuffer>();
+  #idleBytes = 0;
+  #maxIdleBytes: number;
 
   /** Request a device (see requestGpu) and own it. */
   static async create(gpu: GPU | undefined, opts: RequestGpuOptions = {}): Promise<GpuContext> {
@@ -119,6 +115,7 @@ export class GpuContext {
     this.ownsDevice = opts.ownsDevice ?? false;
     this.limits = readLimits(device);
     this.adapterInfo = opts.adapterInfo ?? describeAdapter(device.adapterInfo);
+    this.#maxIdleBytes = opts.maxIdleBytes ?? 256 * 1024 * 1024;
     this.#detach = watchDevice(
       device,
       (err) => {
@@ -151,9 +148,35 @@ export class GpuContext {
     this.#peakBytes = this.#liveBytes;
   }
 
-  /** Buffers made through this context since it was created (tests). */
+  /** Buffers made through this context since it was created (tests, the bench's allocation count). */
   get createdBuffers(): number {
     return this.#created;
+  }
+
+  /** Buffer requests served from the pool instead of a new buffer. */
+  get reusedBuffers(): number {
+    return this.#reused;
+  }
+
+  /** Buffers alive and not idle in the pool: what tensors and running work hold. */
+  get inUseBuffers(): number {
+    return this.#live.size - this.#idleOrder.size;
+  }
+
+  /** Bytes held by idle pooled buffers (part of liveBytes). */
+  get idleBytes(): number {
+    return this.#idleBytes;
+  }
+
+  /** Change the pool's idle budget (0 disables pooling); trims at once. */
+  setMaxIdleBytes(bytes: number): void {
+    this.#maxIdleBytes = Math.max(0, bytes);
+    this.#trimTo(this.#maxIdleBytes);
+  }
+
+  /** Destroy every idle pooled buffer. */
+  trimPool(): void {
+    this.#trimTo(0);
   }
 
   /** Pipelines built so far (tests check the cache). */
@@ -183,52 +206,112 @@ export class GpuContext {
   }
 
   /**
-   * Allocate several buffers and check, through an out-of-memory error scope, that they exist.
-   * On failure every one of them is destroyed and GpuOutOfMemoryError names `label`.
+   * A buffer for `req`: an idle pooled one of the same usage and size class (cleared first when
+   * `zero`), else a new one (zero-filled, as WebGPU guarantees). Its size may exceed req.size by
+   * less than POOL_GRANULE: bind it with an explicit size. Give it back with `recycle`.
    */
-  async allocate(label: string, descs: readonly (GPUBufferDescriptor & { label: string })[]): Promise<GPUBuffer[]> {
-    this.assertUsable(label);
-    const buffers: GPUBuffer[] = [];
-    this.device.pushErrorScope('out-of-memory');
-    let thrown: unknown = null;
-    try {
-      for (const d of descs) buffers.push(this.createBuffer(d));
-    } catch (err) {
-      thrown = err;
+  acquire(request: BufferRequest): GPUBuffer {
+    this.assertUsable(request.label);
+    // Zeroing a reused buffer is a clearBuffer, which needs COPY_DST.
+    const req = request.zero ? { ...request, usage: request.usage | GPUBufferUsage.COPY_DST } : request;
+    const size = poolSize(req.size);
+    const list = this.#idle.get(poolKey(req.usage, size));
+    const reused = list?.pop();
+    if (reused) {
+      this.#idleOrder.delete(reused);
+      this.#idleBytes -= reused.size;
+      this.#reused++;
+      reused.label = req.label;
+      if (req.zero) {
+        const encoder = this.device.createCommandEncoder({ label: `clear ${req.label}` });
+        encoder.clearBuffer(reused);
+        this.device.queue.submit([encoder.finish()]);
+      }
+      return reused;
     }
-    const scope = this.device.popErrorScope();
-    const oom = await scope;
-    if (thrown || oom) {
+    const { zero: _zero, ...desc } = req;
+    return this.createBuffer({ ...desc, size });
+  }
+
+  /** Return a buffer from `acquire` to the pool (or destroy it when the pool is full or off). */
+  recycle(buffer: GPUBuffer): void {
+    if (!this.#live.has(buffer) || this.#idleOrder.has(buffer)) return;
+    if (this.#destroyed || buffer.size > this.#maxIdleBytes || buffer.mapState !== 'unmapped') {
+      this.destroyBuffer(buffer);
+      return;
+    }
+    const key = poolKey(buffer.usage, buffer.size);
+    let list = this.#idle.get(key);
+    if (!list) this.#idle.set(key, (list = []));
+    list.push(buffer);
+    this.#idleOrder.add(buffer);
+    this.#idleBytes += buffer.size;
+    this.#trimTo(this.#maxIdleBytes);
+  }
+
+  /**
+   * Acquire several buffers and check, through an out-of-memory error scope, that the new ones
+   * exist. On failure every one of them is given back and GpuOutOfMemoryError names `label`; when
+   * the pool held idle buffers, they are freed and the request tried once more first.
+   */
+  async allocate(label: string, reqs: readonly BufferRequest[]): Promise<GPUBuffer[]> {
+    for (let attempt = 0; ; attempt++) {
+      this.assertUsable(label);
+      const buffers: GPUBuffer[] = [];
+      this.device.pushErrorScope('out-of-memory');
+      let thrown: unknown = null;
+      try {
+        for (const r of reqs) buffers.push(this.acquire(r));
+      } catch (err) {
+        thrown = err;
+      }
+      const oom = await this.device.popErrorScope();
+      if (!thrown && !oom) return buffers;
       for (const b of buffers) this.destroyBuffer(b);
       if (this.#fatal) throw this.#fatal;
       if (thrown) throw thrown;
-      const bytes = descs.reduce((s, d) => s + d.size, 0);
+      if (attempt === 0 && this.#idleBytes > 0) {
+        this.trimPool();
+        continue;
+      }
+      const bytes = reqs.reduce((s, d) => s + d.size, 0);
       throw new GpuOutOfMemoryError(label, bytes, oom?.message ?? '');
     }
-    return buffers;
   }
 
-  /** Destroy a buffer made here. Destroying twice is a no-op. */
+  /** Destroy a buffer made here (pooled or not). Destroying twice is a no-op. */
   destroyBuffer(buffer: GPUBuffer): void {
     if (!this.#live.delete(buffer)) return;
+    if (this.#idleOrder.delete(buffer)) {
+      this.#idleBytes -= buffer.size;
+      const list = this.#idle.get(poolKey(buffer.usage, buffer.size));
+      const at = list?.indexOf(buffer) ?? -1;
+      if (list && at >= 0) list.splice(at, 1);
+    }
     this.#liveBytes -= buffer.size;
     buffer.destroy();
   }
 
-  /** The pipeline for a kernel and constants, built once (concurrent callers share the promise). */
-  pipeline(kernel: Kernel, constants?: Readonly<Record<string, number>>): Promise<GPUComputePipeline> {
+  #trimTo(limit: number): void {
+    for (const b of this.#idleOrder) {
+      if (this.#idleBytes <= limit) break;
+      this.destroyBuffer(b);
+    }
+  }
+
+  /** The pipeline for a kernel and extra constants, built once (concurrent callers share the promise). */
+  pipeline(kernel: Kernel, extra?: Readonly<Record<string, number>>): Promise<GPUComputePipeline> {
     this.assertUsable(kernel.label);
     let id = this.#kernelIds.get(kernel);
     if (id === undefined) {
       id = this.#kernelIds.size;
       this.#kernelIds.set(kernel, id);
     }
-    const constantKey = constants
-      ? Object.keys(constants)
-          .sort()
-          .map((k) => `${k}=${constants[k]}`)
-          .join(',')
-      : '';
+    const constants = { ...kernel.constants, ...extra };
+    const constantKey = Object.keys(constants)
+      .sort()
+      .map((k) => `${k}=${constants[k]}`)
+      .join(',');
     const key = `${id}|${constantKey}`;
     let p = this.#pipelines.get(key);
     if (!p) {
@@ -256,6 +339,9 @@ export class GpuContext {
     this.#destroyed = true;
     for (const b of this.#live) b.destroy();
     this.#live.clear();
+    this.#idle.clear();
+    this.#idleOrder.clear();
+    this.#idleBytes = 0;
     this.#pipelines.clear();
     this.#layouts.clear();
     this.#modules.clear();
@@ -289,7 +375,7 @@ export class GpuContext {
     return l;
   }
 
-  async #buildPipeline(kernel: Kernel, constants?: Readonly<Record<string, number>>): Promise<GPUComputePipeline> {
+  async #buildPipeline(kernel: Kernel, constants: Readonly<Record<string, number>>): Promise<GPUComputePipeline> {
     let module = this.#modules.get(kernel.shader);
     if (!module) {
       module = createShaderModuleChecked(this.device, kernel.shader);
@@ -301,7 +387,7 @@ export class GpuContext {
       return await this.device.createComputePipelineAsync({
         label: kernel.label,
         layout,
-        compute: { module: await module, entryPoint: kernel.entryPoint, constants: constants ? { ...constants } : undefined },
+        compute: { module: await module, entryPoint: kernel.entryPoint, constants: { ...constants } },
       });
     } catch (err) {
       if (err instanceof GpuShaderError) throw err;
@@ -311,14 +397,14 @@ export class GpuContext {
 }
 
 type Step =
-  | { kind: 'dispatch'; kernel: Kernel; opts: DispatchOptions; pipeline: Promise<GPUComputePipeline> }
+  | { kind: 'dispatch'; kernel: Kernel; opts: DispatchOptions; params: Uint8Array; pipeline: Promise<GPUComputePipeline> }
   | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number }
   | { kind: 'readback'; src: GPUBuffer; offset: number; size: number; slot: number };
 
 /**
  * Records dispatches, buffer copies and read-backs in order, then submits them as one command
- * buffer. Uniform parameters of all dispatches go into one buffer (a 256-byte slot each) and the
- * read-back staging buffers are made and destroyed inside `submit()`.
+ * buffer. Uniform parameters of all dispatches go into one pooled buffer (a 256-byte slot each) and
+ * the read-back staging buffers come from the pool and go back to it inside `submit()`.
  */
 export class CommandBatch {
   readonly #ctx: GpuContext;
@@ -337,23 +423,24 @@ export class CommandBatch {
     return this.#label;
   }
 
-  dispatch(kernel: Kernel, opts: DispatchOptions): this {
+  dispatch<B extends string>(kernel: Kernel<B>, opts: DispatchOptions<B>): this {
     if (opts.workgroups <= 0) return this;
-    for (const { binding, kind } of kernel.bindings) {
-      if (kind === 'uniform' && binding === 0) {
-        if (!opts.params) throw new GpuContextError(`${this.#label}: ${kernel.label} needs params`);
-        if (opts.params.byteLength > PARAMS_SLOT) {
-          throw new GpuContextError(`${this.#label}: ${kernel.label} params exceed ${PARAMS_SLOT} bytes`);
-        }
-      } else if (!opts.buffers[binding]) {
-        throw new GpuContextError(`${this.#label}: ${kernel.label} binding ${binding} not given`);
+    for (const { name, kind } of kernel.bindings) {
+      if (kind !== 'uniform' && !(opts.buffers as Record<string, BufferBinding | undefined>)[name]) {
+        throw new GpuContextError(`${this.#label}: ${kernel.label} binding ${name} not given`);
       }
+    }
+    let params: Uint8Array;
+    try {
+      params = encodeParams(kernel, opts.params);
+    } catch (err) {
+      throw new GpuContextError(`${this.#label}: ${err instanceof Error ? err.message : String(err)}`);
     }
     const max = this.#ctx.limits.maxComputeWorkgroupsPerDimension;
     if (opts.workgroups > max * max) {
       throw new GpuContextError(`${this.#label}: ${opts.workgroups} workgroups exceed ${max}²`);
     }
-    this.#steps.push({ kind: 'dispatch', kernel, opts, pipeline: this.#ctx.pipeline(kernel, opts.constants) });
+    this.#steps.push({ kind: 'dispatch', kernel, opts: opts as DispatchOptions, params, pipeline: this.#ctx.pipeline(kernel, opts.constants) });
     return this;
   }
 
@@ -369,7 +456,7 @@ export class CommandBatch {
     return slot;
   }
 
-  /** Destroy `buffer` (made by the context) once the batch is submitted. */
+  /** Give `buffer` (from the context) back to the pool once the batch is submitted. */
   temp(buffer: GPUBuffer): GPUBuffer {
     this.#temps.push(buffer);
     return buffer;
@@ -396,8 +483,7 @@ export class CommandBatch {
       for (const step of this.#steps) {
         if (step.kind === 'dispatch') {
           pass ??= encoder.beginComputePass({ label: `${this.#label} pass` });
-          const pipeline = pipelines[d];
-          pass.setPipeline(pipeline);
+          pass.setPipeline(pipelines[d]);
           pass.setBindGroup(0, this.#bindGroup(step.kernel, step.opts, params, d));
           const [x, y] = grid(step.opts.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
           pass.dispatchWorkgroups(x, y);
@@ -411,7 +497,7 @@ export class CommandBatch {
         if (step.kind === 'copy') {
           encoder.copyBufferToBuffer(step.src, step.srcOffset, step.dst, step.dstOffset, step.size);
         } else {
-          const buffer = ctx.createBuffer({
+          const buffer = ctx.acquire({
             label: `${this.#label} read-back ${step.slot}`,
             size: Math.max(4, step.size),
             usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -425,41 +511,44 @@ export class CommandBatch {
       device.queue.submit([encoder.finish({ label: `${this.#label} commands` })]);
       if (readbacks.length === 0) return [];
       await Promise.all(readbacks.map((r) => r.buffer.mapAsync(GPUMapMode.READ)));
-      return readbacks.map((r) => r.buffer.getMappedRange(0, r.size).slice(0));
+      return readbacks.map((r) => {
+        const bytes = r.buffer.getMappedRange(0, r.size).slice(0);
+        r.buffer.unmap();
+        return bytes;
+      });
     } catch (err) {
       throw ctx.explain(err);
     } finally {
-      for (const b of staging) ctx.destroyBuffer(b);
-      if (params) ctx.destroyBuffer(params);
-      for (const b of this.#temps) ctx.destroyBuffer(b);
+      for (const b of staging) ctx.recycle(b);
+      if (params) ctx.recycle(params);
+      for (const b of this.#temps) ctx.recycle(b);
     }
   }
 
   #writeParams(dispatches: Step[]): GPUBuffer | null {
-    const count = dispatches.length;
-    if (count === 0) return null;
-    const buffer = this.#ctx.createBuffer({
-      label: `${this.#label} params`,
-      size: count * PARAMS_SLOT,
-      usage: GPUBufferUsage.UNIFORM,
-      mappedAtCreation: true,
-    });
-    const bytes = new Uint8Array(buffer.getMappedRange());
+    const withParams = dispatches.some((s) => s.kind === 'dispatch' && s.params.byteLength > 0);
+    if (!withParams) return null;
+    const bytes = new Uint8Array(dispatches.length * PARAMS_SLOT);
     dispatches.forEach((s, i) => {
-      const p = s.kind === 'dispatch' ? s.opts.params : undefined;
-      if (p) bytes.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), i * PARAMS_SLOT);
+      if (s.kind === 'dispatch') bytes.set(s.params, i * PARAMS_SLOT);
     });
-    buffer.unmap();
+    const buffer = this.#ctx.acquire({
+      label: `${this.#label} params`,
+      size: bytes.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.#ctx.device.queue.writeBuffer(buffer, 0, bytes);
     return buffer;
   }
 
   #bindGroup(kernel: Kernel, opts: DispatchOptions, params: GPUBuffer | null, index: number): GPUBindGroup {
-    const entries: GPUBindGroupEntry[] = kernel.bindings.map(({ binding, kind }) => {
-      if (kind === 'uniform' && binding === 0) {
+    const buffers = opts.buffers as Record<string, BufferBinding>;
+    const entries: GPUBindGroupEntry[] = kernel.bindings.map(({ name, binding, kind }) => {
+      if (kind === 'uniform' && binding === kernel.paramsBinding) {
         return { binding, resource: { buffer: params as GPUBuffer, offset: index * PARAMS_SLOT, size: PARAMS_SLOT } };
       }
-      const b = opts.buffers[binding];
-      return { binding, resource: 'buffer' in b ? { buffer: b.buffer, offset: b.offset, size: b.size } : { buffer: b } };
+      const b = buffers[name];
+      return { binding, resource: 'buffer' in b ? { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } : { buffer: b } };
     });
     return this.#ctx.device.createBindGroup({
       label: `${kernel.label} bind group`,
@@ -474,4 +563,12 @@ export function grid(count: number, maxPerDimension: number): [number, number] {
   if (count <= maxPerDimension) return [count, 1];
   const y = Math.ceil(count / maxPerDimension);
   return [Math.ceil(count / y), y];
+}
+
+function poolSize(size: number): number {
+  return Math.max(POOL_GRANULE, Math.ceil(size / POOL_GRANULE) * POOL_GRANULE);
+}
+
+function poolKey(usage: number, size: number): string {
+  return `${usage}:${size}`;
 }

@@ -671,7 +671,7 @@ describe('errors and ownership', () => {
   });
 
   it('frees every buffer it made: release, failed ops and destroy leave none', async () => {
-    const before = ctx.liveBuffers;
+    const before = ctx.inUseBuffers;
     const gpu = createGpuBackend(ctx, { maxChunkElements: 777 });
     const n = 4099;
     const x = await gpu.fromArray(randomValues(n, 1), [n]);
@@ -691,16 +691,16 @@ describe('errors and ownership', () => {
     await gpu.gramRows([x, y]);
     await gpu.sumAbs(x);
     await gpu.encode(x, 'F16');
-    // 6 chunks per tensor; temporaries (params, staging, scratch) are already gone.
+    // 6 chunks per tensor; temporaries (params, staging, scratch) are back in the pool.
     expect(gpu.liveTensors).toBe(10);
-    expect(ctx.liveBuffers - before).toBe(10 * 6);
+    expect(ctx.inUseBuffers - before).toBe(10 * 6);
     for (const t of outs) gpu.release(t);
-    expect(ctx.liveBuffers - before).toBe(2 * 6);
+    expect(ctx.inUseBuffers - before).toBe(2 * 6);
     await expect(gpu.lincomb([{ x, coef: new Float32Array(2) }])).rejects.toThrow();
-    expect(ctx.liveBuffers - before).toBe(2 * 6);
+    expect(ctx.inUseBuffers - before).toBe(2 * 6);
     gpu.destroy();
     gpu.destroy(); // safe twice
-    expect(ctx.liveBuffers).toBe(before);
+    expect(ctx.inUseBuffers).toBe(before);
     expect(gpu.liveTensors).toBe(0);
     await expect(gpu.read(x)).rejects.toThrow(/destroyed/);
   });

@@ -13,7 +13,8 @@
 // workgroup per BLOCK, ceil(n / 4096) workgroups (both on a 2-D grid above
 // maxComputeWorkgroupsPerDimension; threads past n return, blocks past n write nothing).
 
-const BLOCK: u32 = 4096u;
+// Elements per workgroup (the host passes ANALYSIS_BLOCK).
+override BLOCK: u32 = 4096u;
 
 struct Params {
   n: u32,           // elements in this chunk
@@ -29,16 +30,16 @@ struct Params {
 @group(0) @binding(4) var<storage, read> divisor_in: array<f32>;
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 
-var<workgroup> sums: array<f32, 256>;
+var<workgroup> sums: array<f32, WORKGROUP_SIZE>;
 
 fn agrees(v: f32, majority_positive: bool) -> bool {
   return (majority_positive && v > 0.0) || (!majority_positive && v < 0.0);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn elect_divisor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }
@@ -50,14 +51,14 @@ fn elect_divisor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   divisor[i] = d;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn elect_norms(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let w = wid.y * nwg.x + wid.x;
+  let w = workgroup_index(wid, nwg);
   let start = w * BLOCK;
   let end = min(start + BLOCK, params.n);
   var acc = 0.0;
-  for (var e = start + lid; e < end; e = e + 256u) {
+  for (var e = start + lid; e < end; e = e + WORKGROUP_SIZE) {
     let v = wd[e];
     if (agrees(v, total[e] >= 0.0)) {
       var c = v;
@@ -73,7 +74,7 @@ fn elect_norms(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   }
   sums[lid] = acc;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
+  for (var s = WORKGROUP_SIZE / 2u; s > 0u; s = s >> 1u) {
     if (lid < s) {
       sums[lid] = sums[lid] + sums[lid + s];
     }

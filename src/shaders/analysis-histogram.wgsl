@@ -16,7 +16,8 @@
 // Dispatch: one workgroup per BLOCK elements of the chunk, ceil(n / 4096) workgroups (2-D grid
 // above maxComputeWorkgroupsPerDimension; blocks past n do nothing).
 
-const BLOCK: u32 = 4096u;
+// Elements per workgroup (the host passes ANALYSIS_BLOCK).
+override BLOCK: u32 = 4096u;
 // 4 + 32 octaves · 4 bins, the most bins.ts asks for.
 const MAX_BINS: u32 = 132u;
 
@@ -61,11 +62,11 @@ fn bin_of(a: u32) -> u32 {
   return 2u + u32(k) * params.per_octave + s;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn log_histogram(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
   let bins = 4u + params.octaves * params.per_octave;
-  for (var k = lid; k < bins; k = k + 256u) {
+  for (var k = lid; k < bins; k = k + WORKGROUP_SIZE) {
     atomicStore(&local_counts[k], 0u);
   }
   if (lid == 0u) {
@@ -74,12 +75,12 @@ fn log_histogram(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   }
   workgroupBarrier();
 
-  let start = (wid.y * nwg.x + wid.x) * BLOCK;
+  let start = workgroup_index(wid, nwg) * BLOCK;
   let end = min(start + BLOCK, params.n);
   var lo = 0xffffffffu;
   var hi = 0u;
   var seen = false;
-  for (var e = start + lid; e < end; e = e + 256u) {
+  for (var e = start + lid; e < end; e = e + WORKGROUP_SIZE) {
     let a = x[e] & 0x7fffffffu;
     atomicAdd(&local_counts[bin_of(a)], 1u);
     if (a < 0x7f800000u) {
@@ -96,7 +97,7 @@ fn log_histogram(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   }
   workgroupBarrier();
 
-  for (var k = lid; k < bins; k = k + 256u) {
+  for (var k = lid; k < bins; k = k + WORKGROUP_SIZE) {
     let v = atomicLoad(&local_counts[k]);
     if (v != 0u) {
       atomicAdd(&out[k], v);

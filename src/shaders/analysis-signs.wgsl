@@ -26,7 +26,8 @@
 // per BLOCK entries, ceil(n / 4096) workgroups (both on a 2-D grid above
 // maxComputeWorkgroupsPerDimension; threads and blocks past n do nothing).
 
-const BLOCK: u32 = 4096u;
+// Elements per workgroup (the host passes ANALYSIS_BLOCK).
+override BLOCK: u32 = 4096u;
 const MAX_COUNTERS: u32 = 290u;
 
 struct Params {
@@ -44,14 +45,10 @@ struct Params {
 
 var<workgroup> local_counts: array<atomic<u32>, MAX_COUNTERS>;
 
-fn workgroup_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return wid.y * nwg.x + wid.x;
-}
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn sign_codes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = workgroup_index(wid, nwg) * 256u + lid;
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }
@@ -72,13 +69,13 @@ fn pair_index(i: u32, j: u32, n: u32) -> u32 {
   return i * n - (i * (i + 1u)) / 2u + (j - i - 1u);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn sign_counts(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
   let n_models = params.models;
   let pairs = n_models * (n_models - 1u) / 2u;
   let total = 3u * n_models + 2u + 2u * pairs;
-  for (var k = lid; k < total; k = k + 256u) {
+  for (var k = lid; k < total; k = k + WORKGROUP_SIZE) {
     atomicStore(&local_counts[k], 0u);
   }
   workgroupBarrier();
@@ -87,7 +84,7 @@ fn sign_counts(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   let end = min(start + BLOCK, params.n);
   let both_at = 3u * n_models + 2u;
   let conflict_at = both_at + pairs;
-  for (var e = start + lid; e < end; e = e + 256u) {
+  for (var e = start + lid; e < end; e = e + WORKGROUP_SIZE) {
     let code = codes_in[e];
     let pos = code & 0xffffu;
     let neg = code >> 16u;
@@ -128,7 +125,7 @@ fn sign_counts(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   }
   workgroupBarrier();
 
-  for (var k = lid; k < total; k = k + 256u) {
+  for (var k = lid; k < total; k = k + WORKGROUP_SIZE) {
     let v = atomicLoad(&local_counts[k]);
     if (v != 0u) {
       atomicAdd(&counters[k], v);

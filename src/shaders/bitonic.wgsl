@@ -36,24 +36,21 @@ struct Params {
   j: u32,           // sort_step: compare distance
 }
 
-const TILE: u32 = 512u;
+// Pairs per sort_local workgroup: two per thread (the host passes the same SORT_TILE).
+override TILE: u32 = 2u * WORKGROUP_SIZE;
 const PAD: vec2<u32> = vec2<u32>(0xffffffffu, 0xffffffffu);
 
-var<workgroup> tile: array<vec2<u32>, 512>;
+var<workgroup> tile: array<vec2<u32>, TILE>;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> pairs: array<vec2<u32>>;
 @group(0) @binding(3) var<storage, read_write> ranks: array<u32>;
 
-fn thread_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * 256u + lid;
-}
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn fill_pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-  let t = thread_index(wid, nwg, lid);
+  let t = global_index(wid, nwg, lid);
   let pad = params.padded - params.row_len;
   if (t >= params.batch_rows * pad) {
     return;
@@ -63,10 +60,10 @@ fn fill_pad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   pairs[row * params.padded + col] = PAD;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn load(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid);
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }
@@ -83,10 +80,10 @@ fn load(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   pairs[row * params.padded + col] = vec2<u32>(x[i] & 0x7fffffffu, col);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn sort_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-  let t = thread_index(wid, nwg, lid);
+  let t = global_index(wid, nwg, lid);
   let half = params.padded >> 1u;
   if (t >= params.batch_rows * half) {
     return;
@@ -116,13 +113,13 @@ fn compare_exchange(i: u32, l: u32, ascending: bool) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn sort_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let base = (wid.y * nwg.x + wid.x) * TILE;
+  let base = workgroup_index(wid, nwg) * TILE;
   let total = params.batch_rows * params.padded;
-  for (var e = 0u; e < 2u; e = e + 1u) {
-    let li = lid + e * 256u;
+  for (var e = 0u; e < TILE / WORKGROUP_SIZE; e = e + 1u) {
+    let li = lid + e * WORKGROUP_SIZE;
     if (base + li < total) {
       tile[li] = pairs[base + li];
     } else {
@@ -145,18 +142,18 @@ fn sort_local(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
       workgroupBarrier();
     }
   }
-  for (var e = 0u; e < 2u; e = e + 1u) {
-    let li = lid + e * 256u;
+  for (var e = 0u; e < TILE / WORKGROUP_SIZE; e = e + 1u) {
+    let li = lid + e * WORKGROUP_SIZE;
     if (base + li < total) {
       pairs[base + li] = tile[li];
     }
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn scatter_ranks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-  let t = thread_index(wid, nwg, lid);
+  let t = global_index(wid, nwg, lid);
   if (t >= params.batch_rows * params.row_len) {
     return;
   }

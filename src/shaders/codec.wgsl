@@ -16,18 +16,11 @@
 
 struct Params {
   n: u32,       // elements in this chunk
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<u32>;
-
-fn thread_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * 256u + lid;
-}
 
 fn half_at(i: u32) -> u32 {
   return (src[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu;
@@ -98,30 +91,30 @@ fn f32_bits_to_f16(x: u32) -> u32 {
   return sign | (u32(e) << 10u) | m;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn decode_bf16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid);
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }
   dst[i] = half_at(i) << 16u;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn decode_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid);
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }
   dst[i] = f16_to_f32_bits(half_at(i));
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn encode_bf16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let w = thread_index(wid, nwg, lid);
+  let w = global_index(wid, nwg, lid);
   let i = 2u * w;
   if (i >= params.n) {
     return;
@@ -133,10 +126,10 @@ fn encode_bf16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   dst[w] = f32_bits_to_bf16(src[i]) | (hi << 16u);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn encode_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let w = thread_index(wid, nwg, lid);
+  let w = global_index(wid, nwg, lid);
   let i = 2u * w;
   if (i >= params.n) {
     return;
@@ -150,20 +143,20 @@ fn encode_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 
 // quantize_*: round f32 values to BF16/F16 and widen them back to f32 (one thread per element, src
 // and dst both one f32 bit pattern per u32). Emulates math that mergekit does natively in 16 bits.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn quantize_bf16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid);
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }
   dst[i] = f32_bits_to_bf16(src[i]) << 16u;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn quantize_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid);
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }

@@ -31,10 +31,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read> x3: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
-fn thread_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * 256u + lid;
-}
-
 fn term(t: u32, i: u32, row: u32) -> f32 {
   let c = coefs[t * params.coef_stride + row];
   switch t {
@@ -45,10 +41,10 @@ fn term(t: u32, i: u32, row: u32) -> f32 {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn lincomb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid);
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }
@@ -73,10 +69,10 @@ fn lincomb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   out[i] = acc;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn nearswap(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid);
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }
@@ -87,10 +83,10 @@ fn nearswap(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   out[i] = w * x + (1.0 - w) * b;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn abs_at_least(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid);
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }

@@ -21,7 +21,6 @@ struct Params {
   first_block: u32,     // global block id of the block holding the chunk's first element
   blocks_per_row: u32,  // ceil(row_len / block_len)
   count: u32,           // workgroups (blocks) in this dispatch
-  _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -29,7 +28,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
 
-var<workgroup> sums: array<f32, 256>;
+var<workgroup> sums: array<f32, WORKGROUP_SIZE>;
 
 // The chunk-local range [x, y) of this workgroup's block (empty past count).
 fn block_range(w: u32) -> vec2<u32> {
@@ -50,7 +49,7 @@ fn block_range(w: u32) -> vec2<u32> {
 fn finish(w: u32, lid: u32, acc: f32) {
   sums[lid] = acc;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
+  for (var s = WORKGROUP_SIZE / 2u; s > 0u; s = s >> 1u) {
     if (lid < s) {
       sums[lid] = sums[lid] + sums[lid + s];
     }
@@ -61,25 +60,25 @@ fn finish(w: u32, lid: u32, acc: f32) {
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn dot_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-  let w = wid.y * nwg.x + wid.x;
+  let w = workgroup_index(wid, nwg);
   let r = block_range(w);
   var acc = 0.0;
-  for (var i = r.x + lid; i < r.y; i = i + 256u) {
+  for (var i = r.x + lid; i < r.y; i = i + WORKGROUP_SIZE) {
     acc = acc + a[i] * b[i];
   }
   finish(w, lid, acc);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn abs_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-  let w = wid.y * nwg.x + wid.x;
+  let w = workgroup_index(wid, nwg);
   let r = block_range(w);
   var acc = 0.0;
-  for (var i = r.x + lid; i < r.y; i = i + 256u) {
+  for (var i = r.x + lid; i < r.y; i = i + WORKGROUP_SIZE) {
     acc = acc + abs(a[i]);
   }
   finish(w, lid, acc);

@@ -118,11 +118,11 @@ describe.each(NAMES)('golden models, recipe %s', (name) => {
 
   it.each(CHUNKINGS[name])('GPU (chunks of %s elements) equals the reference', async (chunk) => {
     const gpu = gpus.get(chunk)!;
-    const buffers = ctx.liveBuffers;
+    const buffers = ctx.inUseBuffers;
     const result = await analyzeMerge({ ...job, ops: new GpuAnalysisOps(gpu), options: { seed: 42 } });
     compare(result, cpuResult);
     expect(gpu.liveTensors).toBe(0);
-    expect(ctx.liveBuffers).toBe(buffers);
+    expect(ctx.inUseBuffers).toBe(buffers);
   });
 
   it('whole-model statistics equal sums written independently', async () => {

@@ -3,9 +3,9 @@
  * records every chunk's dispatches into one command batch and reads back only the small result
  * (counters, bins, partial sums); scratch buffers are one chunk long and reused across chunks.
  */
-import { WORKGROUP_SIZE } from '../context.ts';
-import { GpuTensor, type ChunkLayout, type GpuBackend } from '../gpu-backend.ts';
-import { ParamWriter } from '../kernels.ts';
+import { GpuTensor, type GpuBackend } from '../gpu-backend.ts';
+import { chunkLength, type BufferRange } from '../gpu-tensor.ts';
+import { groupsFor } from '../kernel.ts';
 import type { Tensor } from '../backend.ts';
 import { BIN_COUNT, BINS_PER_OCTAVE, MIN_EXPONENT, OCTAVES, subBinMantissas } from './bins.ts';
 import { ANALYSIS_BLOCK, ANALYSIS_KERNELS, signCounterCount } from './kernels.ts';
@@ -23,10 +23,6 @@ import {
 /** Usage of a buffer the kernels write and the host reads back. */
 function readableStorage(): number {
   return GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-}
-
-function chunkLength(layout: ChunkLayout, c: number): number {
-  return Math.min(layout.chunkLen, layout.numel - c * layout.chunkLen);
 }
 
 const f32Bits = (() => {
@@ -59,21 +55,23 @@ export class GpuAnalysisOps implements AnalysisOps {
       { label: 'analysis sign codes', size: chunkLength(layout, 0) * 4, usage: GPUBufferUsage.STORAGE },
       { label: 'analysis sign counters', size: counterCount * 4, usage: readableStorage() },
     ]);
+    const codesRange = { buffer: codes, size: chunkLength(layout, 0) * 4 };
     try {
+      ctx.device.queue.writeBuffer(counters, 0, new Uint32Array(counterCount));
       const batch = ctx.batch('analysis signCounts');
       for (let c = 0; c < layout.count; c++) {
         const len = chunkLength(layout, c);
         ts.forEach((t, i) => {
           batch.dispatch(ANALYSIS_KERNELS.signCodes, {
-            params: new ParamWriter().u32(len).u32(i).u32(flips?.[i] ? 1 : 0).u32(n).bytes(),
-            buffers: { 1: this.#chunk(t, c), 2: codes },
-            workgroups: Math.ceil(len / WORKGROUP_SIZE),
+            params: { n: len, model: i, flip: flips?.[i] ? 1 : 0, models: n },
+            buffers: { x: this.#chunk(t, c), codes: codesRange },
+            workgroups: groupsFor(len),
           });
         });
         batch.dispatch(ANALYSIS_KERNELS.signCounts, {
-          params: new ParamWriter().u32(len).u32(0).u32(0).u32(n).bytes(),
-          buffers: { 3: codes, 4: counters },
-          workgroups: Math.ceil(len / ANALYSIS_BLOCK),
+          params: { n: len, models: n },
+          buffers: { codes_in: codesRange, counters: { buffer: counters, size: counterCount * 4 } },
+          workgroups: groupsFor(len, ANALYSIS_BLOCK),
         });
       }
       const slot = batch.readback(counters, 0, counterCount * 4);
@@ -102,8 +100,8 @@ export class GpuAnalysisOps implements AnalysisOps {
       }
       return out;
     } finally {
-      ctx.destroyBuffer(codes);
-      ctx.destroyBuffer(counters);
+      ctx.recycle(codes);
+      ctx.recycle(counters);
     }
   }
 
@@ -127,12 +125,10 @@ export class GpuAnalysisOps implements AnalysisOps {
       ts.forEach((t, k) => {
         for (let c = 0; c < t.layout.count; c++) {
           const len = chunkLength(t.layout, c);
-          const params = new ParamWriter().u32(len).u32(MIN_EXPONENT >>> 0).u32(OCTAVES).u32(BINS_PER_OCTAVE);
-          for (let j = 0; j < 4; j++) params.u32(sub[j] ?? 0xffffffff);
           batch.dispatch(ANALYSIS_KERNELS.logHistogram, {
-            params: params.bytes(),
-            buffers: { 1: this.#chunk(t, c), 2: { buffer: bins, offset: k * stride * 4, size: slots * 4 } },
-            workgroups: Math.ceil(len / ANALYSIS_BLOCK),
+            params: { n: len, min_exponent: MIN_EXPONENT, octaves: OCTAVES, per_octave: BINS_PER_OCTAVE, sub: [0, 1, 2, 3].map((j) => sub[j] ?? 0xffffffff) },
+            buffers: { x: this.#chunk(t, c), out: { buffer: bins, offset: k * stride * 4, size: slots * 4 } },
+            workgroups: groupsFor(len, ANALYSIS_BLOCK),
           });
         }
       });
@@ -149,7 +145,7 @@ export class GpuAnalysisOps implements AnalysisOps {
         };
       });
     } finally {
-      ctx.destroyBuffer(bins);
+      ctx.recycle(bins);
     }
   }
 
@@ -172,6 +168,7 @@ export class GpuAnalysisOps implements AnalysisOps {
         { label: 'analysis elect divisor', size: chunkLength(layout, 0) * 4, usage: GPUBufferUsage.STORAGE },
         { label: 'analysis elect partial sums', size: ts.length * layout.count * stride * 4, usage: readableStorage() },
       ]);
+      const divisorRange = { buffer: divisor, size: chunkLength(layout, 0) * 4 };
       const batch = ctx.batch('analysis electedContributionNormsSq');
       for (let c = 0; c < layout.count; c++) {
         const len = chunkLength(layout, c);
@@ -179,9 +176,9 @@ export class GpuAnalysisOps implements AnalysisOps {
         if (normalize) {
           ts.forEach((t, k) => {
             batch.dispatch(ANALYSIS_KERNELS.electDivisor, {
-              params: new ParamWriter().u32(len).u32(1).f32(weights[k]).u32(k === 0 ? 1 : 0).bytes(),
-              buffers: { 1: totalChunk, 2: this.#chunk(t, c), 3: divisor! },
-              workgroups: Math.ceil(len / WORKGROUP_SIZE),
+              params: { n: len, normalize: 1, weight: weights[k], first: k === 0 ? 1 : 0 },
+              buffers: { total: totalChunk, wd: this.#chunk(t, c), divisor: divisorRange! },
+              workgroups: groupsFor(len),
             });
           });
         }
@@ -189,13 +186,13 @@ export class GpuAnalysisOps implements AnalysisOps {
         ts.forEach((t, k) => {
           const slot = (k * layout.count + c) * stride;
           batch.dispatch(ANALYSIS_KERNELS.electNorms, {
-            params: new ParamWriter().u32(len).u32(normalize ? 1 : 0).f32(0).u32(0).bytes(),
+            params: { n: len, normalize: normalize ? 1 : 0 },
             buffers: {
-              1: totalChunk,
-              2: this.#chunk(t, c),
+              total: totalChunk,
+              wd: this.#chunk(t, c),
               // Unread without normalize; any read-only buffer of the chunk fits the binding.
-              4: normalize ? divisor! : totalChunk,
-              5: { buffer: partials!, offset: slot * 4, size: blocks * 4 },
+              divisor_in: normalize ? divisorRange! : totalChunk,
+              partials: { buffer: partials!, offset: slot * 4, size: blocks * 4 },
             },
             workgroups: blocks,
           });
@@ -212,8 +209,8 @@ export class GpuAnalysisOps implements AnalysisOps {
       }
       return sums;
     } finally {
-      if (divisor) ctx.destroyBuffer(divisor);
-      if (partials) ctx.destroyBuffer(partials);
+      if (divisor) ctx.recycle(divisor);
+      if (partials) ctx.recycle(partials);
       this.backend.release(total);
     }
   }
@@ -238,7 +235,7 @@ export class GpuAnalysisOps implements AnalysisOps {
     return ts;
   }
 
-  #chunk(t: GpuTensor, c: number): GPUBuffer {
+  #chunk(t: GpuTensor, c: number): BufferRange {
     const chunks = t.chunks;
     if (!chunks) throw new AnalysisOpsError('chunk', `tensor of shape [${t.shape.join(', ')}] was released`);
     return chunks[c];

@@ -204,15 +204,15 @@ describe('GPU analysis ops against the reference', () => {
   it('frees every buffer it makes', async () => {
     const gpu = gpus.get(777)!;
     const ops = new GpuAnalysisOps(gpu);
-    const before = ctx.liveBuffers;
+    const before = ctx.inUseBuffers;
     const t = await gpu.fromArray(awkwardValues(5000, 1), [5000]);
-    const live = ctx.liveBuffers;
+    const live = ctx.inUseBuffers;
     await ops.signCounts([t, t]);
     await ops.magnitudeHistograms([t, t]);
     await ops.electedContributionNormsSq([t, t], [1, 1], true);
-    expect(ctx.liveBuffers).toBe(live);
+    expect(ctx.inUseBuffers).toBe(live);
     gpu.release(t);
-    expect(ctx.liveBuffers).toBe(before);
+    expect(ctx.inUseBuffers).toBe(before);
   });
 
   it('reference ops read any backend and agree with the GPU ops on the same tensors', async () => {

@@ -16,7 +16,6 @@ struct Params {
   n: u32,          // elements in this chunk
   count: u32,      // tensors in this dispatch, 1..4
   normalize: u32,
-  _pad: u32,
   w: vec4<f32>,    // their weights
 }
 
@@ -28,10 +27,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read> x3: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 @group(0) @binding(7) var<storage, read_write> divisor: array<f32>;
-
-fn thread_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.y * nwg.x + wid.x) * 256u + lid;
-}
 
 fn wd(k: u32, i: u32) -> f32 {
   switch k {
@@ -46,10 +41,10 @@ fn agrees(v: f32, majority_positive: bool) -> bool {
   return (majority_positive && v > 0.0) || (!majority_positive && v < 0.0);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn elect_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid);
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }
@@ -76,10 +71,10 @@ fn elect_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   out[i] = mixed;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn elect_accumulate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid);
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }
@@ -97,10 +92,10 @@ fn elect_accumulate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   divisor[i] = div;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn elect_finish(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-  let i = thread_index(wid, nwg, lid);
+  let i = global_index(wid, nwg, lid);
   if (i >= params.n) {
     return;
   }

@@ -1,0 +1,72 @@
+/**
+ * Reference elementwise ops (see elementwise.ts): plain loops with every intermediate rounded to
+ * f32 in the GPU's order.
+ */
+import { rowCount, type Tensor, type Term } from '../backend.ts';
+import type { ElementwiseOps } from './elementwise.ts';
+import type { CpuOpRuntime } from './runtime.ts';
+
+const fr = Math.fround;
+
+export function elementwiseCpu(rt: CpuOpRuntime): ElementwiseOps {
+  function pair(op: string, a: Tensor, b: Tensor, names: [string, string]): [Float32Array, Float32Array] {
+    const av = rt.data(a, op);
+    const bv = rt.data(b, op);
+    if (av.length !== bv.length) throw rt.error(op, `${names[0]} has ${av.length} elements, ${names[1]} has ${bv.length}`);
+    return [av, bv];
+  }
+
+  return {
+    async lincomb(terms: readonly Term[], bias = 0): Promise<Tensor> {
+      if (terms.length === 0) throw rt.error('lincomb', 'no terms');
+      const first = terms[0].x;
+      const rows = rowCount(first.shape);
+      const xs = terms.map((term, i) => {
+        const d = rt.data(term.x, 'lincomb');
+        if (d.length !== first.numel) throw rt.error('lincomb', `term ${i} has ${d.length} elements, term 0 has ${first.numel}`);
+        if (typeof term.coef !== 'number' && term.coef.length !== rows) {
+          throw rt.error('lincomb', `term ${i} has ${term.coef.length} row coefficients for ${rows} rows`);
+        }
+        return d;
+      });
+      const n = first.numel;
+      const rowLen = rows > 0 ? n / rows : 0;
+      const out = new Float32Array(n);
+      const b = fr(bias);
+      for (let i = 0; i < n; i++) {
+        const row = rowLen > 0 ? Math.floor(i / rowLen) : 0;
+        let acc = 0;
+        for (let k = 0; k < terms.length; k++) {
+          const c = terms[k].coef;
+          const coef = typeof c === 'number' ? fr(c) : c[row];
+          const prod = fr(coef * xs[k][i]);
+          acc = k === 0 ? prod : fr(acc + prod);
+        }
+        if (b !== 0) acc = fr(acc + b);
+        out[i] = acc;
+      }
+      return rt.make(out, first.shape);
+    },
+
+    async nearswap(base: Tensor, x: Tensor, t: number): Promise<Tensor> {
+      const [b, v] = pair('nearswap', base, x, ['base', 'model']);
+      const tf = fr(t);
+      const floor = fr(1e-6);
+      const out = new Float32Array(b.length);
+      for (let i = 0; i < b.length; i++) {
+        const dist = Math.max(Math.abs(fr(b[i] - v[i])), floor);
+        const w = Math.min(Math.max(fr(tf / dist), 0), 1);
+        out[i] = fr(fr(w * v[i]) + fr(fr(1 - w) * b[i]));
+      }
+      return rt.make(out, base.shape);
+    },
+
+    async absAtLeast(a: Tensor, b: Tensor, lambda: number): Promise<Tensor> {
+      const [av, bv] = pair('absAtLeast', a, b, ['a', 'b']);
+      const l = fr(lambda);
+      const out = new Float32Array(av.length);
+      for (let i = 0; i < av.length; i++) out[i] = Math.abs(av[i]) >= fr(l * Math.abs(bv[i])) ? 1 : 0;
+      return rt.make(out, a.shape);
+    },
+  };
+}

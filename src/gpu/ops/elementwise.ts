@@ -1,0 +1,135 @@
+/**
+ * Elementwise ops (src/shaders/elementwise.wgsl): linear combinations with scalar or per-row
+ * coefficients, nearswap's interpolation and the TALL-mask comparison. The reference is
+ * elementwise.cpu.ts; the GPU sums terms in the same order with the same f32 rounding, so results
+ * are equal bit for bit.
+ */
+import elementwiseWgsl from '../../shaders/elementwise.wgsl?raw';
+import type { Tensor, Term } from '../backend.ts';
+import type { CommandBatch } from '../context.ts';
+import { chunkLength, chunkStart, type BufferRange, type GpuTensor } from '../gpu-tensor.ts';
+import { defineKernel, groupsFor, shaderModule } from '../kernel.ts';
+import type { GpuOpRuntime } from './runtime.ts';
+
+export interface ElementwiseOps {
+  /** Σ coef_i · x_i (all x_i of one shape), plus `bias` added to every element. */
+  lincomb(terms: readonly Term[], bias?: number): Promise<Tensor>;
+  /** nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1); result w·x + (1 - w)·b. */
+  nearswap(base: Tensor, x: Tensor, t: number): Promise<Tensor>;
+  /**
+   * 1 where |a| >= lambda·|b| (the product rounded to f32), else 0: the TALL-mask test
+   * |τ_t| >= λ·|τ_MTL − τ_t|, and with b = 1 a threshold on counts.
+   */
+  absAtLeast(a: Tensor, b: Tensor, lambda: number): Promise<Tensor>;
+}
+
+const ELEMENTWISE = shaderModule('elementwise.wgsl', { file: 'elementwise.wgsl', code: elementwiseWgsl });
+const KERNELS = {
+  lincomb: defineKernel(ELEMENTWISE, 'lincomb', { uses: ['coefs', 'x0', 'x1', 'x2', 'x3', 'out'] }),
+  nearswap: defineKernel(ELEMENTWISE, 'nearswap', { uses: ['x0', 'x1', 'out'] }),
+  absAtLeast: defineKernel(ELEMENTWISE, 'abs_at_least', { uses: ['x0', 'x1', 'out'] }),
+};
+
+/** Terms per lincomb dispatch: the kernel binds 4 inputs (browsers allow 8 storage buffers). */
+export const TERMS_PER_PASS = 4;
+
+/**
+ * Record Σ coefs[i]·xs[i] (+ bias) into `out` chunks: 4 terms per dispatch, later dispatches adding
+ * to what the earlier ones wrote, the bias added by the last. Coefficient buffers are batch temps.
+ * Shared with the sign election, which needs the plain sum of many tensors.
+ */
+export function recordLincomb(
+  rt: GpuOpRuntime,
+  batch: CommandBatch,
+  xs: readonly GpuTensor[],
+  coefs: readonly (number | Float32Array)[],
+  bias: number,
+  out: readonly BufferRange[],
+): void {
+  const layout = xs[0].layout;
+  const rows = layout.rows;
+  const chunks = xs.map((x) => rt.chunks(x, 'lincomb'));
+  for (let from = 0; from < xs.length; from += TERMS_PER_PASS) {
+    const count = Math.min(TERMS_PER_PASS, xs.length - from);
+    const perRow = coefs.slice(from, from + count).some((c) => typeof c !== 'number');
+    const stride = perRow ? rows : 1;
+    const values = new Float32Array(count * stride);
+    for (let k = 0; k < count; k++) {
+      const c = coefs[from + k];
+      if (typeof c === 'number') values.fill(c, k * stride, (k + 1) * stride);
+      else values.set(c, k * stride);
+    }
+    const coefBuffer = batch.temp(
+      rt.ctx.acquire({
+        label: `lincomb coefficients ${from}..${from + count - 1}`,
+        size: values.byteLength,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      }),
+    );
+    rt.ctx.device.queue.writeBuffer(coefBuffer, 0, values);
+    const last = from + count >= xs.length;
+    out.forEach((o, c) => {
+      const len = chunkLength(layout, c);
+      const x = (k: number) => chunks[from + Math.min(k, count - 1)][c];
+      batch.dispatch(KERNELS.lincomb, {
+        params: {
+          n: len,
+          offset: chunkStart(layout, c),
+          row_len: layout.rowLen,
+          coef_stride: stride,
+          count,
+          accumulate: from > 0 ? 1 : 0,
+          add_bias: last && bias !== 0 ? 1 : 0,
+          bias,
+        },
+        buffers: { coefs: { buffer: coefBuffer, size: values.byteLength }, x0: x(0), x1: x(1), x2: x(2), x3: x(3), out: o },
+        workgroups: groupsFor(len),
+      });
+    });
+  }
+}
+
+export function elementwiseGpu(rt: GpuOpRuntime): ElementwiseOps {
+  const { ctx } = rt;
+
+  /** One elementwise kernel over two equally laid-out tensors (x0, x1) with the scalar `t`. */
+  async function pairwise(op: string, kernel: typeof KERNELS.nearswap, first: Tensor, second: Tensor, t: number, names: [string, string]) {
+    const a = rt.tensor(first, op);
+    const b = rt.tensor(second, op);
+    if (a.numel !== b.numel) throw rt.error(op, `${names[0]} has ${a.numel} elements, ${names[1]} has ${b.numel}`);
+    rt.sameLayout(op, a, b, names[1]);
+    return rt.output(op, a.shape, async (out, layout) => {
+      const batch = ctx.batch(op);
+      const ac = rt.chunks(a, op);
+      const bc = rt.chunks(b, op);
+      out.forEach((o, c) => {
+        const len = chunkLength(layout, c);
+        batch.dispatch(kernel, { params: { n: len, t }, buffers: { x0: ac[c], x1: bc[c], out: o }, workgroups: groupsFor(len) });
+      });
+      await batch.submit();
+    });
+  }
+
+  return {
+    async lincomb(terms, bias = 0) {
+      if (terms.length === 0) throw rt.error('lincomb', 'no terms');
+      const first = rt.tensor(terms[0].x, 'lincomb');
+      const rows = first.layout.rows;
+      const xs = terms.map((term, i) => {
+        const x = rt.tensor(term.x, 'lincomb');
+        rt.sameLayout('lincomb', first, x, `term ${i}`);
+        if (typeof term.coef !== 'number' && term.coef.length !== rows) {
+          throw rt.error('lincomb', `term ${i} has ${term.coef.length} row coefficients for ${rows} rows`);
+        }
+        return x;
+      });
+      return rt.output('lincomb', first.shape, async (out) => {
+        const batch = ctx.batch('lincomb');
+        recordLincomb(rt, batch, xs, terms.map((t) => t.coef), Math.fround(bias), out);
+        await batch.submit();
+      });
+    },
+    nearswap: (base, x, t) => pairwise('nearswap', KERNELS.nearswap, base, x, t, ['base', 'model']),
+    absAtLeast: (a, b, lambda) => pairwise('absAtLeast', KERNELS.absAtLeast, a, b, lambda, ['a', 'b']),
+  };
+}
