@@ -16,6 +16,7 @@ import { checkCompatibility } from '../core/compat.ts';
 import type { Recipe } from '../core/recipe/types.ts';
 import type { ModelSource } from '../core/source.ts';
 import { analyzeCommand } from './analyze.ts';
+import { pushCommand } from './push.ts';
 
 const USAGE = `merge-studio: model merging on WebGPU (mergekit recipes)
 
@@ -24,6 +25,8 @@ usage:
                                 [--replay-masks FILE] [--chunk-elements N] [--overwrite] [--quiet]
   merge-studio analyze RECIPE.yml [--json FILE] [--backend gpu|cpu] [--seed N] [--chunk-elements N]
                                   [--quiet]   task-vector statistics of the recipe's models (FILE -: stdout)
+  merge-studio push DIR org/name [--private] [--license ID] [--analysis FILE] [--message TEXT] [--quiet]
+                                  publish an exported merge to the Hub with $HF_TOKEN (FILE: analyze --json)
   merge-studio inspect PATH       tensors of a .safetensors file or model folder
   merge-studio methods            the merge methods and their parameters
 
@@ -52,6 +55,9 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WritableStream;
       case 'analyze':
         await analyzeCommand(rest, { stdout, stderr, usageError: (message) => new UsageError(message) });
         return 0;
+      case 'push':
+        await pushCommand(rest, { stdout, stderr, usageError: (message) => new UsageError(message) });
+        return 0;
       case 'inspect':
         await inspectCommand(rest, stdout);
         return 0;
@@ -65,7 +71,7 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WritableStream;
         stdout.write(USAGE + '\n');
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${command}" (commands: merge, analyze, inspect, methods)`);
+        throw new UsageError(`unknown command "${command}" (commands: merge, analyze, push, inspect, methods)`);
     }
   } catch (err) {
     stderr.write(`merge-studio: error: ${describeError(err)}\n`);
