@@ -58,7 +58,9 @@ function webStorage(name: 'sessionStorage' | 'localStorage'): Storage | undefine
 const store = createStudioStore(deps);
 // `?hub=http://host:port` points the studio at a mirror or a local Hub (before the first render, so the field shows it).
 store.getState().applyHubParam(location.search);
-installTestApi({ store, setExportDirectory: (dir) => (exportDirectory = dir), downloads });
+// The test API (window.__mergeStudioTest: the whole store, token included) is in test builds only
+// (`vite build --mode e2e`, as playwright.config.ts builds); a production build drops it (tests/build.test.ts).
+if (import.meta.env.MODE === 'e2e') installTestApi({ store, setExportDirectory: (dir) => (exportDirectory = dir), downloads });
 
 /** Import the recipe in the link, if any; true when one was found (even if it had an error). */
 function importFromLink(): boolean {

@@ -1,8 +1,9 @@
 /**
  * A typed test API on `window.__mergeStudioTest`, for Playwright's page.evaluate: folder pickers
  * cannot be clicked in a headless browser, so tests hand the real export code an OPFS folder, then
- * read the exported files back from OPFS. Installed by main.tsx in every build (it grants nothing a
- * page script could not do itself).
+ * read the exported files back from OPFS. Installed by main.tsx in test builds only (`vite build
+ * --mode e2e`): it hands out the whole store, the Hub token included, so a production build must not
+ * have it (tests/build.test.ts checks the bundle).
  */
 import { recipeToYaml } from '../core/recipe/write.ts';
 import type { StudioStore } from './store/index.ts';
