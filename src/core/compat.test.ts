@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { nodeFileTree } from '../cli/node-files.ts';
-import { checkCompatibility, isEmbeddingTensor, type CompatModel } from './compat.ts';
+import { checkCompatibility, type CompatModel } from './compat.ts';
 import type { DType } from './dtype.ts';
 import { openModel } from './safetensors/model.ts';
 import type { TensorInfo } from './source.ts';
@@ -129,12 +129,6 @@ describe('checkCompatibility on constructed headers', () => {
   it('reports a model without tensors', () => {
     const r = checkCompatibility([model('base', llama()), model('empty', {})]);
     expect(r.problems.map((p) => [p.kind, p.message])).toEqual([['no-tensors', 'empty has no tensors']]);
-  });
-
-  it('knows the reference embedding names', () => {
-    expect(isEmbeddingTensor('model.embed_tokens.weight')).toBe(true);
-    expect(isEmbeddingTensor('lm_head.weight')).toBe(true);
-    expect(isEmbeddingTensor('model.layers.0.mlp.up_proj.weight')).toBe(false);
   });
 });
 

@@ -5,6 +5,7 @@
  * the report says how. Dtype differences are notes: every input is decoded to f32 for the math.
  */
 import type { TensorInfo } from './source.ts';
+import { isEmbeddingName } from './tensor-names.ts';
 
 export interface CompatModel {
   /** For messages: path or `org/name@revision`. */
@@ -42,11 +43,6 @@ export interface CompatOptions {
    * have (interpolations). @default 'base'
    */
   embeddingRows?: 'base' | 'common';
-}
-
-/** The reference's test for embedding matrices (rows = vocab): a name holding `embed_tokens` or `lm_head`. */
-export function isEmbeddingTensor(name: string): boolean {
-  return name.includes('embed_tokens') || name.includes('lm_head');
 }
 
 /** How many names a message lists before "and N more". */
@@ -89,7 +85,7 @@ export function checkCompatibility(models: readonly CompatModel[], opts: CompatO
 
   // Shapes, against the base; embeddings may differ in rows only.
   for (const [name, baseInfo] of base.tensors) {
-    const embedding = isEmbeddingTensor(name) && baseInfo.shape.length === 2;
+    const embedding = isEmbeddingName(name) && baseInfo.shape.length === 2;
     const rows: { id: string; rows: number }[] = [{ id: base.id, rows: baseInfo.shape[0] }];
     for (const m of models) {
       if (m === base) continue;

@@ -16,6 +16,7 @@ import type { Backend, Tensor } from './backend.ts';
 import { getMethod } from './methods/index.ts';
 import type { MethodDescriptor, MethodInput } from './methods/types.ts';
 import { modelCard } from '../core/model-card.ts';
+import { isEmbeddingName } from '../core/tensor-names.ts';
 
 export interface MergeProgress {
   tensorsDone: number;
@@ -111,7 +112,6 @@ function sourceFor(sources: ReadonlyMap<string, ModelSource>, ref: string): Mode
   return s;
 }
 
-const EMBEDDING_NAME = /(^|\.)(embed_tokens|lm_head|wte|embed_in|embed_out)(\.|$)/;
 
 /** Check shapes and names over all models and decide what each output tensor is. Headers only. */
 export function planMerge(recipe: Recipe, sources: ReadonlyMap<string, ModelSource>): MergePlan {
@@ -148,7 +148,7 @@ export function planMerge(recipe: Recipe, sources: ReadonlyMap<string, ModelSour
       }
       if (sameShape(other.shape, info.shape)) continue;
       const vocabCut =
-        EMBEDDING_NAME.test(info.name) &&
+        isEmbeddingName(info.name) &&
         other.shape.length === info.shape.length &&
         sameShape(other.shape.slice(1), info.shape.slice(1)) &&
         other.shape[0] > info.shape[0];
