@@ -4,7 +4,7 @@
  * algebra for methods whose result stays in the span of their inputs (coefficients from a Gram
  * matrix, applied with one lincomb).
  */
-import type { Backend, Tensor } from '../backend.ts';
+import { TensorScope, type Backend, type Tensor } from '../backend.ts';
 import { MethodError, type MergeContext, type MethodInput, type ResolvedParams } from './types.ts';
 
 /** How a model is named in messages: its recipe label when the engine gives one, else its position. */
@@ -92,21 +92,20 @@ export function expectAtLeast(ctx: MergeContext, method: string, count: number):
 
 /** δ = x − base for each tensor, as new tensors (the caller releases them). */
 export async function taskVectors(backend: Backend, base: Tensor, xs: readonly Tensor[]): Promise<Tensor[]> {
+  // Released if a later one fails; handed to the caller otherwise.
+  using scope = new TensorScope(backend);
   const out: Tensor[] = [];
-  try {
-    for (const x of xs) {
-      out.push(
+  for (const x of xs) {
+    out.push(
+      scope.add(
         await backend.lincomb([
           { x, coef: 1 },
           { x: base, coef: -1 },
         ]),
-      );
-    }
-    return out;
-  } catch (err) {
-    releaseAll(backend, out);
-    throw err;
+      ),
+    );
   }
+  return out.map((t) => scope.keep(t));
 }
 
 export function releaseAll(backend: Backend, tensors: readonly Tensor[]): void {

@@ -7,7 +7,8 @@
  * per-element reference.
  */
 import type { Tensor } from '../backend.ts';
-import { expectAtLeast, ParamReader, releaseAll, requireBase } from './common.ts';
+import { TensorScope } from '../backend.ts';
+import { expectAtLeast, ParamReader, requireBase } from './common.ts';
 import type { MergeContext, MethodDescriptor } from './types.ts';
 
 export const consensusTa: MethodDescriptor = {
@@ -60,9 +61,9 @@ export const consensusTa: MethodDescriptor = {
     const models = expectAtLeast(ctx, 'consensus_ta', 2);
     const k = reader.number(ctx.params, 'k');
     const lambda = reader.number(ctx.params, 'lambda');
-    const owned: Tensor[] = [];
-    const keep = <T extends Tensor>(t: T) => (owned.push(t), t);
-    try {
+    using scope = new TensorScope(backend);
+    const keep = <T extends Tensor>(t: T) => scope.add(t);
+    {
       const deltas: Tensor[] = [];
       for (const m of models) {
         deltas.push(keep(await backend.lincomb([{ x: m.tensor, coef: 1 }, { x: base, coef: -1 }])));
@@ -78,8 +79,6 @@ export const consensusTa: MethodDescriptor = {
       const consensus = keep(await backend.absAtLeast(counts, ones, k));
       const kept = keep(await backend.keepWhere(mtl, consensus));
       return await backend.lincomb([{ x: kept, coef: lambda }, { x: base, coef: 1 }]);
-    } finally {
-      releaseAll(backend, owned);
     }
   },
 };

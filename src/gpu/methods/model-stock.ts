@@ -4,8 +4,8 @@
  * t = N·c / (1 + (N − 1)·c), result t·mean(x_i) + (1 − t)·base. `filter_wise` computes c and t per
  * row (one row for 1-D tensors) with gramRows and per-row coefficients.
  */
-import { rowCount, type Tensor } from '../backend.ts';
-import { expectAtLeast, gramBlock, ParamReader, releaseAll, requireBase, taskVectors } from './common.ts';
+import { releasing, rowCount, type Tensor } from '../backend.ts';
+import { expectAtLeast, gramBlock, ParamReader, requireBase, taskVectors } from './common.ts';
 import type { MergeContext, MethodDescriptor } from './types.ts';
 
 /** t = N·c/(1 + (N−1)·c) from one N×N Gram block of the task vectors; undefined if the denominator is 0. */
@@ -53,7 +53,9 @@ export const modelStock: MethodDescriptor = {
     const n = models.length;
     const deltas = await taskVectors(backend, base, models.map((m) => m.tensor));
     let ratio: number | Float32Array;
-    try {
+    {
+      // The task vectors are needed only for the ratio: released before the combination.
+      using _deltas = releasing(backend, deltas);
       if (filterWise) {
         const rows = rowCount(ctx.shape);
         const g = await backend.gramRows(deltas);
@@ -68,8 +70,6 @@ export const modelStock: MethodDescriptor = {
         if (t === undefined) throw reader.error('mean cosine −1/(N−1) of the task vectors makes the ratio 1/0');
         ratio = t;
       }
-    } finally {
-      releaseAll(backend, deltas);
     }
     const perModel = typeof ratio === 'number' ? ratio / n : ratio.map((t) => t / n);
     const baseCoef = typeof ratio === 'number' ? 1 - ratio : ratio.map((t) => 1 - t);

@@ -6,7 +6,8 @@
  * Gram matrix of the T_i and one lincomb builds the result.
  */
 import type { Tensor } from '../backend.ts';
-import { copyOf, gramTimes, nonBaseModels, ParamReader, quadForm, releaseAll, taskVectors } from './common.ts';
+import { releasing } from '../backend.ts';
+import { copyOf, gramTimes, nonBaseModels, ParamReader, quadForm, taskVectors } from './common.ts';
 import type { MergeContext, MethodDescriptor } from './types.ts';
 
 /**
@@ -69,7 +70,8 @@ export const multislerp: MethodDescriptor = {
       weights = weights.map((w) => w / sum);
     }
     const deltas = ctx.base ? await taskVectors(backend, ctx.base, models.map((m) => m.tensor)) : [];
-    try {
+    using _deltas = releasing(backend, deltas);
+    {
       const vs = ctx.base ? deltas : models.map((m) => m.tensor);
       const g = await backend.gram(vs);
       const coefs = multislerpCoefficients(g, weights, eps);
@@ -80,8 +82,6 @@ export const multislerp: MethodDescriptor = {
       }
       const terms = vs.map((x, i) => ({ x, coef: coefs[i] }));
       return await backend.lincomb(ctx.base ? [...terms, { x: ctx.base, coef: 1 }] : terms);
-    } finally {
-      releaseAll(backend, deltas);
     }
   },
 };

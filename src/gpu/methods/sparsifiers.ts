@@ -155,11 +155,8 @@ async function ranked(args: SparsifyArgs): Promise<Sparsified> {
 async function replayedKeep({ ctx, input, delta }: SparsifyArgs): Promise<Tensor | undefined> {
   const mask = await ctx.replayMask(input.deltaIndex);
   if (!mask) return undefined;
-  try {
-    return await ctx.backend.keepWhere(delta, mask);
-  } finally {
-    ctx.backend.release(mask);
-  }
+  using used = mask;
+  return await ctx.backend.keepWhere(delta, used);
 }
 
 export const SPARSIFY: Record<Sparsifier, SparsifyFn> = {

@@ -6,8 +6,8 @@
  */
 import { roundScalar, type FloatDType } from '../../core/dtype.ts';
 import type { ParamSpec } from '../../core/params.ts';
-import type { Tensor } from '../backend.ts';
-import { copyOf, nonBaseModels, ParamReader, releaseAll, requireBase } from './common.ts';
+import { TensorScope, type Tensor } from '../backend.ts';
+import { copyOf, nonBaseModels, ParamReader, requireBase } from './common.ts';
 import { isRandomSparsifier, RESCALE_MODES, SPARSIFIER_PARAMS, sparsifyAndRescale, type RescaleMode, type Sparsifier } from './sparsifiers.ts';
 import type { MergeContext, MethodDescriptor } from './types.ts';
 
@@ -95,58 +95,53 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
     const rescaleMode: RescaleMode = rescalable ? reader.option(ctx.params, 'rescale_mode', RESCALE_MODES) : 'l1';
     const weights = models.map((m) => reader.number(m.params, 'weight', m));
 
-    const owned: Tensor[] = [];
-    try {
-      // Sparsified task vectors, each with the factor (w_i × rescale) that makes it WD_i.
-      const kept: Tensor[] = [];
-      const factors: number[] = [];
-      for (let i = 0; i < models.length; i++) {
-        const input = models[i];
-        const delta = await backend.lincomb([
+    using scope = new TensorScope(backend);
+    // Sparsified task vectors, each with the factor (w_i × rescale) that makes it WD_i.
+    const kept: Tensor[] = [];
+    const factors: number[] = [];
+    for (let i = 0; i < models.length; i++) {
+      const input = models[i];
+      const delta = scope.add(
+        await backend.lincomb([
           { x: input.tensor, coef: 1 },
           { x: base, coef: -1 },
-        ]);
-        owned.push(delta);
-        const s = await sparsifyAndRescale(opts.sparsifier, { ctx, reader, input, delta }, { rescale, mode: rescaleMode });
-        if (s.kept !== delta) owned.push(s.kept);
-        const scale = s.scale;
-        if (s.kept !== delta) backend.release(delta);
-        kept.push(s.kept);
-        factors.push(weights[i] * scale);
+        ]),
+      );
+      const s = await sparsifyAndRescale(opts.sparsifier, { ctx, reader, input, delta }, { rescale, mode: rescaleMode });
+      if (s.kept !== delta) {
+        scope.add(s.kept);
+        scope.drop(delta);
       }
+      kept.push(s.kept);
+      factors.push(weights[i] * s.scale);
+    }
 
-      const compute = ctx.computeDtype ?? 'F32';
-      if (compute !== 'F32') {
-        return await mergeRounded({ ctx, base, kept, weights, factors, owned, normalize, lambda, compute, election: opts.election });
+    const compute = ctx.computeDtype ?? 'F32';
+    if (compute !== 'F32') {
+      return await mergeRounded({ ctx, scope, base, kept, weights, factors, normalize, lambda, compute, election: opts.election });
+    }
+
+    if (opts.election) {
+      const wds: Tensor[] = [];
+      for (let i = 0; i < kept.length; i++) {
+        wds.push(scope.add(await backend.lincomb([{ x: kept[i], coef: factors[i] }])));
+        scope.drop(kept[i]);
       }
-
-      if (opts.election) {
-        const wds: Tensor[] = [];
-        for (let i = 0; i < kept.length; i++) {
-          const wd = await backend.lincomb([{ x: kept[i], coef: factors[i] }]);
-          owned.push(wd);
-          wds.push(wd);
-          backend.release(kept[i]);
-        }
-        const mixed = await backend.signElect(wds, weights, normalize);
-        owned.push(mixed);
-        releaseAll(backend, wds);
-        return await backend.lincomb([
-          { x: mixed, coef: lambda },
-          { x: base, coef: 1 },
-        ]);
-      }
-
-      let divisor = weights.reduce((a, b) => a + b, 0);
-      if (Math.abs(divisor) < DIVISOR_EPS) divisor = 1;
-      const outer = normalize ? lambda / divisor : lambda;
+      const mixed = scope.add(await backend.signElect(wds, weights, normalize));
+      for (const wd of wds) scope.drop(wd);
       return await backend.lincomb([
-        ...kept.map((x, i) => ({ x, coef: factors[i] * outer })),
+        { x: mixed, coef: lambda },
         { x: base, coef: 1 },
       ]);
-    } finally {
-      releaseAll(backend, owned);
     }
+
+    let divisor = weights.reduce((a, b) => a + b, 0);
+    if (Math.abs(divisor) < DIVISOR_EPS) divisor = 1;
+    const outer = normalize ? lambda / divisor : lambda;
+    return await backend.lincomb([
+      ...kept.map((x, i) => ({ x, coef: factors[i] * outer })),
+      { x: base, coef: 1 },
+    ]);
   }
 
   /**
@@ -157,11 +152,12 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
    */
   async function mergeRounded(a: {
     ctx: MergeContext;
+    /** Owns every intermediate; the caller disposes it. */
+    scope: TensorScope;
     base: Tensor;
     kept: Tensor[];
     weights: number[];
     factors: number[];
-    owned: Tensor[];
     normalize: boolean;
     lambda: number;
     compute: FloatDType;
@@ -170,13 +166,8 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
     const { backend } = a.ctx;
     // Each rounded result replaces its unrounded one at once (peak memory stays near the f32 path's).
     const round = async (t: Tensor) => {
-      try {
-        const r = await backend.quantize(t, a.compute);
-        a.owned.push(r);
-        return r;
-      } finally {
-        backend.release(t);
-      }
+      using unrounded = t;
+      return a.scope.add(await backend.quantize(unrounded, a.compute));
     };
     const lin = async (terms: { x: Tensor; coef: number }[]) => round(await backend.lincomb(terms));
     const wq = a.weights.map((w) => roundScalar(w, a.compute));
@@ -198,15 +189,11 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
       }
     }
     if (a.lambda !== 1) mixed = await lin([{ x: mixed, coef: a.lambda }]);
-    const sum = await backend.lincomb([
+    using sum = await backend.lincomb([
       { x: a.base, coef: 1 },
       { x: mixed, coef: 1 },
     ]);
-    try {
-      return await backend.quantize(sum, a.compute);
-    } finally {
-      backend.release(sum);
-    }
+    return await backend.quantize(sum, a.compute);
   }
 
   return {
