@@ -248,7 +248,7 @@ describe('nuslerp', () => {
     expectClose(perRowBase, want, REL, ABS);
   });
 
-  it('row_wise on a 1-D tensor is the whole vector; on 2-D it needs columns and is refused', async () => {
+  it('row_wise on a 1-D tensor is the whole vector; on 2-D it slerps each column (dimension 0)', async () => {
     const a = randomValues(37, rand);
     const b = randomValues(37, rand);
     const m1d = [
@@ -257,9 +257,27 @@ describe('nuslerp', () => {
     ];
     const got = await runMethod(nuslerp, { shape: [37], models: m1d, params: { nuslerp_flatten: false, nuslerp_row_wise: true } });
     expectClose(got, nuslerpRef(0.5, a, b, colsOf(37, 1)), REL, ABS);
-    await expect(
-      runMethod(nuslerp, { shape, models, params: { nuslerp_flatten: false, nuslerp_row_wise: true } }),
-    ).rejects.toThrow(/nuslerp_row_wise/);
+    const columns = { nuslerp_flatten: false, nuslerp_row_wise: true };
+    expectClose(await runMethod(nuslerp, { shape, models, params: columns }), nuslerpRef(0.3, x1, x2, colsOf(7, 13)), REL, ABS);
+    const withBase = await runMethod(nuslerp, { shape, base, models, params: columns });
+    expectClose(withBase, combo([[1, base], [1, nuslerpRef(0.3, sub(x1, base), sub(x2, base), colsOf(7, 13))]]), REL, ABS);
+    // A column of one model equal to a multiple of the other's lerps (sin θ = 0) while its neighbours slerp.
+    const x3 = Float32Array.from(x1);
+    for (let i = 0; i < 7; i++) x3[i * 13 + 4] = 2 * x2[i * 13 + 4];
+    const got2 = await runMethod(nuslerp, { shape, models: [{ values: x3, params: { weight: 0.7 } }, models[1]], params: columns });
+    expectClose(got2, nuslerpRef(0.3, x3, x2, colsOf(7, 13)), REL, ABS);
+  });
+
+  it('refuses per-row and per-column vectors of a 3-D tensor', async () => {
+    const cube = [
+      { values: x1.subarray(0, 84), params: { weight: 1 } },
+      { values: x2.subarray(0, 84), params: { weight: 1 } },
+    ];
+    for (const row_wise of [false, true]) {
+      await expect(
+        runMethod(nuslerp, { shape: [3, 4, 7], models: cube, params: { nuslerp_flatten: false, nuslerp_row_wise: row_wise } }),
+      ).rejects.toThrow(/3-D tensor is not supported/);
+    }
   });
 
   it('uses t = 0.5 when the weights sum to ~0, and lerps colinear inputs', async () => {

@@ -6,12 +6,11 @@
  *
  * Vector layout, as mergekit: `nuslerp_flatten` (default) slerps the whole tensor as one vector;
  * otherwise each vector runs along the last dimension (the rows of a 2-D weight, via gramRows and
- * per-row coefficients), or along dimension 0 with `nuslerp_row_wise` (the columns of a 2-D weight).
- * Columns need a column-wise Gram the Backend does not have yet, so that layout is refused for
- * tensors of 2+ dimensions (1-D tensors are one vector either way); so are the last-dimension
- * vectors of 3-D+ tensors, which are finer than the backend's rows.
+ * per-row coefficients), or along dimension 0 with `nuslerp_row_wise` (the columns of a 2-D weight,
+ * via columnDots and scaleColumns). 1-D tensors are one vector either way. 3-D+ tensors without
+ * flatten are refused: their vectors are finer than the backend's rows and columns.
  */
-import { rowCount, type Tensor } from '../backend.ts';
+import { rowCount, TensorScope, type Tensor } from '../backend.ts';
 import { expectNonBase, gramBlock, ParamReader, releaseAll, taskVectors } from './common.ts';
 import type { MergeContext, MethodDescriptor } from './types.ts';
 
@@ -62,18 +61,16 @@ export const nuslerp: MethodDescriptor = {
     const columns = reader.boolean(ctx.params, 'nuslerp_row_wise');
     const dims = ctx.shape.length;
     const perRow = !flatten && dims >= 2;
-    if (perRow && columns) {
-      throw reader.error(
-        `nuslerp_row_wise without nuslerp_flatten slerps the columns of this ${dims}-D tensor, which is not supported yet; use nuslerp_flatten: true or nuslerp_row_wise: false`,
-      );
-    }
     if (perRow && dims > 2) {
-      throw reader.error(`per-row nuslerp of a ${dims}-D tensor is not supported (only 1-D and 2-D); use nuslerp_flatten: true`);
+      throw reader.error(
+        `${columns ? 'per-column' : 'per-row'} nuslerp of a ${dims}-D tensor is not supported (only 1-D and 2-D); use nuslerp_flatten: true`,
+      );
     }
 
     const deltas = ctx.base ? await taskVectors(backend, ctx.base, [m1.tensor, m2.tensor]) : [];
     try {
       const [v1, v2] = ctx.base ? deltas : [m1.tensor, m2.tensor];
+      if (perRow && columns) return await slerpColumns(ctx, t, v1, v2);
       let c1: number | Float32Array;
       let c2: number | Float32Array;
       if (perRow) {
@@ -99,3 +96,25 @@ export const nuslerp: MethodDescriptor = {
     }
   },
 };
+
+/**
+ * nuslerp of each column of two 2-D tensors (mergekit's `nuslerp_row_wise`: vectors along
+ * dimension 0): per-column Gram entries from columnDots, then each column scaled by its own
+ * coefficients, plus the base when there is one.
+ */
+async function slerpColumns(ctx: MergeContext, t: number, v1: Tensor, v2: Tensor): Promise<Tensor> {
+  const { backend } = ctx;
+  const [g11, g12, g22] = await Promise.all([backend.columnDots(v1, v1), backend.columnDots(v1, v2), backend.columnDots(v2, v2)]);
+  const cols = g11.length;
+  const c1 = new Float32Array(cols);
+  const c2 = new Float32Array(cols);
+  for (let j = 0; j < cols; j++) [c1[j], c2[j]] = nuslerpCoefficients(t, g11[j], g12[j], g22[j]);
+  using scope = new TensorScope(backend);
+  const s1 = scope.add(await backend.scaleColumns(v1, c1));
+  const s2 = scope.add(await backend.scaleColumns(v2, c2));
+  const terms = [
+    { x: s1, coef: 1 },
+    { x: s2, coef: 1 },
+  ];
+  return backend.lincomb(ctx.base ? [...terms, { x: ctx.base, coef: 1 }] : terms);
+}
