@@ -1,28 +1,49 @@
 /**
- * GPU float codecs (codec.wgsl) at the special values: ±0, NaN, ±Inf, subnormals, max, rounding
- * ties; then every BF16 / F16 bit pattern and a sweep of f32 patterns against the CPU codecs of
- * src/core/dtype.ts. All exact (integer bit manipulation on both sides). One device for the file.
+ * Codec ops (src/gpu/ops/codec.ts) on the GPU: at the special values (±0, NaN, ±Inf, subnormals,
+ * max, rounding ties), then every BF16 / F16 bit pattern and a sweep of f32 patterns against the
+ * host codecs of src/core/dtype.ts, and against codec.cpu.ts at odd sizes and chunkings. All exact
+ * (integer bit manipulation on both sides).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bf16BitsToF32, encodeFloats, f16BitsToF32, type FloatDType } from '../core/dtype.ts';
-import { GpuContext } from './context.ts';
-import { createGpuBackend, type GpuBackend } from './gpu-backend.ts';
-import { nodeGpu } from './node-gpu.ts';
+import { describe, expect, it } from 'vitest';
+import { bf16BitsToF32, encodeFloats, f16BitsToF32, type FloatDType } from '../../core/dtype.ts';
+import type { GpuBackend } from '../gpu-backend.ts';
+import { cpu, gpuFor, LENGTHS, CHUNKINGS, randomValues, pair, numel, expectSameBits, release, useGpuBackends } from './testing.testutil.ts';
 
-let ctx: GpuContext;
-let whole: GpuBackend;
-let chunked: GpuBackend;
+useGpuBackends();
 
-beforeAll(async () => {
-  ctx = await GpuContext.create(nodeGpu());
-  whole = createGpuBackend(ctx);
-  chunked = createGpuBackend(ctx, { maxChunkElements: 777 });
-});
+describe('decode / encode vs CPU (exact)', () => {
+  it('BF16 / F16 / F32 at every length and chunking', async () => {
+    for (const chunk of CHUNKINGS) {
+      const gpu = gpuFor(chunk);
+      for (const n of LENGTHS) {
+        // Wide range: rounding, F16 overflow to Inf and F16 subnormals all occur.
+        const values = randomValues(n, 11 * n, 1).map((v, i) => v * 2 ** ((i % 41) - 20));
+        const [g, c] = await pair(chunk, values, [n]);
+        for (const dtype of ['BF16', 'F16', 'F32'] as const) {
+          const what = `${dtype} n=${n} chunk=${chunk}`;
+          const bytes = await gpu.encode(g, dtype);
+          expect(Array.from(bytes), `encode ${what}`).toEqual(Array.from(await cpu.encode(c, dtype)));
+          const dg = await gpu.decode(bytes, dtype, [n]);
+          const dc = await cpu.decode(bytes, dtype, [n]);
+          expectSameBits(await gpu.read(dg), await cpu.read(dc), `decode ${what}`);
+          release(dg, dc);
+        }
+        release(g, c);
+      }
+    }
+  });
 
-afterAll(() => {
-  whole?.destroy();
-  chunked?.destroy();
-  ctx?.destroy();
+  it('decodes a tensor whose chunks start at odd elements (2-byte values straddling words)', async () => {
+    const gpu = gpuFor(777);
+    const shape = [3, 4099];
+    const values = randomValues(numel(shape), 5);
+    for (const dtype of ['BF16', 'F16'] as const) {
+      const bytes = await cpu.encode(cpu.fromArray(values, shape), dtype);
+      const t = await gpu.decode(bytes, dtype, shape);
+      expectSameBits(await gpu.read(t), await cpu.read(await cpu.decode(bytes, dtype, shape)), dtype);
+      gpu.release(t);
+    }
+  });
 });
 
 function f32FromBits(bitsList: readonly number[]): Float32Array {
@@ -34,22 +55,14 @@ function halves(bytes: Uint8Array): number[] {
 }
 
 async function encodeOnGpu(be: GpuBackend, values: Float32Array, dtype: FloatDType): Promise<Uint8Array> {
-  const t = await be.fromArray(values, [values.length]);
-  try {
-    return await be.encode(t, dtype);
-  } finally {
-    be.release(t);
-  }
+  using t = await be.fromArray(values, [values.length]);
+  return await be.encode(t, dtype);
 }
 
 async function decodeOnGpu(be: GpuBackend, bytes: Uint8Array, dtype: FloatDType): Promise<Float32Array> {
   const n = bytes.byteLength / (dtype === 'F32' ? 4 : 2);
-  const t = await be.decode(bytes, dtype, [n]);
-  try {
-    return await be.read(t);
-  } finally {
-    be.release(t);
-  }
+  using t = await be.decode(bytes, dtype, [n]);
+  return await be.read(t);
 }
 
 const h = (values: readonly number[]) => Float32Array.from(values);
@@ -74,9 +87,9 @@ describe('BF16 encode at special values (hand-computed)', () => {
     ];
     const values = h(cases.map(([v]) => v));
     const want = cases.map(([, b]) => b);
-    expect(halves(await encodeOnGpu(whole, values, 'BF16'))).toEqual(want);
+    expect(halves(await encodeOnGpu(gpuFor(undefined), values, 'BF16'))).toEqual(want);
     // -NaN (sign bit set) is also 0x7FC0.
-    expect(halves(await encodeOnGpu(whole, f32FromBits([0xffc00001]), 'BF16'))).toEqual([0x7fc0]);
+    expect(halves(await encodeOnGpu(gpuFor(undefined), f32FromBits([0xffc00001]), 'BF16'))).toEqual([0x7fc0]);
   });
 });
 
@@ -106,7 +119,7 @@ describe('F16 encode at special values (hand-computed)', () => {
       [-1e-45, 0x8000],
     ];
     const values = h(cases.map(([v]) => v));
-    expect(halves(await encodeOnGpu(whole, values, 'F16'))).toEqual(cases.map(([, b]) => b));
+    expect(halves(await encodeOnGpu(gpuFor(undefined), values, 'F16'))).toEqual(cases.map(([, b]) => b));
   });
 });
 
@@ -114,22 +127,22 @@ describe('decode at special values (hand-computed)', () => {
   it('BF16 and F16 bit patterns to f32', async () => {
     const bf = [0x0000, 0x8000, 0x3f80, 0x7f80, 0xff80, 0x0001, 0x7f7f, 0xc040];
     const bfWant = [0, -0, 1, Infinity, -Infinity, 2 ** -133, 3.3895313892515355e38, -3];
-    const got = await decodeOnGpu(whole, new Uint8Array(Uint16Array.from(bf).buffer), 'BF16');
+    const got = await decodeOnGpu(gpuFor(undefined), new Uint8Array(Uint16Array.from(bf).buffer), 'BF16');
     expect(Array.from(got)).toEqual(bfWant);
     expect(Object.is(got[1], -0)).toBe(true);
     const hf = [0x0000, 0x8000, 0x3c00, 0x7bff, 0x7c00, 0xfc00, 0x0001, 0x03ff, 0x0400, 0x8001, 0xc500];
     const hfWant = [0, -0, 1, 65504, Infinity, -Infinity, 2 ** -24, 1023 * 2 ** -24, 2 ** -14, -(2 ** -24), -5];
-    expect(Array.from(await decodeOnGpu(whole, new Uint8Array(Uint16Array.from(hf).buffer), 'F16'))).toEqual(hfWant);
-    const nan = await decodeOnGpu(whole, new Uint8Array(Uint16Array.from([0x7e00, 0xfc01, 0x7c01]).buffer), 'F16');
+    expect(Array.from(await decodeOnGpu(gpuFor(undefined), new Uint8Array(Uint16Array.from(hf).buffer), 'F16'))).toEqual(hfWant);
+    const nan = await decodeOnGpu(gpuFor(undefined), new Uint8Array(Uint16Array.from([0x7e00, 0xfc01, 0x7c01]).buffer), 'F16');
     expect(Array.from(nan).every(Number.isNaN)).toBe(true);
   });
 });
 
 describe('exhaustive 16-bit decode vs the CPU codecs', () => {
-  it('every BF16 and F16 pattern, whole and in 777-element chunks', async () => {
+  it('every BF16 and F16 pattern, gpuFor(undefined) and in 777-element chunks', async () => {
     const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
     const bytes = new Uint8Array(all.buffer);
-    for (const be of [whole, chunked]) {
+    for (const be of [gpuFor(undefined), gpuFor(777)]) {
       for (const [dtype, ref] of [
         ['BF16', bf16BitsToF32],
         ['F16', f16BitsToF32],
@@ -172,7 +185,7 @@ describe('f32 sweep encode vs the CPU codecs', () => {
     }
     if (patterns.length % 2 === 0) patterns.push(0x7f800001);
     const values = f32FromBits(patterns);
-    for (const be of [whole, chunked]) {
+    for (const be of [gpuFor(undefined), gpuFor(777)]) {
       for (const dtype of ['BF16', 'F16'] as const) {
         const got = halves(await encodeOnGpu(be, values, dtype));
         const want = halves(encodeFloats(values, dtype));
@@ -205,7 +218,7 @@ describe('quantize (round to BF16/F16 and back) against the CPU codecs', () => {
         return dtype === 'BF16' ? bf16BitsToF32(bits) : f16BitsToF32(bits);
       }),
     );
-    for (const be of [whole, chunked]) {
+    for (const be of [gpuFor(undefined), gpuFor(777)]) {
       const t = await be.fromArray(values, [values.length]);
       const q = await be.quantize(t, dtype);
       const got = await be.read(q);
