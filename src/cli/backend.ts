@@ -2,13 +2,13 @@
 import type { Backend } from '../gpu/backend.ts';
 import { CpuBackend } from '../gpu/cpu-backend.ts';
 import { createGpuBackend } from '../gpu/gpu-backend.ts';
-import { requestGpu } from '../gpu/device.ts';
-import { nodeGpu } from '../gpu/node-gpu.ts';
+import { requestNodeGpu } from '../gpu/node-gpu.ts';
 
 export type BackendKind = 'gpu' | 'cpu';
 
 export async function createBackend(kind: BackendKind, opts: { maxChunkElements?: number } = {}): Promise<Backend> {
   if (kind === 'cpu') return new CpuBackend();
-  const gpu = await requestGpu(nodeGpu());
+  // The system's GPU when Dawn accepts one, else SwiftShader (see node-gpu.ts).
+  const gpu = await requestNodeGpu();
   return createGpuBackend(gpu, { ...opts, ownsDevice: true });
 }
