@@ -4,7 +4,9 @@
  * complete (a failed or cancelled merge leaves nothing behind).
  *
  * Peak memory is a few copies of the largest tensor: each tensor's inputs are read, decoded, merged,
- * encoded and written before the next tensor is touched.
+ * encoded and written before the next tensor is touched. Methods that need statistics of the whole
+ * model (PCB, LiNeS) first run passes over it the same way (a method's `prepare`, see ModelPass):
+ * each pass reads every tensor again from the sources and keeps only host-side numbers.
  */
 import { byteLength, isFloatDType, TORCH_DTYPE_NAMES, type FloatDType } from '../core/dtype.ts';
 import type { Recipe } from '../core/recipe/types.ts';
@@ -14,7 +16,7 @@ import type { ModelSource, TensorInfo } from '../core/source.ts';
 import { SafetensorsModelWriter, type OutputFolder, type OutputTensorSpec } from '../core/safetensors/writer.ts';
 import type { Backend, Tensor } from './backend.ts';
 import { getMethod } from './methods/index.ts';
-import type { MethodDescriptor, MethodInput } from './methods/types.ts';
+import type { MethodDescriptor, MethodInput, ModelPass, TensorInputs } from './methods/types.ts';
 import { modelCard } from '../core/model-card.ts';
 import { isEmbeddingName } from '../core/tensor-names.ts';
 
@@ -27,6 +29,20 @@ export interface MergeProgress {
   /** Output bytes per second since the start. */
   rate: number;
   currentTensor: string;
+  /**
+   * Set while a whole-model method (PCB, LiNeS's automatic alpha) runs a pass over the model before
+   * writing anything: which pass, and how many tensors it has visited (tensorsDone stays 0 then).
+   */
+  pass?: PassProgress;
+}
+
+export interface PassProgress {
+  /** What the pass computes, e.g. "pcb: min/max of v_t⊙v_j". */
+  label: string;
+  /** 1-based number of this pass among those run so far. */
+  index: number;
+  tensorsDone: number;
+  tensorsTotal: number;
 }
 
 export interface MergeOptions {
@@ -181,6 +197,8 @@ export async function runMerge(job: MergeJob): Promise<MergeResult> {
   const started = Date.now();
   try {
     const plan = planMerge(recipe, sources);
+    const prepared = plan.method.prepare ? await plan.method.prepare(modelPass(plan, job)) : undefined;
+    checkAborted(opts.signal);
     const specs: OutputTensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.outDtype, shape: t.shape }));
     const writer = new SafetensorsModelWriter(output, specs, {
       maxShardBytes: opts.maxShardBytes ?? DEFAULT_SHARD_BYTES,
@@ -201,7 +219,7 @@ export async function runMerge(job: MergeJob): Promise<MergeResult> {
       const t = plan.tensors[i];
       const raw = await next!;
       next = i + 1 < plan.tensors.length ? readAt(i + 1) : undefined;
-      const bytes = t.merged ? await mergeTensor(plan, t, raw, job) : raw.get(plan.reference)!;
+      const bytes = t.merged ? await mergeTensor(plan, t, raw, job, prepared) : raw.get(plan.reference)!;
       await writer.writeTensor(t.name, bytes);
       bytesDone += bytes.byteLength;
       const seconds = (Date.now() - started) / 1000;
@@ -253,29 +271,37 @@ export function readTensorBytes(m: ModelSource, t: TensorPlan, signal?: AbortSig
   return m.readTensor(t.name, signal);
 }
 
-/** Merge one float tensor; returns its bytes in the output dtype. */
-async function mergeTensor(plan: MergePlan, t: TensorPlan, raw: Map<ModelSource, Uint8Array>, job: MergeJob): Promise<Uint8Array> {
+/**
+ * Decode one tensor's inputs and resolve its parameters; `use` runs with them, and every tensor
+ * decoded here (plus those `use` registers with `own`) is released when it settles.
+ */
+async function withTensorInputs<R>(
+  plan: MergePlan,
+  t: TensorPlan,
+  raw: Map<ModelSource, Uint8Array>,
+  job: MergeJob,
+  use: (inputs: TensorInputs, own: (x: Tensor) => Tensor) => Promise<R>,
+): Promise<R> {
   const { recipe, backend } = job;
-  const opts = job.options ?? {};
   const live: Tensor[] = [];
+  const own = (x: Tensor) => (live.push(x), x);
   const loaded = new Map<ModelSource, Tensor>();
   const load = async (m: ModelSource): Promise<Tensor> => {
     const have = loaded.get(m);
     if (have) return have;
-    const tensor = await decodeInput(backend, raw.get(m)!, m.tensors.get(t.name)!.dtype as FloatDType, t.shape, recipe.dtype);
+    const tensor = own(await decodeInput(backend, raw.get(m)!, m.tensors.get(t.name)!.dtype as FloatDType, t.shape, recipe.dtype));
     loaded.set(m, tensor);
-    live.push(tensor);
     return tensor;
   };
   try {
     const { global, perModel } = resolveTensorParams(recipe, plan.method, t.name, plan.numLayers);
     const base = plan.base && plan.method.base !== 'unused' ? await load(plan.base) : undefined;
-    const inputs: MethodInput[] = [];
+    const models: MethodInput[] = [];
     let deltaIndex = 0;
     for (let i = 0; i < plan.models.length; i++) {
       const m = plan.models[i];
       const isBase = m === plan.base;
-      inputs.push({
+      models.push({
         tensor: await load(m),
         params: perModel[i],
         isBase,
@@ -283,28 +309,81 @@ async function mergeTensor(plan: MergePlan, t: TensorPlan, raw: Map<ModelSource,
         label: recipe.models[i].model,
       });
     }
-    const result = await plan.method.merge({
+    const inputs: TensorInputs = {
       backend,
       tensorName: t.name,
       shape: t.shape,
       base,
-      models: inputs,
+      models,
       params: global,
-      seed: opts.seed ?? 0,
+      seed: job.options?.seed ?? 0,
       computeDtype: recipe.dtype ?? computeDtypeOf(plan.reference.tensors.get(t.name)!.dtype),
-      replayMask: async (i) => {
-        if (!opts.replayMasks) return undefined;
-        const tensor = await loadMask(backend, opts.replayMasks, `${t.name}::mask${i}`, t);
-        live.push(tensor);
-        return tensor;
-      },
-    });
-    live.push(result);
-    if (!isFloatDType(t.outDtype)) throw new MergeInputError(`tensor ${t.name}: cannot write merged values as ${t.outDtype}`);
-    return await backend.encode(result, t.outDtype);
+    };
+    return await use(inputs, own);
   } finally {
     for (const x of live) backend.release(x);
   }
+}
+
+/** Merge one float tensor; returns its bytes in the output dtype. */
+function mergeTensor(plan: MergePlan, t: TensorPlan, raw: Map<ModelSource, Uint8Array>, job: MergeJob, prepared: unknown): Promise<Uint8Array> {
+  const { backend } = job;
+  const replayMasks = job.options?.replayMasks;
+  return withTensorInputs(plan, t, raw, job, async (inputs, own) => {
+    const result = own(
+      await plan.method.merge({
+        ...inputs,
+        prepared,
+        replayMask: async (i) => (replayMasks ? own(await loadMask(backend, replayMasks, `${t.name}::mask${i}`, t)) : undefined),
+      }),
+    );
+    if (!isFloatDType(t.outDtype)) throw new MergeInputError(`tensor ${t.name}: cannot write merged values as ${t.outDtype}`);
+    return backend.encode(result, t.outDtype);
+  });
+}
+
+/**
+ * The whole-model passes a method's `prepare` runs: each visits every merged tensor in output order,
+ * reading its inputs again from the sources (the next tensor's bytes are read while this one is
+ * visited, as in the merge), and reports progress with the pass's label.
+ */
+function modelPass(plan: MergePlan, job: MergeJob): ModelPass {
+  const opts = job.options ?? {};
+  const merged = plan.tensors.filter((t) => t.merged);
+  const bytesTotal = plan.tensors.reduce((sum, t) => sum + outputBytes({ name: t.name, dtype: t.outDtype, shape: t.shape }), 0);
+  let passes = 0;
+  return {
+    backend: job.backend,
+    tensors: merged.map((t) => ({ name: t.name, shape: t.shape })),
+    numLayers: plan.numLayers,
+    params: (tensorName) => resolveTensorParams(job.recipe, plan.method, tensorName, plan.numLayers),
+    async forEachTensor(label, visit) {
+      const index = ++passes;
+      const readAt = (i: number) => {
+        const reading = readInputs(plan, merged[i], opts.signal);
+        reading.catch(() => undefined); // a failure surfaces when awaited
+        return reading;
+      };
+      let next = merged.length > 0 ? readAt(0) : undefined;
+      for (let i = 0; i < merged.length; i++) {
+        checkAborted(opts.signal);
+        const t = merged[i];
+        const raw = await next!;
+        next = i + 1 < merged.length ? readAt(i + 1) : undefined;
+        await withTensorInputs(plan, t, raw, job, (inputs) => visit(inputs));
+        opts.onProgress?.({
+          tensorsDone: 0,
+          tensorsTotal: plan.tensors.length,
+          bytesDone: 0,
+          bytesTotal,
+          rate: 0,
+          currentTensor: t.name,
+          pass: { label, index, tensorsDone: i + 1, tensorsTotal: merged.length },
+        });
+      }
+      checkAborted(opts.signal);
+    },
+  };
 }
 
 function computeDtypeOf(dtype: TensorInfo['dtype']): FloatDType {

@@ -22,6 +22,8 @@ const EXPECTED = [
   'passthrough',
   // beyond mergekit (METHODS.md "Beyond the reference")
   'consensus_ta',
+  // the papers' methods (METHODS.md "Methods from the papers in seeds/")
+  'lines',
 ];
 
 describe('method registry', () => {

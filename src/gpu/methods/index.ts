@@ -12,6 +12,7 @@ import { della } from './della.ts';
 import { dellaLinear } from './della-linear.ts';
 import { karcher } from './karcher.ts';
 import { linear } from './linear.ts';
+import { lines } from './lines.ts';
 import { modelStock } from './model-stock.ts';
 import { multislerp } from './multislerp.ts';
 import { nearswap } from './nearswap.ts';
@@ -40,6 +41,7 @@ export const METHODS = [
   modelStock,
   nearswap,
   passthrough,
+  lines,
 ] as const satisfies readonly MethodDescriptor[];
 
 /** Name → descriptor; throws on a duplicate name so two methods can never shadow each other. */

@@ -21,7 +21,8 @@ export interface MethodInput {
   label?: string;
 }
 
-export interface MergeContext {
+/** One tensor's decoded inputs, parameters resolved: what a method sees of a tensor. */
+export interface TensorInputs {
   backend: Backend;
   tensorName: string;
   shape: readonly number[];
@@ -37,6 +38,11 @@ export interface MergeContext {
    * BF16/F16 make methods that emulate 16-bit math round after each op (absent or F32: plain f32).
    */
   computeDtype?: FloatDType;
+}
+
+export interface MergeContext<State = unknown> extends TensorInputs {
+  /** What the method's `prepare` returned (undefined for methods without one). */
+  prepared?: State;
   /**
    * A keep-mask replayed from a file for non-base model `deltaIndex`, or undefined to draw one.
    * The method may release the mask once used (the engine's own release after that is a no-op).
@@ -44,7 +50,28 @@ export interface MergeContext {
   replayMask(deltaIndex: number): Promise<Tensor | undefined>;
 }
 
-export interface MethodDescriptor extends MethodSchema {
+/**
+ * Whole-model passes for methods whose per-tensor merge needs statistics of the whole model (PCB's
+ * normalizations and k-th largest, LiNeS's L1 norms). Each pass streams: every merged (float)
+ * tensor's inputs are read again from the sources, decoded, handed to `visit`, and released when
+ * `visit` returns, one tensor at a time. Progress is reported per pass.
+ */
+export interface ModelPass {
+  readonly backend: Backend;
+  /** The merged tensors, in output order. */
+  readonly tensors: readonly { readonly name: string; readonly shape: readonly number[] }[];
+  /** Layer count of the model (as parameters resolve it). */
+  readonly numLayers: number;
+  /** Parameters resolved for one tensor, without reading it: global and per recipe model. */
+  params(tensorName: string): { global: ResolvedParams; perModel: readonly ResolvedParams[] };
+  /**
+   * Visit every merged tensor in order. `label` names the pass in progress reports
+   * (e.g. "PCB: softmax sums"). The inputs are released once `visit` returns.
+   */
+  forEachTensor(label: string, visit: (inputs: TensorInputs) => Promise<void>): Promise<void>;
+}
+
+export interface MethodDescriptor<State = unknown> extends MethodSchema {
   name: string;
   prettyName: string;
   /** One line for pickers and the CLI. */
@@ -57,8 +84,13 @@ export interface MethodDescriptor extends MethodSchema {
   /** Number of recipe models allowed (base included when listed). */
   minModels: number;
   maxModels?: number;
+  /**
+   * Whole-model passes before the merge (optional): returns host-side state (numbers, not tensors)
+   * that every `merge` call receives as `ctx.prepared`.
+   */
+  prepare?(pass: ModelPass): Promise<State>;
   /** Merge one tensor. Returns a new tensor the caller releases; releases its own intermediates. */
-  merge(ctx: MergeContext): Promise<Tensor>;
+  merge(ctx: MergeContext<State>): Promise<Tensor>;
 }
 
 /** Thrown by a method for an input it cannot merge (names the tensor and the reason). */
