@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRecipe } from '../../core/recipe/parse.ts';
 import { methodLookup } from './index.ts';
-import { mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
+import { backendsUnderTest, mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
 import { expectClose, fineTune, randomValues, seeded } from './test-harness.ts';
 
 const SPECS: TensorSpec[] = [
@@ -59,13 +59,14 @@ function expectAllClose(got: Map<string, Float32Array>, want: Map<string, Float6
   for (const s of SPECS) expectClose(got.get(s.name)!, want.get(s.name)!, 1e-5, 1e-6);
 }
 
-describe('lines', () => {
+describe.each(backendsUnderTest())('lines ($name)', ({ get }) => {
   it('automatic alpha from the whole-model L1 norms, weighted models, beta over 3 layers', async () => {
     const { base, models } = makeModels(1, 3);
     const weights = [1, 0.7, 0.5];
     const { out, alpha } = linesRef(base, models, weights, 0.6, 3);
     expect(alpha).toBeGreaterThan(0.4); // not 1/T: the weights matter
     const got = await mergeModels({
+      backend: get(),
       method: 'lines',
       specs: SPECS,
       base,
@@ -81,13 +82,13 @@ describe('lines', () => {
     const { base, models } = makeModels(2, 3);
     const { out, alpha } = linesRef(base, models, [1, 1, 1], 0.5, 3);
     expect(alpha).toBeCloseTo(1 / 3, 12);
-    const got = await mergeModels({ method: 'lines', specs: SPECS, base, models, numLayers: 3, params: '{beta: 0.5}' });
+    const got = await mergeModels({ backend: get(), method: 'lines', specs: SPECS, base, models, numLayers: 3, params: '{beta: 0.5}' });
     expectAllClose(got.tensors, out);
   });
 
   it('reports the pass over every tensor, then the merge; each tensor is read once per pass per model', async () => {
     const { base, models } = makeModels(3, 2);
-    const got = await mergeModels({ method: 'lines', specs: SPECS, base, models, numLayers: 3, params: '{beta: 0.5}' });
+    const got = await mergeModels({ backend: get(), method: 'lines', specs: SPECS, base, models, numLayers: 3, params: '{beta: 0.5}' });
     const passes = got.progress.filter((p) => p.pass);
     expect(passes.map((p) => p.pass!.tensorsDone)).toEqual(SPECS.map((_, i) => i + 1));
     expect(passes.every((p) => p.pass!.label.startsWith('lines:') && p.pass!.index === 1 && p.tensorsDone === 0)).toBe(true);
@@ -97,7 +98,7 @@ describe('lines', () => {
 
   it('a given alpha skips the pass; one layer (L = 1) gets alpha + beta', async () => {
     const { base, models } = makeModels(4, 2);
-    const got = await mergeModels({ method: 'lines', specs: SPECS.slice(0, 3), base, models, numLayers: 1, params: '{alpha: 0.4, beta: 0.5}' });
+    const got = await mergeModels({ backend: get(), method: 'lines', specs: SPECS.slice(0, 3), base, models, numLayers: 1, params: '{alpha: 0.4, beta: 0.5}' });
     expect(got.progress.some((p) => p.pass)).toBe(false);
     expect(got.reads).toBe(3 * 3);
     const d = (t: number, name: string) => Array.from(models[t].get(name)!, (x, i) => x - base.get(name)![i]);
@@ -111,6 +112,7 @@ describe('lines', () => {
   it('alpha = 1/T when the weighted task vectors cancel (‖τ_MTL‖₁ = 0)', async () => {
     const { base, models } = makeModels(5, 2);
     const got = await mergeModels({
+      backend: get(),
       method: 'lines',
       specs: SPECS,
       base,
@@ -122,6 +124,9 @@ describe('lines', () => {
     for (const s of SPECS) expectClose(got.tensors.get(s.name)!, base.get(s.name)!, 0, 1e-7);
   });
 
+});
+
+describe('lines parameters', () => {
   it('validates its parameters: beta required and >= 0, unknown names refused', () => {
     const recipe = (params: string) => `models:\n  - model: a\nmerge_method: lines\nbase_model: b\nparameters: ${params}\n`;
     expect(() => parseRecipe(recipe('{alpha: 0.3}'), methodLookup)).toThrow(/beta/);

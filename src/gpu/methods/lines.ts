@@ -33,7 +33,7 @@ async function sumOfTaskVectors(backend: Backend, base: Tensor, xs: readonly Ten
       ),
     );
   }
-  return backend.lincomb(deltas.map((d, i) => ({ x: d, coef: coefs[i] })));
+  return await backend.lincomb(deltas.map((d, i) => ({ x: d, coef: coefs[i] })));
 }
 
 async function prepare(pass: ModelPass): Promise<LinesState> {
@@ -102,7 +102,7 @@ export const lines: MethodDescriptor<LinesState> = {
     const lambda = alpha + beta * layerPosition(ctx.tensorName, state.numLayers);
     const weights = models.map((m) => reader.number(m.params, 'weight', m));
     using mtl = await sumOfTaskVectors(backend, base, models.map((m) => m.tensor), weights.map((w) => w * lambda));
-    return backend.lincomb([
+    return await backend.lincomb([
       { x: base, coef: 1 },
       { x: mtl, coef: 1 },
     ]);

@@ -10,8 +10,12 @@ import { serializeSafetensors } from '../../core/safetensors/writer.ts';
 import { memoryFileTree, MemoryOutputFolder } from '../../core/sources/memory.ts';
 import type { ModelSource } from '../../core/source.ts';
 import { readSafetensorsBytes } from '../../../tests/helpers/safetensors-file.ts';
+import { afterAll, beforeAll } from 'vitest';
 import type { Backend } from '../backend.ts';
+import { GpuContext } from '../context.ts';
 import { CpuBackend } from '../cpu-backend.ts';
+import { createGpuBackend } from '../gpu-backend.ts';
+import { nodeGpu } from '../node-gpu.ts';
 import { runMerge, type MergeProgress } from '../engine.ts';
 import { methodLookup } from './index.ts';
 
@@ -78,4 +82,26 @@ export async function mergeModels(spec: ModelMerge): Promise<ModelMergeResult> {
   const tensors = new Map<string, Float32Array>();
   for (const [name, t] of files) tensors.set(name, decodeFloats(t.bytes, 'F32'));
   return { tensors, progress, reads };
+}
+
+/**
+ * The backends a method test runs on: the CPU reference, and the GPU (Node's Dawn) with tensors
+ * split into chunks of `chunkElements` (several buffers per tensor). Call at the top of a describe;
+ * `get()` is valid inside tests. One device per file, destroyed after it.
+ */
+export function backendsUnderTest(chunkElements = 50): { name: string; get: () => Backend }[] {
+  let ctx: GpuContext | undefined;
+  let gpu: Backend | undefined;
+  beforeAll(async () => {
+    ctx = await GpuContext.create(nodeGpu());
+    gpu = createGpuBackend(ctx, { maxChunkElements: chunkElements });
+  });
+  afterAll(() => {
+    gpu?.destroy();
+    ctx?.destroy();
+  });
+  return [
+    { name: 'cpu', get: () => new CpuBackend() },
+    { name: `gpu (chunks of ${chunkElements})`, get: () => gpu! },
+  ];
 }

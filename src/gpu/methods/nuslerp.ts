@@ -116,5 +116,5 @@ async function slerpColumns(ctx: MergeContext, t: number, v1: Tensor, v2: Tensor
     { x: s1, coef: 1 },
     { x: s2, coef: 1 },
   ];
-  return backend.lincomb(ctx.base ? [...terms, { x: ctx.base, coef: 1 }] : terms);
+  return await backend.lincomb(ctx.base ? [...terms, { x: ctx.base, coef: 1 }] : terms);
 }
