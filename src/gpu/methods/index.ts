@@ -22,6 +22,7 @@ import { slerp } from './slerp.ts';
 import { taskArithmetic } from './task-arithmetic.ts';
 import { ties } from './ties.ts';
 import type { MethodDescriptor } from './types.ts';
+import { widen } from './widen.ts';
 
 export const METHODS = [
   linear,
@@ -42,6 +43,7 @@ export const METHODS = [
   nearswap,
   passthrough,
   lines,
+  widen,
 ] as const satisfies readonly MethodDescriptor[];
 
 /** Name → descriptor; throws on a duplicate name so two methods can never shadow each other. */
