@@ -1,134 +1,195 @@
 /**
- * `npm run bench`: merge throughput and peak memory of the engine on synthetic Llama-shaped BF16
- * checkpoints held in memory (so disk speed does not count), for several methods and both backends.
+ * `npm run bench`: merge throughput and peak memory on Llama-shaped BF16 checkpoints (a base and
+ * three experts), per size × backend × method, beside a plain copy of the same bytes and, for the
+ * `mk` set, mergekit 0.1.4's times. Then the analysis latency on the demo checkpoints.
  *
- *   npm run bench -- [--hidden 512] [--layers 8] [--vocab 8000] [--methods linear,ties,...]
- *                    [--backends gpu,cpu] [--json out.json]
+ *   npm run bench -- [--sizes small,mk,1b,7b] [--methods linear,ties,...] [--backends gpu,cpu]
+ *                    [--from procedural|disk] [--compare-mergekit] [--no-pool] [--no-analysis]
+ *                    [--json FILE]
  *
- * Throughput counts input bytes read (all models) per second and output parameters per second.
- * Then the analysis latency on the demo checkpoints (bench/analysis.ts).
- * Peak memory is the process RSS sampled during each run, and the GPU bytes the backend held at most
- * when it reports them.
+ * Sizes: `small` (hidden 512, 8 layers, vocab 8000), `mk` (issue 9's mergekit comparison set: hidden
+ * 2048, intermediate 5632, 4 layers, vocab 32000, 337 M parameters), `1b` (TinyLlama-1.1B's shape),
+ * `7b` (32 layers, 4096, 14336, vocab 128256). Models are procedural (src/core/sources/procedural.ts:
+ * bytes made on demand, so a 7B merge needs no disk), or with `--from disk` written once to a
+ * temporary folder and read from there, the output written to disk too (as mergekit does).
+ * `--compare-mergekit` runs `mergekit-yaml` on the same disk models when a Python environment with
+ * mergekit exists (the bench never installs anything); otherwise the `mk` rows are compared with
+ * the times measured for issue 9 on the 2-core development VM.
+ *
+ * Per row: wall time, input GB/s (bytes of every model read), output parameters/s, peak RSS (sampled
+ * every 20 ms), the most GPU buffer memory alive at once and the buffers created/reused (gpu), the
+ * ratio to a plain copy (read every input, write one model) and to mergekit. JSON goes to
+ * bench/results/<date>-<host>.json (or --json).
  */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, cpus, totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeFileSync } from 'node:fs';
-import { encodeFloats } from '../src/core/dtype.ts';
 import { parseRecipe } from '../src/core/recipe/parse.ts';
 import { openModel } from '../src/core/safetensors/model.ts';
-import { serializeSafetensors, type ByteSink, type OutputFolder } from '../src/core/safetensors/writer.ts';
-import { memoryFileTree } from '../src/core/sources/memory.ts';
+import type { ByteSink, OutputFolder } from '../src/core/safetensors/writer.ts';
+import { LLAMA_SHAPES, llamaParams, proceduralModelTree, type LlamaShape } from '../src/core/sources/procedural.ts';
 import type { ModelSource } from '../src/core/source.ts';
 import { formatBytes } from '../src/core/units.ts';
 import { createBackend, type BackendKind } from '../src/cli/backend.ts';
+import { nodeFileTree, NodeOutputFolder } from '../src/cli/node-files.ts';
+import type { Backend } from '../src/gpu/backend.ts';
 import { runMerge } from '../src/gpu/engine.ts';
-import { methodLookup } from '../src/gpu/methods/index.ts';
 import { GpuBackend } from '../src/gpu/gpu-backend.ts';
-import { benchAnalysis } from './analysis.ts';
+import { methodLookup } from '../src/gpu/methods/index.ts';
+import { benchAnalysis, reportAnalysis } from './analysis.ts';
 
 const { values } = parseArgs({
   options: {
-    hidden: { type: 'string', default: '512' },
-    layers: { type: 'string', default: '8' },
-    vocab: { type: 'string', default: '8000' },
+    sizes: { type: 'string', default: 'small' },
     methods: { type: 'string', default: 'linear,task_arithmetic,ties,dare_ties,slerp,model_stock' },
     backends: { type: 'string', default: 'gpu,cpu' },
+    from: { type: 'string', default: 'procedural' },
+    'compare-mergekit': { type: 'boolean', default: false },
+    'no-pool': { type: 'boolean', default: false },
+    'no-analysis': { type: 'boolean', default: false },
     json: { type: 'string' },
   },
 });
-const hidden = Number(values.hidden);
-const layers = Number(values.layers);
-const vocab = Number(values.vocab);
-const intermediate = Math.round((hidden * 11) / 4 / 8) * 8;
 
-/** Deterministic pseudo-normal values (sum of uniforms), so runs are comparable. */
-function synthetic(numel: number, seed: number, scale: number): Float32Array {
-  const out = new Float32Array(numel);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < numel; i++) {
-    let acc = 0;
-    for (let k = 0; k < 3; k++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      acc += (s >>> 0) / 4294967296;
-    }
-    out[i] = (acc - 1.5) * scale;
+const SHAPES: Record<string, LlamaShape> = {
+  small: { hidden: 512, intermediate: 1408, layers: 8, vocab: 8000, heads: 8, kvHeads: 4 },
+  ...LLAMA_SHAPES,
+};
+
+/**
+ * mergekit 0.1.4's wall times on the `mk` set (reading and writing included, single-threaded torch,
+ * the 2-core development VM), measured for issue 9.
+ */
+const MERGEKIT_MK_SECONDS: Record<string, number> = {
+  linear: 21.3,
+  slerp: 31.5,
+  model_stock: 26.8,
+  task_arithmetic: 25.8,
+  dare_ties: 82.3,
+};
+
+const EXPERTS = ['expert1', 'expert2', 'expert3'];
+
+/** The recipe a method is benchmarked with (mergekit syntax; model names are resolved by `ref`). */
+function recipeYaml(method: string, ref: (name: string) => string): string {
+  const list = (params: string) => EXPERTS.map((m) => `  - model: ${ref(m)}\n${params ? `    parameters: {${params}}\n` : ''}`).join('');
+  const base = `base_model: ${ref('base')}\n`;
+  switch (method) {
+    case 'slerp':
+      return `models:\n  - model: ${ref('base')}\n  - model: ${ref('expert1')}\nmerge_method: slerp\n${base}parameters: {t: 0.4}\ndtype: bfloat16\n`;
+    case 'nuslerp':
+      return `models:\n  - model: ${ref('expert1')}\n    parameters: {weight: 0.5}\n  - model: ${ref('expert2')}\n    parameters: {weight: 0.5}\nmerge_method: nuslerp\n${base}dtype: bfloat16\n`;
+    case 'linear':
+      return `models:\n${list('weight: 1')}merge_method: linear\ndtype: bfloat16\n`;
+    case 'task_arithmetic':
+      return `models:\n${list('weight: 0.5')}merge_method: task_arithmetic\n${base}dtype: bfloat16\n`;
+    case 'model_stock':
+      return `models:\n${list('')}merge_method: model_stock\n${base}dtype: bfloat16\n`;
+    case 'tsv':
+    case 'iso_c':
+    case 'iso_cts':
+      return `models:\n${list('')}merge_method: ${method}\n${base}dtype: bfloat16\n`;
+    case 'lines':
+      return `models:\n${list('')}merge_method: lines\n${base}parameters: {beta: 0.5}\ndtype: bfloat16\n`;
+    case 'breadcrumbs':
+    case 'breadcrumbs_ties':
+      return `models:\n${list('weight: 0.5, density: 0.9, gamma: 0.01')}merge_method: ${method}\n${base}dtype: bfloat16\n`;
+    case 'della':
+    case 'della_linear':
+      return `models:\n${list('weight: 0.5, density: 0.5, epsilon: 0.1')}merge_method: ${method}\n${base}dtype: bfloat16\n`;
+    default:
+      return `models:\n${list('weight: 0.5, density: 0.5')}merge_method: ${method}\n${base}dtype: bfloat16\n`;
   }
-  return out;
 }
 
-function shapes(): [string, number[]][] {
-  const list: [string, number[]][] = [['model.embed_tokens.weight', [vocab, hidden]]];
-  for (let l = 0; l < layers; l++) {
-    const p = `model.layers.${l}.`;
-    list.push(
-      [`${p}self_attn.q_proj.weight`, [hidden, hidden]],
-      [`${p}self_attn.k_proj.weight`, [hidden / 2, hidden]],
-      [`${p}self_attn.v_proj.weight`, [hidden / 2, hidden]],
-      [`${p}self_attn.o_proj.weight`, [hidden, hidden]],
-      [`${p}mlp.gate_proj.weight`, [intermediate, hidden]],
-      [`${p}mlp.up_proj.weight`, [intermediate, hidden]],
-      [`${p}mlp.down_proj.weight`, [hidden, intermediate]],
-      [`${p}input_layernorm.weight`, [hidden]],
-      [`${p}post_attention_layernorm.weight`, [hidden]],
-    );
-  }
-  list.push(['model.norm.weight', [hidden]], ['lm_head.weight', [vocab, hidden]]);
-  return list;
-}
-
-async function makeModel(name: string, seed: number, base?: Map<string, Float32Array>) {
-  const values = new Map<string, Float32Array>();
-  const tensors = shapes().map(([tensor, shape], i) => {
-    const numel = shape.reduce((a, b) => a * b, 1);
-    const v = base ? synthetic(numel, seed * 7919 + i, 0.002) : synthetic(numel, seed * 104729 + i, 0.05);
-    if (base) {
-      const b = base.get(tensor)!;
-      for (let j = 0; j < numel; j++) v[j] += b[j];
-    }
-    values.set(tensor, v);
-    return { name: tensor, dtype: 'BF16' as const, shape, data: encodeFloats(v, 'BF16') };
-  });
-  const config = { model_type: 'llama', hidden_size: hidden, num_hidden_layers: layers, vocab_size: vocab, torch_dtype: 'bfloat16' };
-  const tree = memoryFileTree(name, {
-    'model.safetensors': serializeSafetensors(tensors),
-    'config.json': new TextEncoder().encode(JSON.stringify(config)),
-  });
-  return { source: await openModel(tree, { id: name }), values };
-}
-
-/** Counts bytes and drops them: the benchmark measures merging, not storage. */
+/** Counts bytes and drops them. */
 class DiscardFolder implements OutputFolder {
   readonly name = 'discard';
   bytes = 0;
   async create(): Promise<ByteSink> {
-    return {
-      write: async (chunk: Uint8Array) => void (this.bytes += chunk.byteLength),
-      close: async () => undefined,
-      abort: async () => undefined,
-    };
+    return { write: async (c: Uint8Array) => void (this.bytes += c.byteLength), close: async () => undefined, abort: async () => undefined };
   }
   async commit() {}
   async abort() {}
 }
 
-function recipeFor(method: string): string {
-  const models = ['expert1', 'expert2', 'expert3'];
-  switch (method) {
-    case 'slerp':
-      return `models:\n  - model: base\n  - model: expert1\nmerge_method: slerp\nbase_model: base\nparameters: {t: 0.4}\n`;
-    case 'linear':
-      return `models:\n${models.map((m) => `  - model: ${m}\n    parameters: {weight: 1}\n`).join('')}merge_method: linear\n`;
-    case 'task_arithmetic':
-      return `models:\n${models.map((m) => `  - model: ${m}\n    parameters: {weight: 0.5}\n`).join('')}merge_method: task_arithmetic\nbase_model: base\n`;
-    case 'model_stock':
-      return `models:\n${models.map((m) => `  - model: ${m}\n`).join('')}merge_method: model_stock\nbase_model: base\n`;
-    default:
-      return `models:\n${models.map((m) => `  - model: ${m}\n    parameters: {weight: 0.5, density: 0.5}\n`).join('')}merge_method: ${method}\nbase_model: base\n`;
+interface ModelSet {
+  size: string;
+  shape: LlamaShape;
+  params: number;
+  bytesPerModel: number;
+  sources: Map<string, ModelSource>;
+  /** Folder holding the models (base, expert1..3) when they are read from disk. */
+  dir?: string;
+}
+
+async function modelSet(size: string): Promise<ModelSet> {
+  const shape = SHAPES[size];
+  if (!shape) throw new Error(`unknown size ${size} (${Object.keys(SHAPES).join(', ')})`);
+  const trees = ['base', ...EXPERTS].map((name, i) => [name, proceduralModelTree(name, { shape, expert: i })] as const);
+  const sources = new Map<string, ModelSource>();
+  let dir: string | undefined;
+  if (values.from === 'disk') {
+    dir = mkdtempSync(join(tmpdir(), `merge-studio-bench-${size}-`));
+    for (const [name, tree] of trees) {
+      mkdirSync(join(dir, name));
+      for (const path of await tree.list()) {
+        const src = (await tree.open(path))!;
+        // Written in 64 MiB pieces so even 7B models never sit in memory whole.
+        const { openSync, writeSync, closeSync } = await import('node:fs');
+        const fd = openSync(join(dir, name, path), 'w');
+        for (let at = 0; at < src.size; at += 64 << 20) writeSync(fd, await src.read(at, Math.min(64 << 20, src.size - at)));
+        closeSync(fd);
+      }
+      sources.set(name, await openModel(await nodeFileTree(join(dir, name)), { id: name }));
+    }
+  } else if (values.from === 'procedural') {
+    for (const [name, tree] of trees) sources.set(name, await openModel(tree, { id: name }));
+  } else throw new Error(`--from must be procedural or disk, not ${values.from}`);
+  const base = sources.get('base')!;
+  const bytesPerModel = [...base.tensors.values()].reduce((s, t) => s + t.byteLength, 0);
+  return { size, shape, params: llamaParams(shape), bytesPerModel, sources, dir };
+}
+
+function outputFolder(set: ModelSet): { folder: OutputFolder; cleanup: () => void } {
+  if (!set.dir) return { folder: new DiscardFolder(), cleanup: () => undefined };
+  const target = join(set.dir, `out-${Date.now()}`);
+  return { folder: new NodeOutputFolder(target, { overwrite: true }), cleanup: () => rmSync(target, { recursive: true, force: true }) };
+}
+
+/** Peak RSS while `run` runs, sampled every 20 ms. */
+async function withPeakRss<T>(run: () => Promise<T>): Promise<{ result: T; peak: number }> {
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  try {
+    const result = await run();
+    return { result, peak: Math.max(peak, process.memoryUsage().rss) };
+  } finally {
+    clearInterval(sampler);
   }
 }
 
+/** Read every tensor of every model and write one model's bytes: the floor a merge cannot beat. */
+async function plainCopy(set: ModelSet): Promise<number> {
+  const { folder, cleanup } = outputFolder(set);
+  const t0 = performance.now();
+  const sink = await folder.create('model.safetensors');
+  const models = [...set.sources.values()];
+  for (const name of models[0].tensors.keys()) {
+    const bytes = await Promise.all(models.map((m) => m.readTensor(name)));
+    await sink.write(bytes[0]);
+  }
+  await sink.close();
+  await folder.commit();
+  const seconds = (performance.now() - t0) / 1000;
+  cleanup();
+  return seconds;
+}
+
 interface Row {
+  size: string;
   backend: string;
   device: string;
   method: string;
@@ -138,72 +199,152 @@ interface Row {
   gbPerSecond: number;
   paramsPerSecond: number;
   peakRssBytes: number;
-  /** GPU buffer bytes alive at once, at most (gpu backend only). */
   peakGpuBytes?: number;
+  buffersCreated?: number;
+  buffersReused?: number;
+  /** Merge time / plain copy time of the same bytes. */
+  vsCopy: number;
+  mergekitSeconds?: number;
+  /** mergekit's time / ours (above 1: faster than mergekit). */
+  vsMergekit?: number;
+  mergekitSource?: 'measured' | 'issue-9';
+}
+
+function mergekitAvailable(): boolean {
+  const r = spawnSync('python3', ['-c', 'import mergekit'], { encoding: 'utf8' });
+  return r.status === 0 && spawnSync('mergekit-yaml', ['--help'], { encoding: 'utf8' }).status === 0;
+}
+
+function timeMergekit(set: ModelSet, method: string): number | undefined {
+  if (!set.dir) return undefined;
+  const recipe = join(set.dir, `${method}.yml`);
+  writeFileSync(recipe, recipeYaml(method, (n) => join(set.dir!, n)));
+  const out = join(set.dir, `mergekit-${method}`);
+  const t0 = performance.now();
+  const r = spawnSync('mergekit-yaml', [recipe, out, '--lazy-unpickle'], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  const seconds = (performance.now() - t0) / 1000;
+  rmSync(out, { recursive: true, force: true });
+  if (r.status !== 0) {
+    console.error(`mergekit ${method} failed: ${r.stderr.slice(-500)}`);
+    return undefined;
+  }
+  return seconds;
+}
+
+async function benchSet(set: ModelSet, backends: Map<BackendKind, Backend>, useMergekit: boolean): Promise<Row[]> {
+  const copySeconds = await plainCopy(set);
+  console.error(`${set.size}: plain copy of the inputs ${copySeconds.toFixed(2)} s (${((set.bytesPerModel * 4) / copySeconds / 1e9).toFixed(2)} GB/s in)`);
+  const rows: Row[] = [];
+  const mergekitTimes = new Map<string, { seconds: number; source: 'measured' | 'issue-9' }>();
+  for (const method of (values.methods as string).split(',')) {
+    const measured = useMergekit ? timeMergekit(set, method) : undefined;
+    if (measured !== undefined) mergekitTimes.set(method, { seconds: measured, source: 'measured' });
+    else if (set.size === 'mk' && MERGEKIT_MK_SECONDS[method] !== undefined) mergekitTimes.set(method, { seconds: MERGEKIT_MK_SECONDS[method], source: 'issue-9' });
+  }
+  for (const [kind, backend] of backends) {
+    for (const method of (values.methods as string).split(',')) {
+      const recipe = parseRecipe(recipeYaml(method, (n) => n), methodLookup, { file: `${method}.yml` });
+      const used = new Set([...recipe.models.map((m) => m.model), ...(recipe.baseModel ? [recipe.baseModel] : [])]);
+      const { folder, cleanup } = outputFolder(set);
+      const gpu = backend instanceof GpuBackend ? backend : undefined;
+      gpu?.ctx.trimPool();
+      gpu?.ctx.resetPeak();
+      const created0 = gpu?.ctx.createdBuffers ?? 0;
+      const reused0 = gpu?.ctx.reusedBuffers ?? 0;
+      const t0 = performance.now();
+      const { peak } = await withPeakRss(() => runMerge({ recipe, sources: set.sources, backend, output: folder, options: { seed: 1 } }));
+      const seconds = (performance.now() - t0) / 1000;
+      cleanup();
+      const inputBytes = used.size * set.bytesPerModel;
+      const mk = mergekitTimes.get(method);
+      const row: Row = {
+        size: set.size,
+        backend: kind,
+        device: backend.description,
+        method,
+        seconds,
+        inputBytes,
+        params: set.params,
+        gbPerSecond: inputBytes / seconds / 1e9,
+        paramsPerSecond: set.params / seconds,
+        peakRssBytes: peak,
+        peakGpuBytes: gpu?.ctx.peakBytes,
+        buffersCreated: gpu ? gpu.ctx.createdBuffers - created0 : undefined,
+        buffersReused: gpu ? gpu.ctx.reusedBuffers - reused0 : undefined,
+        // The copy read all four models; scale to the models this method reads.
+        vsCopy: seconds / ((copySeconds * used.size) / 4),
+        mergekitSeconds: mk?.seconds,
+        vsMergekit: mk ? mk.seconds / seconds : undefined,
+        mergekitSource: mk?.source,
+      };
+      rows.push(row);
+      console.error(
+        `${set.size} ${kind.padEnd(4)} ${method.padEnd(16)} ${seconds.toFixed(2).padStart(8)} s  ${row.gbPerSecond.toFixed(3)} GB/s in  ` +
+          `${(row.paramsPerSecond / 1e6).toFixed(1)} M params/s  peak RSS ${formatBytes(peak)}` +
+          (gpu ? `  peak GPU ${formatBytes(row.peakGpuBytes ?? 0)}  buffers +${row.buffersCreated} (${row.buffersReused} reused)` : '') +
+          `  ${row.vsCopy.toFixed(2)}× copy` +
+          (row.vsMergekit !== undefined ? `  ${row.vsMergekit.toFixed(2)}× mergekit's speed` : ''),
+      );
+    }
+  }
+  return rows;
+}
+
+function table(rows: readonly Row[]): void {
+  console.log('| size | backend | device | method | time (s) | input GB/s | output params/s | peak RSS | peak GPU buffers | × plain copy | vs mergekit |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.size} | ${r.backend} | ${r.device} | ${r.method} | ${r.seconds.toFixed(2)} | ${r.gbPerSecond.toFixed(3)} | ${(r.paramsPerSecond / 1e6).toFixed(1)} M | ` +
+        `${formatBytes(r.peakRssBytes)} | ${r.peakGpuBytes !== undefined ? formatBytes(r.peakGpuBytes) : '–'} | ${r.vsCopy.toFixed(2)} | ` +
+        `${r.vsMergekit !== undefined ? `${r.vsMergekit.toFixed(2)}×${r.mergekitSource === 'issue-9' ? '*' : ''}` : '–'} |`,
+    );
+  }
+  if (rows.some((r) => r.mergekitSource === 'issue-9')) console.log('\n\\* mergekit 0.1.4 times measured for issue 9 on the 2-core development VM (not in this run).');
 }
 
 async function main() {
-  console.error(`building synthetic models: hidden ${hidden}, ${layers} layers, vocab ${vocab} (BF16)`);
-  const base = await makeModel('base', 1);
-  const sources = new Map<string, ModelSource>([['base', base.source]]);
-  for (let i = 1; i <= 3; i++) sources.set(`expert${i}`, (await makeModel(`expert${i}`, i + 1, base.values)).source);
-  base.values.clear();
-  const paramsPerModel = [...base.source.tensors.values()].reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
-  const bytesPerModel = [...base.source.tensors.values()].reduce((s, t) => s + t.byteLength, 0);
-  console.error(`${(paramsPerModel / 1e6).toFixed(1)} M parameters, ${formatBytes(bytesPerModel)} per model`);
-
-  const rows: Row[] = [];
+  const sizes = (values.sizes as string).split(',');
+  const useMergekit = values['compare-mergekit'] === true && values.from === 'disk' && mergekitAvailable();
+  if (values['compare-mergekit'] && !useMergekit) {
+    console.error(values.from !== 'disk' ? 'mergekit comparison needs --from disk' : 'mergekit is not installed here: comparing with the times recorded for issue 9');
+  }
+  const backends = new Map<BackendKind, Backend>();
   for (const kind of (values.backends as string).split(',') as BackendKind[]) {
     const backend = await createBackend(kind);
-    try {
-      for (const method of (values.methods as string).split(',')) {
-        const recipe = parseRecipe(recipeFor(method), methodLookup, { file: `${method}.yml` });
-        const used = new Set([...recipe.models.map((m) => m.model), ...(recipe.baseModel ? [recipe.baseModel] : [])]);
-        const output = new DiscardFolder();
-        let peak = process.memoryUsage().rss;
-        const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-        if (backend instanceof GpuBackend) backend.ctx.resetPeak();
-        const t0 = performance.now();
-        await runMerge({ recipe, sources, backend, output, options: { seed: 1 } });
-        const seconds = (performance.now() - t0) / 1000;
-        clearInterval(sampler);
-        peak = Math.max(peak, process.memoryUsage().rss);
-        const inputBytes = used.size * bytesPerModel;
-        const row: Row = {
-          backend: kind,
-          device: backend.description,
-          method,
-          seconds,
-          inputBytes,
-          params: paramsPerModel,
-          gbPerSecond: inputBytes / seconds / 1e9,
-          paramsPerSecond: paramsPerModel / seconds,
-          peakRssBytes: peak,
-          peakGpuBytes: backend instanceof GpuBackend ? backend.ctx.peakBytes : undefined,
-        };
-        rows.push(row);
-        console.error(
-          `${kind.padEnd(4)} ${method.padEnd(16)} ${seconds.toFixed(2).padStart(7)} s  ${row.gbPerSecond.toFixed(3)} GB/s in  ${(row.paramsPerSecond / 1e6).toFixed(1)} M params/s  peak RSS ${formatBytes(peak)}${row.peakGpuBytes !== undefined ? `  peak GPU ${formatBytes(row.peakGpuBytes)}` : ''}`,
-        );
+    if (values['no-pool'] && backend instanceof GpuBackend) backend.ctx.setMaxIdleBytes(0);
+    backends.set(kind, backend);
+    console.error(`${kind}: ${backend.description}`);
+  }
+  const rows: Row[] = [];
+  const sets: Omit<ModelSet, 'sources' | 'dir'>[] = [];
+  try {
+    for (const size of sizes) {
+      const set = await modelSet(size);
+      console.error(`${size}: ${(set.params / 1e6).toFixed(1)} M parameters, ${formatBytes(set.bytesPerModel)} per model (BF16, ${values.from})`);
+      sets.push({ size, shape: set.shape, params: set.params, bytesPerModel: set.bytesPerModel });
+      try {
+        rows.push(...(await benchSet(set, backends, useMergekit)));
+      } finally {
+        if (set.dir) rmSync(set.dir, { recursive: true, force: true });
       }
-    } finally {
-      backend.destroy();
     }
+  } finally {
+    for (const b of backends.values()) b.destroy();
   }
-  console.log(`| backend | device | method | time (s) | input GB/s | output params/s | peak RSS | peak GPU buffers |`);
-  console.log(`|---|---|---|---|---|---|---|---|`);
-  for (const r of rows) {
-    console.log(
-      `| ${r.backend} | ${r.device} | ${r.method} | ${r.seconds.toFixed(2)} | ${r.gbPerSecond.toFixed(3)} | ${(r.paramsPerSecond / 1e6).toFixed(1)} M | ${formatBytes(r.peakRssBytes)} | ${r.peakGpuBytes !== undefined ? formatBytes(r.peakGpuBytes) : '–'} |`,
-    );
+  table(rows);
+  let analysis: Awaited<ReturnType<typeof benchAnalysis>> | undefined;
+  if (!values['no-analysis']) {
+    console.error('analysis of the demo checkpoints (TIES, three experts): first run, then re-runs as one density slider moves');
+    analysis = await benchAnalysis((values.backends as string).split(',') as BackendKind[]);
+    reportAnalysis(analysis);
   }
-  console.error('analysis of the demo checkpoints (TIES, three experts): first run, then recipe-only re-runs');
-  const analysis = await benchAnalysis((values.backends as string).split(',') as BackendKind[]);
-  console.log('');
-  console.log(`| backend | first analysis (ms) | re-run after a density change, median of 5 (ms) |`);
-  console.log(`|---|---|---|`);
-  for (const a of analysis) console.log(`| ${a.backend} | ${a.firstMs.toFixed(0)} | ${a.rerunMs.toFixed(0)} |`);
-  if (values.json) writeFileSync(values.json as string, JSON.stringify({ hidden, layers, vocab, paramsPerModel, bytesPerModel, rows, analysis }, null, 2));
+  const machine = { host: hostname(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory: totalmem(), node: process.version };
+  const date = new Date().toISOString();
+  const file = values.json ?? join(import.meta.dirname, 'results', `${date.slice(0, 10)}-${machine.host}-${sizes.join('_')}.json`);
+  mkdirSync(join(file, '..'), { recursive: true });
+  writeFileSync(file, JSON.stringify({ date, machine, from: values.from, pool: !values['no-pool'], sets, rows, analysis }, null, 2) + '\n');
+  console.error(`results: ${file}`);
 }
 
 await main();
