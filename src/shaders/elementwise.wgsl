@@ -7,6 +7,10 @@
 //   element when coef_stride > 1 (per-row coefficients), else coefs[t].
 // nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1); out = w·x + (1 - w)·b  (x0 = b, x1 = x).
 // abs_at_least: out = 1 where |x0| >= t·|x1| else 0 (TALL masks, count thresholds).
+// multiply: out = x0 · x1.
+// divide_at_least: out = x0 / max(x1, t).
+// exp_affine: out = exp(scale·(x0 − shift) + bias), each step rounded to f32 (PCB's softmax terms).
+// ramp_above: out = max(x0 − shift, 0) · scale (PCB's drop weights; shift = the threshold).
 //
 // Dispatch: one thread per element of the chunk, ceil(n / 256) workgroups (2-D grid above
 // maxComputeWorkgroupsPerDimension; threads past n return). Unused x slots are bound to x0.
@@ -20,7 +24,9 @@ struct Params {
   accumulate: u32,   // 1: add to out instead of overwriting it
   add_bias: u32,     // 1: add bias after the terms
   bias: f32,
-  t: f32,            // nearswap
+  t: f32,            // nearswap, abs_at_least, divide_at_least
+  shift: f32,        // exp_affine, ramp_above
+  scale: f32,        // exp_affine, ramp_above
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -91,4 +97,46 @@ fn abs_at_least(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     return;
   }
   out[i] = select(0.0, 1.0, abs(x0[i]) >= params.t * abs(x1[i]));
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn multiply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+  let i = global_index(wid, nwg, lid);
+  if (i >= params.n) {
+    return;
+  }
+  out[i] = x0[i] * x1[i];
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn divide_at_least(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+  let i = global_index(wid, nwg, lid);
+  if (i >= params.n) {
+    return;
+  }
+  out[i] = x0[i] / max(x1[i], params.t);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn exp_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let i = global_index(wid, nwg, lid);
+  if (i >= params.n) {
+    return;
+  }
+  let centred = x0[i] - params.shift;
+  let scaled = centred * params.scale;
+  out[i] = exp(scaled + params.bias);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn ramp_above(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let i = global_index(wid, nwg, lid);
+  if (i >= params.n) {
+    return;
+  }
+  out[i] = max(x0[i] - params.shift, 0.0) * params.scale;
 }

@@ -1,4 +1,6 @@
-// Partial sums for dot products (gram, gramRows) and L1 norms (sumAbs), combined on the host in f64.
+// Partial sums for dot products (gram, gramRows) and L1 norms (sumAbs), combined on the host in f64;
+// and per-block extremes (minMax): min_max_partials writes the pair (min, max) of its block to
+// partials[2w], partials[2w + 1] (NaN skipped; +Inf, −Inf for a block without numbers).
 //
 // The tensor is cut into blocks that never straddle a row: block k of row r covers the global
 // elements [r·row_len + k·block_len, min(r·row_len + (k+1)·block_len, (r+1)·row_len)), and global
@@ -82,4 +84,43 @@ fn abs_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     acc = acc + abs(a[i]);
   }
   finish(w, lid, acc);
+}
+
+var<workgroup> lows: array<f32, WORKGROUP_SIZE>;
+var<workgroup> highs: array<f32, WORKGROUP_SIZE>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn min_max_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+  let w = workgroup_index(wid, nwg);
+  let r = block_range(w);
+  // +Inf and −Inf, the extremes of an empty slice. Built from a runtime value: an infinite
+  // const-expression is a shader-creation error.
+  let runtime_zero = params.count & 0u;
+  var lo = bitcast<f32>(0x7f800000u | runtime_zero);
+  var hi = bitcast<f32>(0xff800000u | runtime_zero);
+  for (var i = r.x + lid; i < r.y; i = i + WORKGROUP_SIZE) {
+    let v = a[i];
+    // NaN compares false both ways: never taken.
+    if (v < lo) {
+      lo = v;
+    }
+    if (v > hi) {
+      hi = v;
+    }
+  }
+  lows[lid] = lo;
+  highs[lid] = hi;
+  workgroupBarrier();
+  for (var s = WORKGROUP_SIZE / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      lows[lid] = min(lows[lid], lows[lid + s]);
+      highs[lid] = max(highs[lid], highs[lid + s]);
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u && w < params.count) {
+    partials[2u * w] = lows[0];
+    partials[2u * w + 1u] = highs[0];
+  }
 }

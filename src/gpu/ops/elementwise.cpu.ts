@@ -68,5 +68,28 @@ export function elementwiseCpu(rt: CpuOpRuntime): ElementwiseOps {
       for (let i = 0; i < av.length; i++) out[i] = Math.abs(av[i]) >= fr(l * Math.abs(bv[i])) ? 1 : 0;
       return rt.make(out, a.shape);
     },
+
+    async multiply(a: Tensor, b: Tensor): Promise<Tensor> {
+      const [av, bv] = pair('multiply', a, b, ['a', 'b']);
+      return rt.make(Float32Array.from(av, (v, i) => v * bv[i]), a.shape);
+    },
+
+    async divideAtLeast(a: Tensor, b: Tensor, floor: number): Promise<Tensor> {
+      const [av, bv] = pair('divideAtLeast', a, b, ['a', 'b']);
+      const f = fr(floor);
+      return rt.make(Float32Array.from(av, (v, i) => v / Math.max(bv[i], f)), a.shape);
+    },
+
+    async expAffine(x: Tensor, shift: number, scale: number, bias: number): Promise<Tensor> {
+      const d = rt.data(x, 'expAffine');
+      const [s, c, b] = [fr(shift), fr(scale), fr(bias)];
+      return rt.make(Float32Array.from(d, (v) => Math.exp(fr(fr(fr(v - s) * c) + b))), x.shape);
+    },
+
+    async rampAbove(x: Tensor, threshold: number, scale: number): Promise<Tensor> {
+      const d = rt.data(x, 'rampAbove');
+      const [t, c] = [fr(threshold), fr(scale)];
+      return rt.make(Float32Array.from(d, (v) => Math.max(fr(v - t), 0) * c), x.shape);
+    },
   };
 }

@@ -3,7 +3,8 @@
  * split into several chunks. Tolerances are stated per op; "exact" means bit-identical.
  */
 import { describe, expect, it } from 'vitest';
-import { cpu, gpuFor, rng, LENGTHS, CHUNKINGS, SHAPES_2D, randomValues, pair, numel, expectClose, F32_EPS, release, useGpuBackends } from './testing.testutil.ts';
+import type { Tensor } from '../backend.ts';
+import { cpu, gpuFor, rng, LENGTHS, CHUNKINGS, SHAPES_2D, randomValues, pair, numel, expectClose, expectSameBits, F32_EPS, release, useGpuBackends } from './testing.testutil.ts';
 
 useGpuBackends();
 
@@ -116,5 +117,63 @@ describe('absAtLeast vs CPU', () => {
     const m = await gpu.absAtLeast(a, b, 0.5);
     expect(Array.from(await gpu.read(m))).toEqual([1, 1, 0, 1, 0]);
     release(a, b, m);
+  });
+});
+
+describe('multiply, divideAtLeast, expAffine, rampAbove vs CPU', () => {
+  // multiply and rampAbove round once per step on both sides: exact. divideAtLeast: a GPU division
+  // (2.5 ulp). expAffine: exp within 3 + 2·|arg| ulp (WGSL), the argument possibly fused (1 ulp of
+  // |scale·(x − shift)| + |bias| carried through exp): (8 + 4·|arg|) ulp of the result.
+  it('at every length and chunking', async () => {
+    for (const chunk of CHUNKINGS) {
+      const gpu = gpuFor(chunk);
+      for (const n of LENGTHS) {
+        const a = randomValues(n, 5 * n);
+        const b = randomValues(n, 5 * n + 1).map((v, i) => (i % 7 === 0 ? 0 : v));
+        const [ga, ca] = await pair(chunk, a, [n]);
+        const [gb, cb] = await pair(chunk, b, [n]);
+        const what = `n=${n} chunk=${chunk}`;
+        const both = async (g: Promise<Tensor>, c: Promise<Tensor>): Promise<[Float32Array, Float32Array]> => {
+          const [gt, ct] = [await g, await c];
+          const out: [Float32Array, Float32Array] = [await gpu.read(gt), await cpu.read(ct)];
+          release(gt, ct);
+          return out;
+        };
+        const [pg, pc] = await both(gpu.multiply(ga, gb), cpu.multiply(ca, cb));
+        expectSameBits(pg, pc, `multiply ${what}`);
+        const [dg, dc] = await both(gpu.divideAtLeast(ga, gb, 0.25), cpu.divideAtLeast(ca, cb, 0.25));
+        expectClose(dg, dc, (i) => 3 * F32_EPS * Math.abs(dc[i]), `divideAtLeast ${what}`);
+        const [eg, ec] = await both(gpu.expAffine(ga, -0.3, 1.7, -2), cpu.expAffine(ca, -0.3, 1.7, -2));
+        expectClose(eg, ec, (i) => (8 + 4 * Math.abs(Math.log(ec[i]))) * F32_EPS * ec[i], `expAffine ${what}`);
+        const [rg, rc] = await both(gpu.rampAbove(ga, 0.4, 2.5), cpu.rampAbove(ca, 0.4, 2.5));
+        expectSameBits(rg, rc, `rampAbove ${what}`);
+        release(ga, ca, gb, cb);
+      }
+    }
+  });
+
+  it('hand-computed values', async () => {
+    const gpu = gpuFor(undefined);
+    const a = await gpu.fromArray([2, -3, 0.5, 1, 4], [5]);
+    const b = await gpu.fromArray([4, 2, 0, -1, 1e-13], [5]);
+    const p = await gpu.multiply(a, b);
+    expect(Array.from(await gpu.read(p))).toEqual([8, -6, 0, -1, Math.fround(4e-13)]);
+    const d = await gpu.divideAtLeast(a, b, 0.5);
+    expect(Array.from(await gpu.read(d))).toEqual([0.5, -1.5, 1, 2, 8]);
+    const e = await gpu.expAffine(a, 1, 0.5, -1);
+    const ev = await gpu.read(e);
+    [2, -3, 0.5, 1, 4].forEach((x, i) => expect(ev[i]).toBeCloseTo(Math.exp(0.5 * (x - 1) - 1), 6));
+    const r = await gpu.rampAbove(a, 1, 2);
+    expect(Array.from(await gpu.read(r))).toEqual([2, 0, 0, 0, 6]);
+    release(a, b, p, d, e, r);
+  });
+
+  it('accept zero elements', async () => {
+    const gpu = gpuFor(777);
+    const x = await gpu.fromArray([], [0, 5]);
+    const outs = [await gpu.multiply(x, x), await gpu.divideAtLeast(x, x, 1), await gpu.expAffine(x, 0, 1, 0), await gpu.rampAbove(x, 0, 1)];
+    for (const o of outs) expect(o.shape).toEqual([0, 5]);
+    expect(await gpu.minMax(x)).toEqual({ min: Infinity, max: -Infinity });
+    release(x, ...outs);
   });
 });

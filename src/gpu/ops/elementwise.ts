@@ -1,6 +1,7 @@
 /**
  * Elementwise ops (src/shaders/elementwise.wgsl): linear combinations with scalar or per-row
- * coefficients, nearswap's interpolation and the TALL-mask comparison. The reference is
+ * coefficients, nearswap's interpolation, the TALL-mask comparison, and the products, exponentials
+ * and ramps of PCB's scores. The reference is
  * elementwise.cpu.ts; the GPU sums terms in the same order with the same f32 rounding, so results
  * are equal bit for bit.
  */
@@ -21,6 +22,17 @@ export interface ElementwiseOps {
    * |τ_t| >= λ·|τ_MTL − τ_t|, and with b = 1 a threshold on counts.
    */
   absAtLeast(a: Tensor, b: Tensor, lambda: number): Promise<Tensor>;
+  /** a ⊙ b: one f32 product per element. */
+  multiply(a: Tensor, b: Tensor): Promise<Tensor>;
+  /** a / max(b, floor) per element (a weighted mean's division with its denominator kept off 0). */
+  divideAtLeast(a: Tensor, b: Tensor, floor: number): Promise<Tensor>;
+  /**
+   * exp(scale·(x − shift) + bias) per element, each step in f32: softmax numerators of a
+   * min-max-normalized x (x − shift is exact when x and shift are close).
+   */
+  expAffine(x: Tensor, shift: number, scale: number, bias: number): Promise<Tensor>;
+  /** max(x − threshold, 0)·scale per element: 0 at and below the threshold, a ramp above it. */
+  rampAbove(x: Tensor, threshold: number, scale: number): Promise<Tensor>;
 }
 
 const ELEMENTWISE = shaderModule('elementwise.wgsl', { file: 'elementwise.wgsl', code: elementwiseWgsl });
@@ -28,6 +40,10 @@ const KERNELS = {
   lincomb: defineKernel(ELEMENTWISE, 'lincomb', { uses: ['coefs', 'x0', 'x1', 'x2', 'x3', 'out'] }),
   nearswap: defineKernel(ELEMENTWISE, 'nearswap', { uses: ['x0', 'x1', 'out'] }),
   absAtLeast: defineKernel(ELEMENTWISE, 'abs_at_least', { uses: ['x0', 'x1', 'out'] }),
+  multiply: defineKernel(ELEMENTWISE, 'multiply', { uses: ['x0', 'x1', 'out'] }),
+  divideAtLeast: defineKernel(ELEMENTWISE, 'divide_at_least', { uses: ['x0', 'x1', 'out'] }),
+  expAffine: defineKernel(ELEMENTWISE, 'exp_affine', { uses: ['x0', 'out'] }),
+  rampAbove: defineKernel(ELEMENTWISE, 'ramp_above', { uses: ['x0', 'out'] }),
 };
 
 /** Terms per lincomb dispatch: the kernel binds 4 inputs (browsers allow 8 storage buffers). */
@@ -110,6 +126,20 @@ export function elementwiseGpu(rt: GpuOpRuntime): ElementwiseOps {
     });
   }
 
+  /** One elementwise kernel over one tensor (x0) with scalar params. */
+  async function unary(op: string, kernel: typeof KERNELS.expAffine, input: Tensor, params: { shift?: number; scale?: number; bias?: number; t?: number }) {
+    const x = rt.tensor(input, op);
+    return rt.output(op, x.shape, async (out, layout) => {
+      const batch = ctx.batch(op);
+      const xc = rt.chunks(x, op);
+      out.forEach((o, c) => {
+        const len = chunkLength(layout, c);
+        batch.dispatch(kernel, { params: { n: len, ...params }, buffers: { x0: xc[c], out: o }, workgroups: groupsFor(len) });
+      });
+      await batch.submit();
+    });
+  }
+
   return {
     async lincomb(terms, bias = 0) {
       if (terms.length === 0) throw rt.error('lincomb', 'no terms');
@@ -131,5 +161,9 @@ export function elementwiseGpu(rt: GpuOpRuntime): ElementwiseOps {
     },
     nearswap: (base, x, t) => pairwise('nearswap', KERNELS.nearswap, base, x, t, ['base', 'model']),
     absAtLeast: (a, b, lambda) => pairwise('absAtLeast', KERNELS.absAtLeast, a, b, lambda, ['a', 'b']),
+    multiply: (a, b) => pairwise('multiply', KERNELS.multiply, a, b, 0, ['a', 'b']),
+    divideAtLeast: (a, b, floor) => pairwise('divideAtLeast', KERNELS.divideAtLeast, a, b, floor, ['a', 'b']),
+    expAffine: (x, shift, scale, bias) => unary('expAffine', KERNELS.expAffine, x, { shift, scale, bias }),
+    rampAbove: (x, threshold, scale) => unary('rampAbove', KERNELS.rampAbove, x, { shift: threshold, scale }),
   };
 }

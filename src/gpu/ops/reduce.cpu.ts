@@ -39,5 +39,15 @@ export function reduceCpu(rt: CpuOpRuntime): ReduceOps {
       for (let i = 0; i < d.length; i++) s += Math.abs(d[i]);
       return s;
     },
+    async minMax(x) {
+      const d = rt.data(x, 'minMax');
+      let min = Infinity;
+      let max = -Infinity;
+      for (let i = 0; i < d.length; i++) {
+        if (d[i] < min) min = d[i];
+        if (d[i] > max) max = d[i];
+      }
+      return { min, max };
+    },
   };
 }

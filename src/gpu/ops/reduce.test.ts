@@ -67,3 +67,33 @@ describe.each([
     }
   });
 });
+
+describe('minMax vs CPU (exact)', () => {
+  it('1-D and 2-D tensors, every chunking and block size, NaN ignored, ±Inf kept', async () => {
+    const shapes = [...LENGTHS.map((n) => [n]), ...SHAPES_2D];
+    for (const reduceBlock of [4096, 65536]) {
+      for (const chunk of CHUNKINGS) {
+        const gpu = createGpuBackend(ctx, { maxChunkElements: chunk, reduceBlock });
+        for (const shape of shapes) {
+          const n = numel(shape);
+          const v = randomValues(n, 11 * n);
+          // The extremes sit in the last chunk / block for some sizes, the first for others.
+          if (n > 3) v[n % 2 ? n - 2 : 1] = n % 3 ? -9 : 9;
+          if (n > 5) v[3] = NaN;
+          const g = await gpu.fromArray(v, shape);
+          const c = cpu.fromArray(v, shape);
+          const want = await cpu.minMax(c);
+          expect(await gpu.minMax(g), `shape=[${shape}] chunk=${chunk} block=${reduceBlock}`).toEqual(want);
+          expect(Number.isFinite(want.min) && Number.isFinite(want.max)).toBe(true);
+          gpu.release(g);
+          cpu.release(c);
+        }
+        const inf = await gpu.fromArray([1, Infinity, -2, NaN], [4]);
+        expect(await gpu.minMax(inf)).toEqual({ min: -2, max: Infinity });
+        const nan = await gpu.fromArray([NaN, NaN], [2]);
+        expect(await gpu.minMax(nan)).toEqual({ min: Infinity, max: -Infinity });
+        gpu.destroy();
+      }
+    }
+  });
+});

@@ -1,6 +1,6 @@
 /**
- * Reductions (src/shaders/reduce.wgsl): Gram matrices of flattened tensors or of their rows, and L1
- * norms. The GPU sums blocks in f32 and the host adds the block sums in f64; the reference
+ * Reductions (src/shaders/reduce.wgsl): Gram matrices of flattened tensors or of their rows, L1
+ * norms, and the smallest and largest entry. The GPU sums blocks in f32 and the host adds the block sums in f64; the reference
  * (reduce.cpu.ts) accumulates in f64 throughout, so the two agree to f32 rounding of the blocks.
  */
 import reduceWgsl from '../../shaders/reduce.wgsl?raw';
@@ -16,12 +16,15 @@ export interface ReduceOps {
   gramRows(xs: readonly Tensor[]): Promise<Float64Array>;
   /** Σ |x| over the whole tensor (L1 norm). */
   sumAbs(x: Tensor): Promise<number>;
+  /** The smallest and largest entry, NaN ignored (+Infinity and −Infinity when there is none). */
+  minMax(x: Tensor): Promise<{ min: number; max: number }>;
 }
 
 const REDUCE = shaderModule('reduce.wgsl', { file: 'reduce.wgsl', code: reduceWgsl });
 const KERNELS = {
   dotPartials: defineKernel(REDUCE, 'dot_partials', { uses: ['a', 'b', 'partials'] }),
   absPartials: defineKernel(REDUCE, 'abs_partials', { uses: ['a', 'partials'] }),
+  minMaxPartials: defineKernel(REDUCE, 'min_max_partials', { uses: ['a', 'partials'] }),
 };
 
 /** Elements summed by one reduce.wgsl workgroup (256 threads × 16). */
@@ -106,6 +109,53 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
     async sumAbs(x) {
       const t = rt.tensor(x, 'sumAbs');
       return (await partialSums('sumAbs', [[t, null]], t.numel, 1))[0];
+    },
+    async minMax(x) {
+      const t = rt.tensor(x, 'minMax');
+      const result = { min: Infinity, max: -Infinity };
+      if (t.numel === 0) return result;
+      // One workgroup per block of the whole tensor, blocks clipped to chunks (as partialSums):
+      // each writes its block's (min, max) pair; the host takes the extremes.
+      const { layout } = t;
+      const block = rt.reduceBlock;
+      const align = ctx.limits.minStorageBufferOffsetAlignment / 4;
+      const jobs: { chunk: number; first: number; count: number; slot: number }[] = [];
+      let slots = 0;
+      for (let c = 0; c < layout.count; c++) {
+        const start = chunkStart(layout, c);
+        const first = Math.floor(start / block);
+        const count = Math.floor((start + chunkLength(layout, c) - 1) / block) - first + 1;
+        jobs.push({ chunk: c, first, count, slot: slots });
+        slots += Math.ceil((2 * count) / align) * align;
+      }
+      const batch = ctx.batch('minMax');
+      const partials = batch.temp(ctx.acquire({ label: 'minMax partial extremes', size: slots * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
+      const chunks = rt.chunks(t, 'minMax');
+      for (const job of jobs) {
+        const params = {
+          n: chunkLength(layout, job.chunk),
+          offset: chunkStart(layout, job.chunk),
+          row_len: t.numel,
+          block_len: block,
+          first_block: job.first,
+          blocks_per_row: Math.ceil(t.numel / block),
+          count: job.count,
+        };
+        const target = { buffer: partials, offset: job.slot * 4, size: 2 * job.count * 4 };
+        batch.dispatch(KERNELS.minMaxPartials, { params, buffers: { a: chunks[job.chunk], partials: target }, workgroups: job.count });
+      }
+      batch.readback(partials, 0, slots * 4);
+      const values = new Float32Array((await batch.submit())[0]);
+      for (const job of jobs) {
+        for (let w = 0; w < job.count; w++) {
+          const lo = values[job.slot + 2 * w];
+          const hi = values[job.slot + 2 * w + 1];
+          // A block of NaNs only reports +Inf / −Inf, which leave the extremes as they are.
+          if (lo < result.min) result.min = lo;
+          if (hi > result.max) result.max = hi;
+        }
+      }
+      return result;
     },
   };
 }
