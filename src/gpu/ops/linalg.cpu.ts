@@ -1,28 +1,24 @@
 /**
  * Reference linear algebra (see linalg.ts). Products accumulate in f64 and round once, the most
  * accurate f32 result, which the GPU's f32 accumulation is compared against with a stated tolerance.
+ * Copies are exact; scaleColumns and addDiagonal round like the GPU (bit for bit).
  */
 import type { Tensor } from '../backend.ts';
-import type { LinalgOps, MatmulOptions } from './linalg.ts';
+import { checkColumnRange, checkSameMatrix, concatShapes, matmulDims, matrixShape, type LinalgOps, type MatmulOptions } from './linalg.ts';
 import type { CpuOpRuntime } from './runtime.ts';
 
-/** [rows, cols] of a 2-D tensor, or an error naming the op. */
-export function matrixShape(rt: { error(op: string, reason: string): Error }, x: Tensor, op: string, what = 'tensor'): [number, number] {
-  if (x.shape.length !== 2) throw rt.error(op, `${what} has shape [${x.shape.join(', ')}], expected a 2-D matrix`);
-  return [x.shape[0], x.shape[1]];
-}
+const fr = Math.fround;
 
 export function linalgCpu(rt: CpuOpRuntime): LinalgOps {
   return {
     async matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}) {
-      const [ar, ac] = matrixShape(rt, a, 'matmul', 'A');
-      const [br, bc] = matrixShape(rt, b, 'matmul', 'B');
+      const { m, k, n } = matmulDims(rt, a, b, opts);
       const A = rt.data(a, 'matmul');
       const B = rt.data(b, 'matmul');
-      const [m, k] = opts.transA ? [ac, ar] : [ar, ac];
-      const [k2, n] = opts.transB ? [bc, br] : [br, bc];
-      if (k !== k2) throw rt.error('matmul', `inner dimensions differ: op(A) is ${m}×${k}, op(B) is ${k2}×${n}`);
+      const D = opts.addend ? rt.data(opts.addend, 'matmul') : null;
+      const [ac, bc] = [a.shape[1], b.shape[1]];
       const alpha = opts.alpha ?? 1;
+      const beta = opts.beta ?? 1;
       const at = (i: number, p: number) => (opts.transA ? A[p * ac + i] : A[i * ac + p]);
       const bt = (p: number, j: number) => (opts.transB ? B[j * bc + p] : B[p * bc + j]);
       const out = new Float32Array(m * n);
@@ -34,7 +30,7 @@ export function linalgCpu(rt: CpuOpRuntime): LinalgOps {
           if (v === 0) continue;
           for (let j = 0; j < n; j++) row[j] += v * bt(p, j);
         }
-        for (let j = 0; j < n; j++) out[i * n + j] = alpha * row[j];
+        for (let j = 0; j < n; j++) out[i * n + j] = alpha * row[j] + (D ? beta * D[i * n + j] : 0);
       }
       return rt.make(out, [m, n]);
     },
@@ -49,9 +45,7 @@ export function linalgCpu(rt: CpuOpRuntime): LinalgOps {
 
     async sliceColumns(x: Tensor, from: number, to: number) {
       const [r, c] = matrixShape(rt, x, 'sliceColumns');
-      if (!(Number.isInteger(from) && Number.isInteger(to) && 0 <= from && from <= to && to <= c)) {
-        throw rt.error('sliceColumns', `columns [${from}, ${to}) of a matrix with ${c} columns`);
-      }
+      checkColumnRange(rt, c, from, to);
       const d = rt.data(x, 'sliceColumns');
       const w = to - from;
       const out = new Float32Array(r * w);
@@ -60,12 +54,8 @@ export function linalgCpu(rt: CpuOpRuntime): LinalgOps {
     },
 
     async concatColumns(xs: readonly Tensor[]) {
-      if (xs.length === 0) throw rt.error('concatColumns', 'no tensors');
-      const shapes = xs.map((x, i) => matrixShape(rt, x, 'concatColumns', `tensor ${i}`));
+      const shapes = concatShapes(rt, xs);
       const r = shapes[0][0];
-      shapes.forEach(([ri], i) => {
-        if (ri !== r) throw rt.error('concatColumns', `tensor ${i} has ${ri} rows, tensor 0 has ${r}`);
-      });
       const total = shapes.reduce((s, [, c]) => s + c, 0);
       const out = new Float32Array(r * total);
       let at = 0;
@@ -83,14 +73,22 @@ export function linalgCpu(rt: CpuOpRuntime): LinalgOps {
       if (s.length !== c) throw rt.error('scaleColumns', `${s.length} scales for ${c} columns`);
       const d = rt.data(x, 'scaleColumns');
       const out = new Float32Array(r * c);
-      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[i * c + j] = Math.fround(d[i * c + j] * s[j]);
+      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[i * c + j] = fr(d[i * c + j] * s[j]);
       return rt.make(out, [r, c]);
     },
 
+    async addDiagonal(x: Tensor, c: number, scale = 1) {
+      const [r, cols] = matrixShape(rt, x, 'addDiagonal');
+      const d = rt.data(x, 'addDiagonal');
+      const s = fr(scale);
+      const out = new Float32Array(r * cols);
+      for (let i = 0; i < d.length; i++) out[i] = fr(s * d[i]);
+      for (let i = 0; i < Math.min(r, cols); i++) out[i * cols + i] = fr(out[i * cols + i] + fr(c));
+      return rt.make(out, [r, cols]);
+    },
+
     async columnDots(a: Tensor, b: Tensor) {
-      const [r, c] = matrixShape(rt, a, 'columnDots', 'a');
-      const [rb, cb] = matrixShape(rt, b, 'columnDots', 'b');
-      if (r !== rb || c !== cb) throw rt.error('columnDots', `a is ${r}×${c}, b is ${rb}×${cb}`);
+      const [r, c] = checkSameMatrix(rt, a, b, 'columnDots');
       const A = rt.data(a, 'columnDots');
       const B = rt.data(b, 'columnDots');
       const out = new Float64Array(c);
