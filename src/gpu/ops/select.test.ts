@@ -111,3 +111,27 @@ describe('countKeyDigits vs CPU (exact)', () => {
     release(g, c);
   });
 });
+
+describe('keepRankBand stays on the GPU', () => {
+  it('selects and masks without reading anything back (no buffer is mapped)', async () => {
+    const n = 4099;
+    const values = tiedValues(n, 77); // ties force the index passes too
+    const [g, c] = await pair(777, values, [n]);
+    const mapAsync = GPUBuffer.prototype.mapAsync;
+    let maps = 0;
+    GPUBuffer.prototype.mapAsync = function (this: GPUBuffer, ...args: Parameters<GPUBuffer['mapAsync']>) {
+      maps++;
+      return mapAsync.apply(this, args);
+    };
+    let kept;
+    try {
+      kept = await gpuFor(777).keepRankBand(g, 1000, 3001);
+    } finally {
+      GPUBuffer.prototype.mapAsync = mapAsync;
+    }
+    expect(maps).toBe(0);
+    const want = await cpu.keepRankBand(c, 1000, 3001);
+    expectSameBits(await gpuFor(777).read(kept), await cpu.read(want), 'band 1000..3001');
+    release(g, c, kept, want);
+  });
+});

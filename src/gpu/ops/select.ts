@@ -1,12 +1,13 @@
 /**
  * Selection by magnitude rank without sorting (src/shaders/select.wgsl): `keepRankBand` keeps the
- * entries whose rank in the order (|x|, index) lies in a band, found by radix select; and
+ * entries whose rank in the order (|x|, index) lies in a band, found by radix select entirely on the
+ * GPU (one command batch, nothing read back); and
  * `countKeyDigits`, one digit pass of a radix select, for selections the host drives over many
  * tensors (PCB's k-th largest over a whole model). Reference: select.cpu.ts.
  */
 import selectWgsl from '../../shaders/select.wgsl?raw';
 import type { Tensor } from '../backend.ts';
-import { chunkLength, chunkStart, type GpuTensor } from '../gpu-tensor.ts';
+import { chunkLength, chunkStart } from '../gpu-tensor.ts';
 import { defineKernel, groupsFor, shaderModule, WORKGROUP_SIZE } from '../kernel.ts';
 import type { GpuOpRuntime } from './runtime.ts';
 
@@ -37,108 +38,32 @@ export const HISTOGRAM_BLOCK = 4096;
 
 const SELECT = shaderModule('select.wgsl', { file: 'select.wgsl', code: selectWgsl });
 const KERNELS = {
-  histogram: defineKernel(SELECT, 'histogram', { uses: ['x', 'hist'], constants: { ELEMENTS_PER_THREAD: HISTOGRAM_BLOCK / WORKGROUP_SIZE } }),
-  keepBand: defineKernel(SELECT, 'keep_band', { uses: ['x', 'out'] }),
+  histogram: defineKernel(SELECT, 'histogram', { uses: ['x', 'hist', 'state_in'], constants: { ELEMENTS_PER_THREAD: HISTOGRAM_BLOCK / WORKGROUP_SIZE } }),
+  pick: defineKernel(SELECT, 'pick', { uses: ['hist', 'state'] }),
+  keepBand: defineKernel(SELECT, 'keep_band', { uses: ['x', 'out', 'state_in'] }),
 };
 
-interface SelectorState {
-  rank: number;
-  active: boolean;
-  key_prefix: number;
-  key_mask: number;
-  index_prefix: number;
-  index_mask: number;
-  from_index: boolean;
-  shift: number;
+/** u32 words per selector in the `state` buffer (select.wgsl's Selector). */
+const SELECTOR_WORDS = 8;
+
+/** Initial state words of a selector looking for `rank` (absent or negative: inactive). */
+function selectorWords(sel: { rank?: number; prefix?: number; mask?: number; shift?: number } | null): number[] {
+  if (!sel || (sel.rank !== undefined && sel.rank < 0)) return new Array(SELECTOR_WORDS).fill(0);
+  // key_prefix, key_mask, index_prefix, index_mask, shift, from_index, active, rank
+  return [sel.prefix ?? 0, sel.mask ?? 0, 0, 0, sel.shift ?? 24, 0, 1, sel.rank ?? 0];
 }
 
 export function selectGpu(rt: GpuOpRuntime): SelectOps {
   const { ctx } = rt;
 
-  /** Run histogram passes (one per call of `step`) until every selector is done. */
-  async function histogramPasses(t: GpuTensor, op: string, selectors: SelectorState[], step: (counts: Uint32Array) => void): Promise<void> {
-    const chunks = rt.chunks(t, op);
-    const [hist] = await ctx.allocate(`${op} histogram`, [
-      { label: `${op} histogram`, size: 512 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST },
+  /** The state and histogram buffers of one selection, with the state written. */
+  async function selectionBuffers(op: string, words: number[]): Promise<{ state: GPUBuffer; hist: GPUBuffer; release(): void }> {
+    const [state, hist] = await ctx.allocate(`${op} selection`, [
+      { label: `${op} selector state`, size: 2 * SELECTOR_WORDS * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST },
+      { label: `${op} histogram`, size: 512 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, zero: true },
     ]);
-    const zeros = new Uint32Array(512);
-    try {
-      while (selectors.some((s) => s.active)) {
-        const batch = ctx.batch(`${op} select`);
-        ctx.device.queue.writeBuffer(hist, 0, zeros);
-        const sel = (s: SelectorState | undefined) =>
-          s
-            ? {
-                key_prefix: s.key_prefix,
-                key_mask: s.key_mask,
-                index_prefix: s.index_prefix,
-                index_mask: s.index_mask,
-                shift: s.shift,
-                from_index: s.from_index ? 1 : 0,
-                enabled: s.active ? 1 : 0,
-              }
-            : { enabled: 0 };
-        chunks.forEach((r, c) => {
-          const len = chunkLength(t.layout, c);
-          batch.dispatch(KERNELS.histogram, {
-            params: { n: len, offset: chunkStart(t.layout, c), sel0: sel(selectors[0]), sel1: sel(selectors[1]) },
-            buffers: { x: r, hist: { buffer: hist, size: 512 * 4 } },
-            workgroups: groupsFor(len, HISTOGRAM_BLOCK),
-          });
-        });
-        const slot = batch.readback(hist, 0, 512 * 4);
-        step(new Uint32Array((await batch.submit())[slot]));
-      }
-    } finally {
-      ctx.recycle(hist);
-    }
-  }
-
-  /**
-   * The (|x| bits, index) pairs at ascending ranks `targets` (-1: not wanted): 4 passes over the
-   * key digits, then passes over the index digits among the entries equal to the selected key
-   * when the rank falls inside a run of ties.
-   */
-  async function selectRanks(t: GpuTensor, targets: readonly number[]): Promise<({ key: number; index: number } | null)[]> {
-    const selectors: SelectorState[] = targets.map((rank) => ({
-      rank,
-      active: rank >= 0,
-      key_prefix: 0,
-      key_mask: 0,
-      index_prefix: 0,
-      index_mask: 0,
-      from_index: false,
-      shift: 24,
-    }));
-    const indexTopShift = Math.floor(Math.log2(Math.max(1, t.numel - 1)) / 8) * 8;
-    await histogramPasses(t, 'keepRankBand', selectors, (counts) => {
-      selectors.forEach((s, i) => {
-        if (!s.active) return;
-        let below = 0;
-        let digit = 0;
-        while (digit < 256 && below + counts[i * 256 + digit] <= s.rank) below += counts[i * 256 + digit++];
-        if (digit === 256) throw rt.error('keepRankBand', `rank ${targets[i]} not found among ${t.numel} entries (histogram counted ${below})`);
-        const bits = (digit << s.shift) >>> 0;
-        const mask = (0xff << s.shift) >>> 0;
-        s.rank -= below;
-        if (!s.from_index) {
-          s.key_prefix = (s.key_prefix | bits) >>> 0;
-          s.key_mask = (s.key_mask | mask) >>> 0;
-          if (s.shift > 0) s.shift -= 8;
-          else if (s.rank === 0) s.active = false; // first of its ties: (key, 0) bounds it exactly
-          else {
-            s.from_index = true;
-            s.shift = indexTopShift;
-          }
-        } else {
-          s.index_prefix = (s.index_prefix | bits) >>> 0;
-          s.index_mask = (s.index_mask | mask) >>> 0;
-          if (s.shift > 0) s.shift -= 8;
-          else s.active = false;
-        }
-      });
-    });
-    return selectors.map((s, i) => (targets[i] >= 0 ? { key: s.key_prefix, index: s.index_prefix } : null));
+    ctx.device.queue.writeBuffer(state, 0, Uint32Array.from(words));
+    return { state, hist, release: () => [state, hist].forEach((b) => ctx.recycle(b)) };
   }
 
   return {
@@ -154,32 +79,44 @@ export function selectGpu(rt: GpuOpRuntime): SelectOps {
         async (out, layout) => {
           if (keepsNothing) return;
           const src = rt.chunks(t, 'keepRankBand');
+          const batch = ctx.batch('keepRankBand');
           if (from === 0 && to === n) {
-            const batch = ctx.batch('keepRankBand copy');
             src.forEach((r, c) => batch.copy(r.buffer, r.offset, out[c].buffer, out[c].offset, chunkLength(layout, c) * 4));
             await batch.submit();
             return;
           }
-          const [lower, upper] = await selectRanks(t, [from > 0 ? from : -1, to < n ? to : -1]);
-          const batch = ctx.batch('keepRankBand mask');
-          src.forEach((r, c) => {
-            const len = chunkLength(layout, c);
-            batch.dispatch(KERNELS.keepBand, {
-              params: {
-                n: len,
-                offset: chunkStart(layout, c),
-                lo_key: lower?.key ?? 0,
-                lo_index: lower?.index ?? 0,
-                hi_key: upper?.key ?? 0,
-                hi_index: upper?.index ?? 0,
-                has_lo: lower ? 1 : 0,
-                has_hi: upper ? 1 : 0,
-              },
-              buffers: { x: r, out: out[c] },
-              workgroups: groupsFor(len),
+          // Selector 0 finds the lowest kept rank, selector 1 the first rank above the band; every
+          // pass is recorded now and each one reads the state the previous pick left.
+          const sel = selectionBuffers('keepRankBand', [...selectorWords(from > 0 ? { rank: from } : null), ...selectorWords(to < n ? { rank: to } : null)]);
+          const { state, hist, release } = await sel;
+          try {
+            const indexTopShift = Math.floor(Math.log2(Math.max(1, n - 1)) / 8) * 8;
+            const passes = 4 + indexTopShift / 8 + 1;
+            const stateRange = { buffer: state, size: 2 * SELECTOR_WORDS * 4 };
+            const histRange = { buffer: hist, size: 512 * 4 };
+            for (let p = 0; p < passes; p++) {
+              src.forEach((r, c) => {
+                const len = chunkLength(layout, c);
+                batch.dispatch(KERNELS.histogram, {
+                  params: { n: len, offset: chunkStart(layout, c) },
+                  buffers: { x: r, hist: histRange, state_in: stateRange },
+                  workgroups: groupsFor(len, HISTOGRAM_BLOCK),
+                });
+              });
+              batch.dispatch(KERNELS.pick, { params: { index_top_shift: indexTopShift }, buffers: { hist: histRange, state: stateRange }, workgroups: 1 });
+            }
+            src.forEach((r, c) => {
+              const len = chunkLength(layout, c);
+              batch.dispatch(KERNELS.keepBand, {
+                params: { n: len, offset: chunkStart(layout, c), has_lo: from > 0 ? 1 : 0, has_hi: to < n ? 1 : 0 },
+                buffers: { x: r, out: out[c], state_in: stateRange },
+                workgroups: groupsFor(len),
+              });
             });
-          });
-          await batch.submit();
+            await batch.submit();
+          } finally {
+            release();
+          }
         },
         { zero: keepsNothing },
       );
@@ -190,21 +127,24 @@ export function selectGpu(rt: GpuOpRuntime): SelectOps {
       if (selectors.length === 0 || selectors.length > 2) throw rt.error('countKeyDigits', `${selectors.length} selectors (1 or 2 allowed)`);
       const out = new Uint32Array(256 * selectors.length);
       if (t.numel === 0) return out;
-      const states: SelectorState[] = selectors.map((s) => ({
-        rank: 0,
-        active: true,
-        key_prefix: s.prefix >>> 0,
-        key_mask: s.mask >>> 0,
-        index_prefix: 0,
-        index_mask: 0,
-        from_index: false,
-        shift: s.shift,
-      }));
-      await histogramPasses(t, 'countKeyDigits', states, (counts) => {
-        out.set(counts.subarray(0, out.length));
-        for (const s of states) s.active = false;
-      });
-      return out;
+      const words = [0, 1].flatMap((i) => selectorWords(selectors[i] ? { prefix: selectors[i].prefix >>> 0, mask: selectors[i].mask >>> 0, shift: selectors[i].shift } : null));
+      const { state, hist, release } = await selectionBuffers('countKeyDigits', words);
+      try {
+        const batch = ctx.batch('countKeyDigits');
+        rt.chunks(t, 'countKeyDigits').forEach((r, c) => {
+          const len = chunkLength(t.layout, c);
+          batch.dispatch(KERNELS.histogram, {
+            params: { n: len, offset: chunkStart(t.layout, c) },
+            buffers: { x: r, hist: { buffer: hist, size: 512 * 4 }, state_in: { buffer: state, size: 2 * SELECTOR_WORDS * 4 } },
+            workgroups: groupsFor(len, HISTOGRAM_BLOCK),
+          });
+        });
+        const slot = batch.readback(hist, 0, 512 * 4);
+        out.set(new Uint32Array((await batch.submit())[slot]).subarray(0, out.length));
+        return out;
+      } finally {
+        release();
+      }
     },
   };
 }
