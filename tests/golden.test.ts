@@ -1,6 +1,7 @@
 /**
  * mergekit compatibility: every golden case in tests/fixtures/golden (copied from ../shared/golden),
- * merged through the CLI on both backends, must match mergekit's tensors within the case's tolerance.
+ * merged through the CLI on both backends, must match mergekit's tensors within the case's tolerance
+ * (the p-* cases: the papers' methods, against a float64 reference of METHODS.md).
  * Random-mask cases replay mergekit's masks; with the engine's own generator they are checked by the
  * statistics the masks must have (kept fraction ≈ density, L1 norm preserved by the rescale).
  */
@@ -9,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.ts';
-import { compareTensors, readSafetensorsFile, tensorValues, type Tolerance } from './helpers/safetensors-file.ts';
+import { compareTensors, readSafetensorsFile, tensorValues, type RawTensor, type Tolerance } from './helpers/safetensors-file.ts';
 
 const GOLDEN = resolve(__dirname, 'fixtures/golden');
 const cases = readdirSync(join(GOLDEN, 'cases')).sort();
@@ -46,11 +47,37 @@ function breadcrumbsBugTensors(caseName: string, want: Map<string, { shape: numb
   return hit;
 }
 
+/**
+ * A case's fragile entries (`fragile` in case.json names an F16 file, 1 = fragile; p-pcb: entries at
+ * a task's drop threshold, where an exact f32 engine may land on either side of a discontinuity)
+ * are not compared: `got` takes `want`'s value there. Returns how many entries were masked.
+ */
+function maskFragile(dir: string, fragileFile: string | undefined, got: Map<string, RawTensor>, want: Map<string, RawTensor>): number {
+  if (!fragileFile) return 0;
+  const fragile = readSafetensorsFile(join(dir, fragileFile));
+  let masked = 0;
+  for (const [name, w] of want) {
+    const flags = tensorValues(fragile.get(name)!);
+    const g = got.get(name);
+    if (!g || g.dtype !== w.dtype || g.bytes.length !== w.bytes.length) continue; // compareTensors reports it
+    const bytes = g.bytes.slice();
+    const width = bytes.length / flags.length;
+    flags.forEach((f, i) => {
+      if (f === 0) return;
+      bytes.set(w.bytes.subarray(i * width, (i + 1) * width), i * width);
+      masked++;
+    });
+    got.set(name, { ...g, bytes });
+  }
+  return masked;
+}
+
 describe.each(['gpu', 'gpu-chunked', 'cpu'])('golden cases through the CLI (%s backend)', (backend) => {
-  it.each(cases)('%s', async (name) => {
+  // PCB streams the model seven times; on a software adapter with 1000-element chunks that takes a minute.
+  it.each(cases)('%s', { timeout: 240_000 }, async (name) => {
     expect(cases.length).toBeGreaterThanOrEqual(12);
     const dir = join(GOLDEN, 'cases', name);
-    const meta = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as { tolerance: Tolerance };
+    const meta = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as { tolerance: Tolerance; fragile?: string };
     const out = join(work, `${backend}-${name}`);
     const args = ['merge', join(dir, 'recipe.yml'), '--out', out, '--quiet'];
     // gpu-chunked: every tensor of 4096+ elements spans several GPU buffers (the out-of-core path).
@@ -63,6 +90,12 @@ describe.each(['gpu', 'gpu-chunked', 'cpu'])('golden cases through the CLI (%s b
     const got = readSafetensorsFile(join(out, 'model.safetensors'));
     const want = readSafetensorsFile(join(dir, 'expected.safetensors'));
     expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    const masked = maskFragile(dir, meta.fragile, got, want);
+    if (meta.fragile) {
+      // p-pcb: 253 of 218048 entries; never a large share of the model.
+      expect(masked).toBeGreaterThan(0);
+      expect(masked).toBeLessThan(0.005 * [...want.values()].reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0));
+    }
     const skipped = breadcrumbsBugTensors(name, want);
     const problems = [...want].filter(([t]) => !skipped.has(t)).flatMap(([t, w]) => compareTensors(t, got.get(t)!, w, meta.tolerance));
     expect(problems).toEqual([]);

@@ -24,6 +24,7 @@ const EXPECTED = [
   'consensus_ta',
   // the papers' methods (METHODS.md "Methods from the papers in seeds/")
   'lines',
+  'pcb',
   'widen',
 ];
 

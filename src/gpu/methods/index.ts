@@ -18,6 +18,7 @@ import { multislerp } from './multislerp.ts';
 import { nearswap } from './nearswap.ts';
 import { nuslerp } from './nuslerp.ts';
 import { passthrough } from './passthrough.ts';
+import { pcb } from './pcb.ts';
 import { slerp } from './slerp.ts';
 import { taskArithmetic } from './task-arithmetic.ts';
 import { ties } from './ties.ts';
@@ -43,6 +44,7 @@ export const METHODS = [
   nearswap,
   passthrough,
   lines,
+  pcb,
   widen,
 ] as const satisfies readonly MethodDescriptor[];
 
