@@ -6,6 +6,8 @@ export default defineConfig({
   plugins: [react()],
   server: { port: 5173, strictPort: false },
   worker: { format: 'es' },
+  // Two pages: the studio, and the page the Hub's OAuth sign-in returns to (src/ui/publish/oauth.ts).
+  build: { rolldownOptions: { input: { main: 'index.html', oauth: 'oauth-callback.html' } } },
   test: {
     include: ['src/**/*.test.ts', 'src/**/*.test.tsx', 'tests/**/*.test.ts'],
     setupFiles: ['tests/setup.ts'],

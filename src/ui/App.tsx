@@ -10,6 +10,7 @@ import { CompatPanel } from './components/CompatPanel.tsx';
 import { Header } from './components/Header.tsx';
 import { MergePanel } from './components/MergePanel.tsx';
 import { MethodPanel } from './components/MethodPanel.tsx';
+import { PublishPanel } from './components/PublishPanel.tsx';
 import { RecipePanel } from './components/RecipePanel.tsx';
 import { Shelf } from './components/Shelf.tsx';
 import { readDrop, takeDroppedItems, type DropContents } from './sources/dropped.ts';
@@ -83,6 +84,7 @@ export function App({ canPickFolder, download, analysisRunner }: AppProps) {
           <MethodPanel />
           {analysisRunner ? <StudioAnalysisPanel download={download} /> : null}
           <MergePanel canPickFolder={canPickFolder} />
+          <PublishPanel analysisRunner={analysisRunner} />
           <RecipePanel onDownload={download} />
         </div>
       </main>

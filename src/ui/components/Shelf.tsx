@@ -8,6 +8,7 @@ import { useShallow } from 'zustand/react/shallow';
 import { errorInWords } from '../errors.ts';
 import { formatBytes, formatCount } from '../format.ts';
 import { readPickedFolder, groupLooseFiles, type DropContents } from '../sources/dropped.ts';
+import { HubSearch } from './HubSearch.tsx';
 import type { ShelfModel } from '../store/index.ts';
 import { useStudio } from '../store-context.tsx';
 import { openSettingsAt } from './popover.ts';
@@ -91,6 +92,13 @@ function AddModel({ onFiles }: { onFiles(contents: DropContents): void }) {
           {error}
         </p>
       ) : null}
+      <HubSearch
+        query={repo}
+        onAdded={() => {
+          setRepo('');
+          setError(null);
+        }}
+      />
       <div className="file-buttons">
         <button type="button" onClick={() => folderInput.current?.click()} data-testid="shelf.add.folder">
           Choose folder…

@@ -95,7 +95,8 @@ export function createJobSlice(deps: StudioDeps): StateCreator<StudioState, [], 
           const outcome = await handle.outcome;
           if (outcome.status === 'done') {
             if (outcome.download) deps.download(outcome.download.name, outcome.download.blob);
-            set({ job: { status: 'done', result: outcome.result } });
+            const folder = output.kind === 'directory' ? { parent: output.parent, name: output.folderName } : undefined;
+            set({ job: { status: 'done', result: outcome.result, folder } });
           } else {
             set({ job: { status: 'cancelled' } });
           }

@@ -385,6 +385,8 @@ describe('the merge job', () => {
     merges[0].done.resolve({ status: 'done', result: { files: ['model.safetensors'], tensors: 39, bytes: 3900, seconds: 1, destination: 'folder', backend: 'cpu' }, download: null });
     await started;
     expect(store.getState().job.status).toBe('done');
+    // The folder it wrote stays known, for publishing.
+    expect(store.getState().job).toMatchObject({ folder: { name: 'my-merge' } });
   });
 
   it('cancel asks the engine and ends as cancelled', async () => {

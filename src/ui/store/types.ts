@@ -99,7 +99,12 @@ export type JobState =
       cancelling: boolean;
       destination: 'folder' | 'download';
     }
-  | { status: 'done'; result: MergeResultInfo }
+  | {
+      status: 'done';
+      result: MergeResultInfo;
+      /** The folder the merge wrote (in the picked folder, or OPFS), for publishing; absent for a download. */
+      folder?: { parent: FileSystemDirectoryHandle; name: string };
+    }
   | { status: 'failed'; error: ErrorInfo }
   | { status: 'cancelled' };
 
