@@ -89,7 +89,7 @@ function makeModels(seed: number, count: number): { base: ModelValues; models: M
   return { base, models };
 }
 
-describe.each(backendsUnderTest().filter((b) => b.name === 'cpu'))('widen ($name)', ({ get }) => {
+describe.each(backendsUnderTest())('widen ($name)', ({ get }) => {
   async function check(seed: number, count: number, params: string | undefined, ratio: number, c: number, edit?: (base: ModelValues, models: Map<string, Float32Array>[]) => void) {
     const { base, models } = makeModels(seed, count);
     edit?.(base, models);
