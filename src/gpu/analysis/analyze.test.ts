@@ -12,7 +12,7 @@ import { memoryFileTree } from '../../core/sources/memory.ts';
 import { CpuBackend } from '../cpu-backend.ts';
 import { runMerge } from '../engine.ts';
 import { AnalysisCancelledError, AnalysisInputError, analyzeMerge } from './analyze.ts';
-import { AnalysisCache } from './cache.ts';
+import { AnalysisCache, ResidentTensors } from './cache.ts';
 import { ReferenceAnalysisOps } from './reference-ops.ts';
 import {
   numelOf,
@@ -316,6 +316,99 @@ describe('cache, progress, cancellation', () => {
     const alone = await analyzeMerge({ recipe: recipeOf('ties', [{ ref: 'a', params: { weight: 1, density: 0.5 } }]), sources, ops: ops(), options: { cache, parts: { recipe: false } } });
     expect(alone.modelStats!.key).not.toBe(first.modelStats!.key);
     expect(cache.size).toBe(2);
+  });
+
+  it('re-runs do only what changed: resident inputs (no reads), one model re-sparsified, untouched tensors reused, same numbers as a fresh run', async () => {
+    const reads = { count: 0 };
+    const models = [
+      counting(await toyModel('base', toyBase), reads),
+      counting(await toyModel('a', plus(toyBase, toyDelta(21))), reads),
+      counting(await toyModel('b', plus(toyBase, toyDelta(22))), reads),
+      counting(await toyModel('c', plus(toyBase, toyDelta(23))), reads),
+    ];
+    const sources = sourcesOf(models);
+    const uncounted = sourcesOf([
+      await toyModel('base', toyBase),
+      await toyModel('a', plus(toyBase, toyDelta(21))),
+      await toyModel('b', plus(toyBase, toyDelta(22))),
+      await toyModel('c', plus(toyBase, toyDelta(23))),
+    ]);
+    const backend = new CpuBackend();
+    const cached = { cache: new AnalysisCache(), resident: new ResidentTensors(backend) };
+    const recipe = (densityA: number | number[], method = 'dare_ties') =>
+      recipeOf(method, [
+        { ref: 'a', params: { weight: 1, density: densityA } },
+        { ref: 'b', params: { weight: 0.7, density: 0.5 } },
+        { ref: 'c', params: { weight: -0.4, density: 0.6 } },
+      ]);
+    const sparsified: string[] = [];
+    const spy = new Proxy(backend, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          if (prop === 'keepRandom') sparsified.push(String(prop));
+          return v.apply(target, args);
+        };
+      },
+    });
+    const ops = new ReferenceAnalysisOps(spy as CpuBackend);
+    cached.resident = new ResidentTensors(spy as CpuBackend);
+    const fresh = async (r: ReturnType<typeof recipe>) => (await analyzeMerge({ recipe: r, sources: uncounted, ops: new ReferenceAnalysisOps(new CpuBackend()), options: { seed: 3 } })).recipeStats;
+
+    const first = await analyzeMerge({ recipe: recipe(0.5), sources, ops, options: { seed: 3, ...cached } });
+    const readsAfterFirst = reads.count;
+    expect(readsAfterFirst).toBe(4 * TOY_TENSORS.length);
+    expect(first.recipeStats).toEqual(await fresh(recipe(0.5)));
+
+    expect(sparsified).toHaveLength(3 * TOY_TENSORS.length);
+    sparsified.length = 0;
+    // Model a's density changes: nothing is read, a alone is re-sparsified, and the numbers are a fresh run's.
+    const second = await analyzeMerge({ recipe: recipe(0.3), sources, ops, options: { seed: 3, ...cached } });
+    expect(reads.count).toBe(readsAfterFirst);
+    expect(second.recipeStats).toEqual(await fresh(recipe(0.3)));
+    expect(sparsified).toHaveLength(TOY_TENSORS.length);
+
+    // A curve that changes only the last layer's value: the other tensors' statistics are the same objects as before.
+    const layers = first.numLayers;
+    const curve = Array.from({ length: layers }, (_, k) => (k === layers - 1 ? 0.9 : 0.3));
+    const third = await analyzeMerge({ recipe: recipe(curve), sources, ops, options: { seed: 3, ...cached } });
+    expect(third.recipeStats).toEqual(await fresh(recipe(curve)));
+    const reused = third.recipeStats!.tensors.filter((e, k) => e === second.recipeStats!.tensors[k]).map((e) => e.layer);
+    expect(reused.length).toBeGreaterThan(0);
+    expect(reused).not.toContain(layers - 1);
+    expect(third.recipeStats!.tensors.filter((e) => e.layer === layers - 1).every((e) => !second.recipeStats!.tensors.includes(e))).toBe(true);
+    expect(reads.count).toBe(readsAfterFirst);
+
+    // Everything resident is released by clear().
+    expect(backend.liveTensors).toBeGreaterThan(0);
+    cached.resident.clear();
+    expect(backend.liveTensors).toBe(0);
+  });
+
+  it('resident tensors stay within their byte budget and never evict what a run is using', async () => {
+    const backend = new CpuBackend();
+    const resident = new ResidentTensors(backend, 3 * 4 * 10);
+    const t = () => backend.upload(new Float32Array(10), [10]);
+    resident.put('a', [await t()], 1);
+    resident.put('b', [await t()], 2);
+    resident.unpinAll();
+    expect(resident.take('a')?.data).toBe(1);
+    resident.put('c', [await t()], 3);
+    resident.put('d', [await t()], 4);
+    // b was the oldest unpinned entry; a, c and d are pinned by this "run".
+    expect(resident.size).toBe(3);
+    expect(resident.take('b')).toBeUndefined();
+    resident.unpinAll();
+    expect(resident.bytes).toBeLessThanOrEqual(resident.maxBytes);
+    expect(backend.liveTensors).toBe(resident.size);
+    // A clear while a run uses an entry keeps that entry until the run lets go of it.
+    expect(resident.take('d')?.data).toBe(4);
+    resident.clear();
+    expect(resident.size).toBe(1);
+    resident.unpinAll();
+    expect(resident.size).toBe(0);
+    expect(backend.liveTensors).toBe(0);
   });
 
   it('reports progress tensor by tensor and stops when cancelled', async () => {

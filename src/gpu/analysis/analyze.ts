@@ -12,6 +12,11 @@
  * The math is the merge's f32 math; the 16-bit rounding the engine emulates when a recipe sets no
  * `dtype` (task-arithmetic-family.ts mergeRounded) is left out, so shares can differ from such a
  * merge in the last bits.
+ *
+ * Re-runs do only what a change needs (cache.ts): a tensor whose resolved parameters did not change
+ * keeps its recipe statistics; with ResidentTensors the inputs stay decoded on the backend and each
+ * model's kept entries are reused while that model's sparsifier parameters stay the same, so moving
+ * one model's density re-sparsifies that model alone and reads nothing.
  */
 import type { FloatDType } from '../../core/dtype.ts';
 import { resolveTensorParams, layerIndexOf } from '../../core/recipe/resolve.ts';
@@ -20,12 +25,12 @@ import type { ModelSource } from '../../core/source.ts';
 import type { Tensor } from '../backend.ts';
 import { decodeInput, planMerge, readTensorBytes, type MergePlan, type TensorPlan } from '../engine.ts';
 import { ParamReader } from '../methods/common.ts';
-import { isRandomSparsifier, RESCALE_MODES, sparsifyAndRescale } from '../methods/sparsifiers.ts';
+import { isRandomSparsifier, RESCALE_MODES, SPARSIFIER_PARAMS, sparsifyAndRescale } from '../methods/sparsifiers.ts';
 import type { MergeContext, MethodInput } from '../methods/types.ts';
 import { BINS_PER_OCTAVE, binEdges, MIN_EXPONENT, OCTAVES } from './bins.ts';
-import type { AnalysisCache } from './cache.ts';
+import type { AnalysisCache, ResidentTensors } from './cache.ts';
 import { familyStepsOf, type FamilySteps } from './family.ts';
-import { MAX_SIGN_MODELS, type AnalysisOps } from './ops.ts';
+import { MAX_SIGN_MODELS, type AnalysisOps, type MagnitudeHistogram } from './ops.ts';
 import {
   byKind,
   byLayer,
@@ -52,8 +57,13 @@ export interface AnalyzeOptions {
   seed?: number;
   /** Which statistics to compute (default: both). */
   parts?: { model?: boolean; recipe?: boolean };
-  /** Model statistics by model set: a hit skips their computation. */
+  /** Model statistics by model set, recipe statistics by tensor and parameters: a hit skips their computation. */
   cache?: AnalysisCache;
+  /**
+   * Inputs and kept entries left on the backend between runs (it must be the ops' backend's): a
+   * re-run reads nothing and re-sparsifies only models whose parameters changed.
+   */
+  resident?: ResidentTensors;
   signal?: AbortSignal;
   onProgress?: (p: AnalysisProgress) => void;
 }
@@ -109,13 +119,24 @@ export async function analyzeMerge(job: AnalyzeJob): Promise<AnalysisResult> {
 
   const modelEntries: TensorModelStats[] = [];
   const recipeEntries: TensorRecipeStats[] = [];
+  if (opts.resident && opts.resident.backend !== ops.backend) throw new AnalysisInputError('the resident tensors belong to another backend');
   if (computeModel || wantRecipe) {
     for (let k = 0; k < tensors.length; k++) {
       if (opts.signal?.aborted) throw new AnalysisCancelledError();
       const t = tensors[k];
-      const entry = await analyzeTensor({ job, plan, t, models, analyzedIdx, steps, seed, computeModel, computeRecipe: wantRecipe });
-      if (entry.model) modelEntries.push(entry.model);
-      if (entry.recipe) recipeEntries.push(entry.recipe);
+      const resolved = wantRecipe ? resolveTensorParams(recipe, plan.method, t.name, plan.numLayers) : null;
+      // A tensor's recipe statistics depend on its inputs (the model set), its resolved parameters, the method and the seed.
+      const entryKey = resolved && opts.cache ? JSON.stringify([key, t.name, recipe.mergeMethod, seed, resolved.global, resolved.perModel]) : null;
+      let recipeEntry = entryKey ? opts.cache!.getRecipeEntry(entryKey) : undefined;
+      if (computeModel || (wantRecipe && !recipeEntry)) {
+        const entry = await analyzeTensor({ job, plan, t, models, analyzedIdx, steps, seed, setKey: key, resolved, computeModel, computeRecipe: wantRecipe && !recipeEntry });
+        if (entry.model) modelEntries.push(entry.model);
+        if (entry.recipe) {
+          recipeEntry = entry.recipe;
+          if (entryKey) opts.cache!.setRecipeEntry(entryKey, recipeEntry);
+        }
+      }
+      if (recipeEntry) recipeEntries.push(recipeEntry);
       opts.onProgress?.({
         tensorsDone: k + 1,
         tensorsTotal: tensors.length,
@@ -151,6 +172,8 @@ function modelSetKey(plan: MergePlan, models: readonly ModelSource[], tensors: r
   });
 }
 
+type ResolvedParams = ReturnType<typeof resolveTensorParams>;
+
 interface TensorArgs {
   job: AnalyzeJob;
   plan: MergePlan;
@@ -159,15 +182,25 @@ interface TensorArgs {
   analyzedIdx: readonly number[];
   steps: FamilySteps | null;
   seed: number;
+  /** The model set's key (inputs of this tensor are resident under it). */
+  setKey: string;
+  /** The tensor's parameters (null when the recipe part is not asked for). */
+  resolved: ResolvedParams | null;
   computeModel: boolean;
   computeRecipe: boolean;
+}
+
+/** Inputs of one tensor: the base (when there is one) and each analyzed model's task vector. */
+interface TensorInputs {
+  base: Tensor | undefined;
+  deltas: Tensor[];
 }
 
 async function analyzeTensor(a: TensorArgs): Promise<{ model?: TensorModelStats; recipe?: TensorRecipeStats }> {
   const { job, plan, t } = a;
   const { ops } = job;
   const backend = ops.backend;
-  const signal = job.options?.signal;
+  const resident = job.options?.resident;
   const owned: Tensor[] = [];
   const own = <T extends Tensor>(x: T): T => {
     owned.push(x);
@@ -178,53 +211,72 @@ async function analyzeTensor(a: TensorArgs): Promise<{ model?: TensorModelStats;
     const kind = tensorKindOf(t.name);
     const numel = t.shape.reduce((x, y) => x * y, 1);
     const out: { model?: TensorModelStats; recipe?: TensorRecipeStats } = {};
-    if (a.computeRecipe) out.recipe = paramsEntry(a, layer, kind, numel);
+    if (a.computeRecipe) out.recipe = paramsEntry(a, a.resolved!, layer, kind, numel);
     // Only the task-vector family's trimming and the model statistics read the weights.
     const trims = out.recipe !== undefined && a.steps !== null && plan.base !== undefined;
     if (!a.computeModel && !trims) return out;
-    const base = plan.base ? own(await loadTensor(backend, plan.base, t, job.recipe.dtype, signal)) : undefined;
-    const deltas: Tensor[] = [];
-    for (const m of a.models) {
-      const x = own(await loadTensor(backend, m, t, job.recipe.dtype, signal));
-      if (!base) {
-        deltas.push(x);
-        continue;
-      }
-      deltas.push(
-        own(
-          await backend.lincomb([
-            { x, coef: 1 },
-            { x: base, coef: -1 },
-          ]),
-        ),
-      );
-      release(owned, backend, x);
-    }
+    const inputsKey = `${a.setKey}\u0000${t.name}`;
+    const inputs = await tensorInputs(a, inputsKey, own);
     if (a.computeModel) {
-      const histograms = await ops.magnitudeHistograms(deltas);
+      const histograms = await ops.magnitudeHistograms(inputs.deltas);
       out.model = {
         name: t.name,
         shape: [...t.shape],
         layer,
         kind,
         numel,
-        gram: Array.from(await backend.gram(deltas)),
-        baseNormSq: base ? (await backend.gram([base]))[0] : null,
-        signs: await ops.signCounts(deltas),
+        gram: Array.from(await backend.gram(inputs.deltas)),
+        baseNormSq: inputs.base ? (await backend.gram([inputs.base]))[0] : null,
+        signs: await ops.signCounts(inputs.deltas),
         histograms,
       };
     }
-    if (trims) await addTrimStats(a, out.recipe!, { base: base!, deltas, own });
+    if (trims) await addTrimStats(a, out.recipe!, { base: inputs.base!, deltas: inputs.deltas, own, inputsKey });
     return out;
   } finally {
     for (const x of owned) backend.release(x);
+    resident?.unpinAll();
   }
 }
 
-function release(owned: Tensor[], backend: AnalysisOps['backend'], x: Tensor): void {
-  backend.release(x);
-  const at = owned.indexOf(x);
-  if (at >= 0) owned.splice(at, 1);
+/** The tensor's inputs: resident from an earlier run, else read, cast and subtracted (and made resident when there is room). */
+async function tensorInputs(a: TensorArgs, inputsKey: string, own: <T extends Tensor>(x: T) => T): Promise<TensorInputs> {
+  const { job, plan, t } = a;
+  const backend = job.ops.backend;
+  const resident = job.options?.resident;
+  const signal = job.options?.signal;
+  const hit = resident?.take<{ hasBase: boolean }>(inputsKey);
+  if (hit) return { base: hit.data.hasBase ? hit.tensors[0] : undefined, deltas: hit.tensors.slice(hit.data.hasBase ? 1 : 0) };
+  const made: Tensor[] = [];
+  try {
+    const base = plan.base ? await loadTensor(backend, plan.base, t, job.recipe.dtype, signal) : undefined;
+    if (base) made.push(base);
+    const deltas: Tensor[] = [];
+    for (const m of a.models) {
+      const x = await loadTensor(backend, m, t, job.recipe.dtype, signal);
+      if (!base) {
+        made.push(x);
+        deltas.push(x);
+        continue;
+      }
+      try {
+        const delta = await backend.lincomb([
+          { x, coef: 1 },
+          { x: base, coef: -1 },
+        ]);
+        made.push(delta);
+        deltas.push(delta);
+      } finally {
+        backend.release(x);
+      }
+    }
+    if (resident) resident.put(inputsKey, [...made], { hasBase: base !== undefined });
+    else for (const x of made) own(x);
+    made.length = 0;
+    return { base, deltas };
+  } finally {
+    for (const x of made) backend.release(x);
+  }
 }
 
 /** Numeric values of a resolved parameter record (booleans and options left out). */
@@ -235,9 +287,9 @@ function numeric(params: Record<string, unknown>): Record<string, number> {
 }
 
 /** The parameters `t` resolves to, and room for the trimming statistics. */
-function paramsEntry(a: TensorArgs, layer: number | null, kind: TensorKind, numel: number): TensorRecipeStats {
-  const { job, plan, t, analyzedIdx } = a;
-  const { global, perModel } = resolveTensorParams(job.recipe, plan.method, t.name, plan.numLayers);
+function paramsEntry(a: TensorArgs, resolved: ResolvedParams, layer: number | null, kind: TensorKind, numel: number): TensorRecipeStats {
+  const { t, analyzedIdx } = a;
+  const { global, perModel } = resolved;
   return {
     name: t.name,
     layer,
@@ -251,17 +303,26 @@ function paramsEntry(a: TensorArgs, layer: number | null, kind: TensorKind, nume
   };
 }
 
+/** What one model's sparsifier kept: its factor and histogram; the tensor is the task vector itself when nothing was dropped. */
+interface KeptData {
+  scale: number;
+  histogram: MagnitudeHistogram;
+  /** Nothing dropped: `kept` is the task vector (not a tensor of its own). */
+  isDelta: boolean;
+}
+
 /** What the task-vector family keeps of each model and what each contributes (fills `entry`). */
 async function addTrimStats(
   a: TensorArgs,
   entry: TensorRecipeStats,
-  d: { base: Tensor; deltas: Tensor[]; own: <T extends Tensor>(x: T) => T },
+  d: { base: Tensor; deltas: Tensor[]; own: <T extends Tensor>(x: T) => T; inputsKey: string },
 ): Promise<void> {
   const { job, plan, t, analyzedIdx } = a;
   const steps = a.steps!;
   const { recipe, ops } = job;
   const backend = ops.backend;
-  const { global, perModel } = resolveTensorParams(recipe, plan.method, t.name, plan.numLayers);
+  const resident = job.options?.resident;
+  const { global, perModel } = a.resolved!;
   // Replay the family's steps (task-arithmetic-family.ts): sparsify, rescale, weight.
   const reader = new ParamReader(plan.method.name, t.name);
   // The sparsifiers read each model's parameters, position (the random masks' key) and label.
@@ -288,21 +349,40 @@ async function addTrimStats(
   const rescale = rescalable && reader.boolean(global, 'rescale');
   const rescaleMode = rescalable ? reader.option(global, 'rescale_mode', RESCALE_MODES) : 'l1';
   const weights = analyzed.map((m) => reader.number(m.params, 'weight', m));
+  const sparsifierParams = SPARSIFIER_PARAMS[steps.sparsifier].map((p) => p.name);
   const kept: Tensor[] = [];
+  const histograms: MagnitudeHistogram[] = [];
   const factors: number[] = [];
   for (let i = 0; i < analyzed.length; i++) {
     const delta = d.deltas[i];
-    const s = await sparsifyAndRescale(steps.sparsifier, { ctx, reader, input: analyzed[i], delta }, { rescale, mode: rescaleMode });
-    if (s.kept !== delta) d.own(s.kept);
-    kept.push(s.kept);
-    factors.push(weights[i] * s.scale);
+    // What model i keeps depends on its own sparsifier parameters, its position (random masks), the seed and the rescaling only.
+    const keptKey = `${d.inputsKey}\u0000kept\u0000${JSON.stringify([
+      steps.sparsifier,
+      i,
+      sparsifierParams.map((n) => analyzed[i].params[n] ?? null),
+      rescalable ? a.seed : null,
+      rescale,
+      rescaleMode,
+    ])}`;
+    let hit = resident?.take<KeptData>(keptKey);
+    if (!hit) {
+      const s = await sparsifyAndRescale(steps.sparsifier, { ctx, reader, input: analyzed[i], delta }, { rescale, mode: rescaleMode });
+      const isDelta = s.kept === delta;
+      const histogram = (await ops.magnitudeHistograms([s.kept]))[0];
+      const data: KeptData = { scale: s.scale, histogram, isDelta };
+      if (resident) hit = resident.put(keptKey, isDelta ? [] : [s.kept], data);
+      else hit = { tensors: isDelta ? [] : [d.own(s.kept)], data };
+    }
+    kept.push(hit.data.isDelta ? delta : hit.tensors[0]);
+    histograms.push(hit.data.histogram);
+    factors.push(weights[i] * hit.data.scale);
   }
   entry.kept = await ops.signCounts(
     kept,
     factors.map((f) => f < 0),
   );
   entry.keptGram = Array.from(await backend.gram(kept));
-  entry.keptHistograms = await ops.magnitudeHistograms(kept);
+  entry.keptHistograms = histograms;
   if (steps.election) {
     const wds: Tensor[] = [];
     for (let i = 0; i < kept.length; i++) wds.push(d.own(await backend.lincomb([{ x: kept[i], coef: factors[i] }])));

@@ -17,7 +17,7 @@ import { CpuBackend } from '../../gpu/cpu-backend.ts';
 import { adapterLabel, requestGpu, type GpuHandle } from '../../gpu/device.ts';
 import { MergeCancelledError, MergeInputError, runMerge, type MergeProgress } from '../../gpu/engine.ts';
 import { AnalysisCancelledError, analyzeMerge } from '../../gpu/analysis/analyze.ts';
-import { AnalysisCache } from '../../gpu/analysis/cache.ts';
+import { AnalysisCache, ResidentTensors } from '../../gpu/analysis/cache.ts';
 import { GpuAnalysisOps } from '../../gpu/analysis/gpu-ops.ts';
 import type { AnalysisOps } from '../../gpu/analysis/ops.ts';
 import { ReferenceAnalysisOps } from '../../gpu/analysis/reference-ops.ts';
@@ -33,12 +33,14 @@ import {
   type GpuStatus,
   type AnalysisRequest,
   type BackendChoice,
+  type BackendSpeeds,
   type MergeRequest,
   type ModelSummary,
   type RangeCacheInfo,
   type SourceDescription,
   type ToWorker,
 } from './protocol.ts';
+import { timeAnalysis } from './calibrate.ts';
 import { since, TransferMeter } from './transfer.ts';
 
 export interface EngineHostOptions {
@@ -68,8 +70,11 @@ export class EngineHost {
   #gpu: Promise<GpuHandle> | null = null;
   /** Model statistics by model set, so a slider move re-runs only the recipe part of an analysis. */
   readonly #analysisCache = new AnalysisCache();
-  /** The analysis keeps its backend between runs: pipelines stay built while a slider moves. */
-  #analysisOps: { choice: BackendChoice; ops: Promise<AnalysisOps> } | null = null;
+  /**
+   * The analysis keeps its backend between runs (pipelines stay built while a slider moves), and on it
+   * the inputs and kept entries of the last runs (ResidentTensors, which owns them).
+   */
+  #analysisOps: { choice: BackendChoice; ops: Promise<{ ops: AnalysisOps; resident: ResidentTensors }> } | null = null;
   /** One read wrapper per opened model, so the analysis cache sees the same source each run. */
   readonly #yielding = new WeakMap<ModelSource, ModelSource>();
 
@@ -91,7 +96,8 @@ export class EngineHost {
         this.#opening.delete(msg.ref);
         this.#models.delete(msg.ref);
         this.#meters.delete(msg.ref);
-        return;
+        // Its decoded tensors would only wait for eviction.
+        return this.#releaseAnalysisTensors();
       case 'check':
         return this.#answer(msg.requestId, async () => ({
           kind: 'checked',
@@ -103,6 +109,12 @@ export class EngineHost {
           kind: 'gpu-status',
           requestId: msg.requestId,
           status: await this.#probeGpu(),
+        }));
+      case 'measure-backends':
+        return this.#answer(msg.requestId, async () => ({
+          kind: 'backend-speeds',
+          requestId: msg.requestId,
+          speeds: await this.#measureBackends(),
         }));
       case 'merge':
         return this.#merge(msg.jobId, msg.request);
@@ -239,6 +251,31 @@ export class EngineHost {
     }
   }
 
+  /**
+   * The calibration analysis on each backend (each made for it and destroyed after): a first run to
+   * build pipelines, then three timed runs taking turns, keeping each backend's fastest (what else
+   * runs on the machine only ever makes a run slower).
+   */
+  async #measureBackends(): Promise<BackendSpeeds> {
+    const cpu = await this.#backend('cpu');
+    let gpu: Backend | undefined;
+    try {
+      gpu = await this.#backend('gpu');
+      const opsOf = (b: Backend) => (b instanceof GpuBackend ? new GpuAnalysisOps(b) : new ReferenceAnalysisOps(b));
+      const cpuOps = opsOf(cpu);
+      const gpuOps = opsOf(gpu);
+      const times = { cpu: [] as number[], gpu: [] as number[] };
+      for (let round = 0; round < 3; round++) {
+        times.cpu.push(await timeAnalysis(cpuOps, round === 0));
+        times.gpu.push(await timeAnalysis(gpuOps, round === 0));
+      }
+      return { cpuMs: Math.min(...times.cpu), gpuMs: Math.min(...times.gpu) };
+    } finally {
+      cpu.destroy();
+      gpu?.destroy();
+    }
+  }
+
   async #merge(jobId: number, request: MergeRequest): Promise<void> {
     const controller = new AbortController();
     this.#jobs.set(jobId, controller);
@@ -255,6 +292,7 @@ export class EngineHost {
         sources.set(ref, yieldingReads(model));
       }
       transfers = this.#watchTransfers(jobId, sources.keys());
+      await this.#releaseAnalysisTensors();
       backend = await this.#backend(request.backend);
       controller.signal.throwIfAborted();
       const target = request.output;
@@ -330,7 +368,7 @@ export class EngineHost {
         }
         sources.set(ref, wrapped);
       }
-      const ops = await this.#analysisOpsFor(request.backend);
+      const { ops, resident } = await this.#analysisOpsFor(request.backend);
       controller.signal.throwIfAborted();
       const throttle = this.#throttle();
       const result = await analyzeMerge({
@@ -341,6 +379,7 @@ export class EngineHost {
           seed: request.seed,
           parts: request.parts,
           cache: this.#analysisCache,
+          resident,
           signal: controller.signal,
           onProgress: (p) => {
             if (p.tensorsDone === p.tensorsTotal || throttle()) this.#opts.post({ kind: 'analysis-progress', jobId, progress: p });
@@ -362,13 +401,14 @@ export class EngineHost {
     }
   }
 
-  /** The analysis ops on the chosen backend, made once per choice. */
-  #analysisOpsFor(choice: BackendChoice): Promise<AnalysisOps> {
+  /** The analysis ops on the chosen backend, made once per choice, with the tensors it keeps between runs. */
+  #analysisOpsFor(choice: BackendChoice): Promise<{ ops: AnalysisOps; resident: ResidentTensors }> {
     if (this.#analysisOps?.choice === choice) return this.#analysisOps.ops;
     this.#dropAnalysisOps();
-    const ops = this.#backend(choice).then((backend) =>
-      backend instanceof GpuBackend ? new GpuAnalysisOps(backend) : new ReferenceAnalysisOps(backend),
-    );
+    const ops = this.#backend(choice).then((backend) => ({
+      ops: backend instanceof GpuBackend ? new GpuAnalysisOps(backend) : new ReferenceAnalysisOps(backend),
+      resident: new ResidentTensors(backend),
+    }));
     const entry = { choice, ops };
     this.#analysisOps = entry;
     ops.catch(() => {
@@ -379,10 +419,10 @@ export class EngineHost {
 
   /** A lost device is not reused: the next analysis makes a new backend. */
   async #dropBrokenAnalysisOps(): Promise<void> {
-    const ops = await this.#analysisOps?.ops.catch(() => null);
-    if (!(ops?.backend instanceof GpuBackend)) return;
+    const entry = await this.#analysisOps?.ops.catch(() => null);
+    if (!(entry?.ops.backend instanceof GpuBackend)) return;
     try {
-      ops.backend.ctx.assertUsable('analysis');
+      entry.ops.backend.ctx.assertUsable('analysis');
     } catch {
       this.#dropAnalysisOps();
     }
@@ -391,7 +431,18 @@ export class EngineHost {
   #dropAnalysisOps(): void {
     const old = this.#analysisOps;
     this.#analysisOps = null;
-    old?.ops.then((ops) => ops.backend.destroy()).catch(() => undefined);
+    old?.ops
+      .then(({ ops, resident }) => {
+        resident.clear();
+        ops.backend.destroy();
+      })
+      .catch(() => undefined);
+  }
+
+  /** A merge gets the memory the analysis kept (the next analysis reads its inputs again). */
+  async #releaseAnalysisTensors(): Promise<void> {
+    const entry = await this.#analysisOps?.ops.catch(() => null);
+    entry?.resident.clear();
   }
 
   /**
