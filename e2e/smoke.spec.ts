@@ -14,5 +14,5 @@ test('the GPU status says when the adapter is a software one (SwiftShader here) 
   const status = page.getByTestId('gpu.status');
   await expect(status).toContainText('swiftshader');
   await status.locator('summary').click();
-  await expect(page.getByTestId('gpu.software')).toContainText('“CPU” in Merge is usually faster');
+  await expect(page.getByTestId('gpu.software')).toContainText('its shaders run on the CPU');
 });

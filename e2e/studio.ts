@@ -20,8 +20,18 @@ export class StudioPage {
     readonly info: TestInfo,
   ) {}
 
-  /** Open the studio and record long main-thread tasks from the start. */
-  async open(path = '/'): Promise<void> {
+  /**
+   * Open the studio and record long main-thread tasks from the start. The backend is the GPU, picked
+   * by the link (`?backend=gpu`), as before the studio measured backends on software adapters; pass
+   * `backend: 'auto'` to let it measure and choose.
+   */
+  async open(path = '/', opts: { backend?: 'gpu' | 'cpu' | 'auto' } = {}): Promise<void> {
+    const backend = opts.backend ?? 'gpu';
+    if (backend !== 'auto' && !/[?&]backend=/.test(path)) {
+      const hash = path.indexOf('#');
+      const [before, after] = hash < 0 ? [path, ''] : [path.slice(0, hash), path.slice(hash)];
+      path = `${before}${before.includes('?') ? '&' : '?'}backend=${backend}${after}`;
+    }
     await this.page.addInitScript(() => {
       const w = window as unknown as { __longTasks: { start: number; duration: number }[] };
       w.__longTasks = [];

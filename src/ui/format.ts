@@ -23,6 +23,12 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+/** A short time: "240 ms", "1.7 s". */
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '—';
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
 /** A number for an input: no float noise (0.30000000000000004 → 0.3). */
 export function tidyNumber(v: number): number {
   return Number(v.toPrecision(12));

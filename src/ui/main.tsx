@@ -16,6 +16,9 @@ import { EngineClient } from './worker/client.ts';
 import { startEngineWorker } from './worker/start.ts';
 import './styles.css';
 
+/** Least time between two updates of the page address by the recipe. */
+const LINK_SYNC_MS = 300;
+
 const engine = new EngineClient(startEngineWorker());
 const analysisRunner = new AnalysisRunner(engine);
 let exportDirectory: FileSystemDirectoryHandle | null = null;
@@ -58,6 +61,8 @@ function webStorage(name: 'sessionStorage' | 'localStorage'): Storage | undefine
 const store = createStudioStore(deps);
 // `?hub=http://host:port` points the studio at a mirror or a local Hub (before the first render, so the field shows it).
 store.getState().applyHubParam(location.search);
+// `?backend=cpu` (or gpu) picks the backend from the link, as the Run on choice does.
+store.getState().applyBackendParam(location.search);
 // The test API (window.__mergeStudioTest: the whole store, token included) is in test builds only
 // (`vite build --mode e2e`, as playwright.config.ts builds); a production build drops it (tests/build.test.ts).
 if (import.meta.env.MODE === 'e2e') installTestApi({ store, setExportDirectory: (dir) => (exportDirectory = dir), downloads });
@@ -88,9 +93,14 @@ async function start() {
       store.setState({ recipeNotice: { kind: 'error', text: (err as Error).message } });
     }
   }
-  // From now on the link follows the recipe (replaceState: no history entry per slider move).
+  // From now on the link follows the recipe (replaceState: no history entry per slider move). It costs
+  // the browser ~10 ms, so while a slider moves it follows at most every LINK_SYNC_MS (last value kept).
   let lastYaml = '';
+  let lastSync = -Infinity;
+  let pending: ReturnType<typeof setTimeout> | null = null;
   const syncLink = () => {
+    pending = null;
+    lastSync = performance.now();
     const yaml = recipeToYaml(store.getState().recipe);
     if (yaml === lastYaml) return;
     lastYaml = yaml;
@@ -98,8 +108,12 @@ async function start() {
   };
   syncLink();
   store.subscribe((s, prev) => {
-    if (s.recipe !== prev.recipe) syncLink();
+    if (s.recipe === prev.recipe || pending !== null) return;
+    const wait = lastSync + LINK_SYNC_MS - performance.now();
+    if (wait <= 0) syncLink();
+    else pending = setTimeout(syncLink, wait);
   });
+  window.addEventListener('pagehide', () => pending !== null && syncLink());
   window.addEventListener('hashchange', () => {
     lastYaml = '';
     importFromLink();

@@ -2,7 +2,7 @@
 import { useState, type ReactNode } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { errorInWords } from '../errors.ts';
-import { formatBytes } from '../format.ts';
+import { formatBytes, formatMs } from '../format.ts';
 import { useStudio } from '../store-context.tsx';
 import { closeOnEscape } from './popover.ts';
 
@@ -32,6 +32,7 @@ function GpuStatus() {
   const gpu = useStudio((s) => s.gpu);
   const setBackend = useStudio((s) => s.setBackend);
   const backend = useStudio((s) => s.backend);
+  const speeds = useStudio((s) => s.backendSpeeds);
   switch (gpu.status) {
     case 'probing':
       return (
@@ -57,7 +58,10 @@ function GpuStatus() {
             <p className="hint">Merging runs {backend === 'gpu' ? 'on this GPU' : 'on the CPU (chosen in Merge)'}.</p>
             {gpu.software && (
               <p className="hint" data-testid="gpu.software">
-                This is a software adapter: its shaders run on the CPU, so “CPU” in Merge is usually faster here.
+                This is a software adapter: its shaders run on the CPU.{' '}
+                {speeds
+                  ? `Measured here: the CPU backend took ${formatMs(speeds.cpuMs)}, this adapter ${formatMs(speeds.gpuMs)} for the same analysis, so the ${speeds.cpuMs < speeds.gpuMs ? 'CPU' : 'GPU'} backend is the faster one.`
+                  : 'The studio measures both backends once and uses the faster one.'}
               </p>
             )}
           </div>

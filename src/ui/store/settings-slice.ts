@@ -3,13 +3,20 @@ import type { StateCreator } from 'zustand/vanilla';
 import { DEFAULT_HUB_URL } from '../../core/sources/hub.ts';
 import { parseByteSize } from '../../core/units.ts';
 import { checkHubEndpoint, hubEndpointFromSearch } from '../hub-endpoint.ts';
-import { toErrorInfo, type RangeCacheInfo } from '../worker/protocol.ts';
+import { toErrorInfo, type BackendChoice, type BackendSpeeds, type RangeCacheInfo } from '../worker/protocol.ts';
 import type { KeyValueStore, RangeCacheState, SettingsSlice, StudioDeps, StudioState } from './types.ts';
 
 /** sessionStorage key of a remembered token (this browser session only). */
 export const TOKEN_STORAGE_KEY = 'merge-studio.hub-token';
 /** localStorage key of the range cache's limit, in bytes. */
 export const CACHE_LIMIT_STORAGE_KEY = 'merge-studio.cache-limit';
+/** localStorage key of the backends' measured speeds, with the adapter they were measured on. */
+export const BACKEND_SPEEDS_STORAGE_KEY = 'merge-studio.backend-speeds';
+
+/** The faster backend by a measurement. */
+export function fasterBackend(speeds: BackendSpeeds): BackendChoice {
+  return speeds.gpuMs <= speeds.cpuMs ? 'gpu' : 'cpu';
+}
 
 /** Web Storage may throw (storage disabled, quota, sandboxed frames): then nothing is kept. */
 function readKey(storage: KeyValueStore | undefined, key: string): string | null {
@@ -52,8 +59,25 @@ export function createSettingsSlice(deps: StudioDeps): StateCreator<StudioState,
         set({ rangeCache: { status: 'failed', error: toErrorInfo(err) } });
       }
     };
+    /** The measured speeds remembered for `adapter`, if any. */
+    const rememberedSpeeds = (adapter: string): BackendSpeeds | null => {
+      try {
+        const saved = JSON.parse(readKey(deps.localStorage, BACKEND_SPEEDS_STORAGE_KEY) ?? 'null') as ({ adapter: string } & BackendSpeeds) | null;
+        return saved && saved.adapter === adapter && Number.isFinite(saved.gpuMs) && Number.isFinite(saved.cpuMs) ? { gpuMs: saved.gpuMs, cpuMs: saved.cpuMs } : null;
+      } catch {
+        return null;
+      }
+    };
+    /** A measurement decides the backend unless the user picked one. */
+    const applySpeeds = (speeds: BackendSpeeds) => {
+      set({ backendSpeeds: speeds, measuringBackends: false });
+      if (get().backendSource !== 'user') set({ backend: fasterBackend(speeds), backendSource: 'measured' });
+    };
     return {
       backend: 'gpu',
+      backendSource: 'default',
+      backendSpeeds: null,
+      measuringBackends: false,
       gpu: { status: 'probing' },
       hubUrl: DEFAULT_HUB_URL,
       hubUrlNotice: null,
@@ -63,12 +87,16 @@ export function createSettingsSlice(deps: StudioDeps): StateCreator<StudioState,
       shardSize: '5GB',
       seed: 0,
       outputName: 'merged-model',
-      setBackend: (backend) => set({ backend }),
+      setBackend: (backend) => set({ backend, backendSource: 'user' }),
       setHubUrl(text) {
         const checked = checkHubEndpoint(text);
         if ('problem' in checked) return checked.problem;
         set({ hubUrl: checked.url, hubUrlNotice: null });
         return null;
+      },
+      applyBackendParam(search) {
+        const backend = new URLSearchParams(search).get('backend');
+        if (backend === 'gpu' || backend === 'cpu') set({ backend, backendSource: 'user' });
       },
       applyHubParam(search) {
         const found = hubEndpointFromSearch(search);
@@ -112,7 +140,28 @@ export function createSettingsSlice(deps: StudioDeps): StateCreator<StudioState,
         const gpu = await deps.engine.probeGpu();
         set({ gpu });
         // Without WebGPU the CPU backend is the one that works; the GPU choice comes back if it does.
-        if (gpu.status === 'unavailable') set({ backend: 'cpu' });
+        if (gpu.status === 'unavailable') {
+          set({ backend: 'cpu', backendSource: 'no-gpu' });
+          return;
+        }
+        if (get().backendSource === 'no-gpu') set({ backend: 'gpu', backendSource: 'default' });
+        // A software adapter runs shaders on the CPU: either backend may be faster, so measure (once per adapter),
+        // unless the user has chosen.
+        if (!gpu.software || get().backendSource === 'user') return;
+        const remembered = rememberedSpeeds(gpu.adapter);
+        if (remembered) return applySpeeds(remembered);
+        const measure = deps.engine.measureBackends?.bind(deps.engine);
+        if (!measure) return;
+        set({ measuringBackends: true });
+        try {
+          const speeds = await measure();
+          writeKey(deps.localStorage, BACKEND_SPEEDS_STORAGE_KEY, JSON.stringify({ adapter: gpu.adapter, ...speeds }));
+          applySpeeds(speeds);
+        } catch {
+          // The GPU failed the measurement: the CPU backend is the one known to work.
+          set({ measuringBackends: false });
+          if (get().backendSource !== 'user') set({ backend: 'cpu', backendSource: 'measured' });
+        }
       },
     };
   };

@@ -449,4 +449,44 @@ describe('settings', () => {
     expect(store.getState().gpu).toMatchObject({ status: 'unavailable' });
     expect(store.getState().backend).toBe('cpu');
   });
+
+  it('on a software adapter both backends are measured once, the faster chosen and remembered; the user’s pick wins', async () => {
+    const software = { status: 'ready' as const, adapter: 'WebGPU: swiftshader', vendor: 'google', architecture: 'swiftshader', limits: {}, software: true };
+    const saved = new Map<string, string>();
+    const localStorage = { getItem: (k: string) => saved.get(k) ?? null, setItem: (k: string, v: string) => void saved.set(k, v), removeItem: (k: string) => void saved.delete(k) };
+    const answer = deferred<{ gpuMs: number; cpuMs: number }>();
+    const measure = vi.fn(() => answer.promise);
+    const make = () => {
+      const fake = fakeEngine();
+      const engine = { ...fake.engine, probeGpu: async () => software, measureBackends: measure };
+      return setup({ engine, localStorage }).store;
+    };
+    const first = make();
+    const probing = first.getState().probeGpu();
+    await tick();
+    expect(first.getState().measuringBackends).toBe(true);
+    answer.resolve({ gpuMs: 900, cpuMs: 200 });
+    await probing;
+    expect(first.getState()).toMatchObject({ backend: 'cpu', backendSource: 'measured', backendSpeeds: { gpuMs: 900, cpuMs: 200 }, measuringBackends: false });
+    // A second page on the same adapter uses the remembered numbers.
+    const second = make();
+    await second.getState().probeGpu();
+    expect(measure).toHaveBeenCalledTimes(1);
+    expect(second.getState().backend).toBe('cpu');
+    // The user's choice is kept over a measurement.
+    const third = make();
+    third.getState().setBackend('gpu');
+    await third.getState().probeGpu();
+    expect(third.getState()).toMatchObject({ backend: 'gpu', backendSource: 'user' });
+  });
+
+  it('on a hardware adapter nothing is measured and the GPU stays chosen', async () => {
+    const hardware = { status: 'ready' as const, adapter: 'WebGPU: nvidia', vendor: 'nvidia', architecture: 'ampere', limits: {}, software: false };
+    const measure = vi.fn(async () => ({ gpuMs: 1, cpuMs: 2 }));
+    const fake = fakeEngine();
+    const { store } = setup({ engine: { ...fake.engine, probeGpu: async () => hardware, measureBackends: measure } });
+    await store.getState().probeGpu();
+    expect(measure).not.toHaveBeenCalled();
+    expect(store.getState().backend).toBe('gpu');
+  });
 });

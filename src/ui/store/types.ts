@@ -8,6 +8,7 @@ import type { ParamValue, Recipe } from '../../core/recipe/types.ts';
 import type { EngineApi } from '../worker/client.ts';
 import type {
   BackendChoice,
+  BackendSpeeds,
   CompatReportInfo,
   ErrorInfo,
   GpuStatus,
@@ -142,6 +143,12 @@ export type RangeCacheState =
 
 export interface SettingsSlice {
   backend: BackendChoice;
+  /** Who chose `backend`: the start value, a measurement (software adapters), the user, or the lack of WebGPU. */
+  backendSource: 'default' | 'measured' | 'user' | 'no-gpu';
+  /** Both backends timed on this machine (software adapters only; remembered per adapter). */
+  backendSpeeds: BackendSpeeds | null;
+  /** The measurement is running (analyses wait for its answer). */
+  measuringBackends: boolean;
   gpu: { status: 'probing' } | GpuStatus;
   hubUrl: string;
   /** Why the `?hub=` of the page address was not used, or null. */
@@ -161,6 +168,8 @@ export interface SettingsSlice {
   setBackend(backend: BackendChoice): void;
   /** Returns why the endpoint is refused (kept unchanged), or null. */
   setHubUrl(url: string): string | null;
+  /** `?backend=gpu|cpu` in the page address picks the backend as the user would (no measurement then). */
+  applyBackendParam(search: string): void;
   /** Take the Hub endpoint from a page address's query (`?hub=http://host:port`), if it has one. */
   applyHubParam(search: string): void;
   setHubToken(token: string): void;

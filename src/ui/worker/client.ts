@@ -9,6 +9,7 @@ import {
   isFromWorker,
   ProtocolError,
   type AnalysisRequest,
+  type BackendSpeeds,
   type CompatReportInfo,
   type ErrorInfo,
   type FromWorker,
@@ -39,6 +40,8 @@ export interface EngineApi {
   forget(ref: string): void;
   check(refs: string[], baseRef: string | null): Promise<CompatReportInfo>;
   probeGpu(): Promise<GpuStatus>;
+  /** Time the same small analysis on both backends (for a software GPU adapter, where either may win). Optional for test fakes. */
+  measureBackends?(): Promise<BackendSpeeds>;
   /** `onSourceProgress` hears what each Hub model of the merge has delivered. */
   merge(request: MergeRequest, onProgress: (p: MergeProgressInfo) => void, onSourceProgress?: (p: SourceProgressInfo) => void): MergeHandle;
   /** The Hub range cache's size and limit. */
@@ -133,6 +136,13 @@ export class EngineClient implements EngineApi {
     });
   }
 
+  measureBackends(): Promise<BackendSpeeds> {
+    return this.#request((requestId) => ({ kind: 'measure-backends', requestId })).then((msg) => {
+      if (msg.kind !== 'backend-speeds') throw unexpected(msg, 'backend-speeds');
+      return msg.speeds;
+    });
+  }
+
   probeGpu(): Promise<GpuStatus> {
     return this.#request((requestId) => ({ kind: 'probe-gpu', requestId })).then((msg) => {
       if (msg.kind !== 'gpu-status') throw unexpected(msg, 'gpu-status');
@@ -214,6 +224,7 @@ export class EngineClient implements EngineApi {
       case 'opened':
       case 'checked':
       case 'gpu-status':
+      case 'backend-speeds':
       case 'cache-status':
       case 'request-failed': {
         const pending = this.#pending.get(msg.requestId);

@@ -77,6 +77,12 @@ export type GpuStatus =
 
 export type BackendChoice = 'gpu' | 'cpu';
 
+/** The same small analysis timed on each backend (worker/calibrate.ts), in milliseconds. */
+export interface BackendSpeeds {
+  gpuMs: number;
+  cpuMs: number;
+}
+
 /** Where the merged files go. */
 export type OutputTarget =
   | {
@@ -158,6 +164,7 @@ export type ToWorker =
   | { kind: 'forget'; ref: string }
   | { kind: 'check'; requestId: number; refs: string[]; baseRef: string | null }
   | { kind: 'probe-gpu'; requestId: number }
+  | { kind: 'measure-backends'; requestId: number }
   | { kind: 'merge'; jobId: number; request: MergeRequest }
   | { kind: 'analyze'; jobId: number; request: AnalysisRequest }
   | { kind: 'cancel'; jobId: number }
@@ -171,6 +178,7 @@ export type FromWorker =
   | { kind: 'load-progress'; requestId: number; bytesReceived: number; bytesExpected: number }
   | { kind: 'checked'; requestId: number; report: CompatReportInfo }
   | { kind: 'gpu-status'; requestId: number; status: GpuStatus }
+  | { kind: 'backend-speeds'; requestId: number; speeds: BackendSpeeds }
   | { kind: 'request-failed'; requestId: number; error: ErrorInfo }
   | { kind: 'merge-progress'; jobId: number; progress: MergeProgressInfo }
   | { kind: 'source-progress'; jobId: number; progress: SourceProgressInfo }
@@ -202,6 +210,7 @@ const FROM_WORKER_KINDS: readonly FromWorkerKind[] = [
   'load-progress',
   'checked',
   'gpu-status',
+  'backend-speeds',
   'request-failed',
   'merge-progress',
   'source-progress',
@@ -217,6 +226,7 @@ const TO_WORKER_KINDS: readonly ToWorkerKind[] = [
   'forget',
   'check',
   'probe-gpu',
+  'measure-backends',
   'merge',
   'analyze',
   'cancel',
