@@ -4,7 +4,7 @@
  * magnitudes the method trims (histograms with its thresholds). Its props are plain data: the
  * analysis result, the recipe it is shown next to, and the run status; it runs nothing itself.
  */
-import { memo, useMemo, useState } from 'react';
+import { memo, useDeferredValue, useMemo, useState } from 'react';
 import type { Recipe } from '../../core/recipe/types.ts';
 import { TENSOR_KINDS, type AnalysisProgress, type AnalysisResult, type TensorKind } from '../../gpu/analysis/types.ts';
 import { Heatmap } from './Heatmap.tsx';
@@ -76,11 +76,16 @@ export function AnalysisPanel({
   download,
 }: AnalysisPanelProps) {
   const running = status.status === 'running';
+  // New numbers redraw the charts at low priority: React renders them in slices between frames
+  // (results come through useSyncExternalStore, which would otherwise render them in one task).
+  const shown = useDeferredValue(result);
+  // Until the charts hold the newest numbers, they are updating.
+  const behind = updating || (shown !== result && result !== null);
   return (
-    <section id="analysis" className={`panel analysis${updating ? ' is-updating' : ''}`} aria-labelledby="analysis-title" data-testid="analysis.panel" aria-busy={running} tabIndex={-1}>
+    <section id="analysis" className={`panel analysis${behind ? ' is-updating' : ''}`} aria-labelledby="analysis-title" data-testid="analysis.panel" aria-busy={running} tabIndex={-1}>
       <header className="panel-head">
         <h2 id="analysis-title">Analysis</h2>
-        {updating ? <UpdatingBadge /> : null}
+        {behind ? <UpdatingBadge /> : null}
         <span className="analysis-actions">
           {running && onCancel ? (
             <button type="button" className="small" onClick={onCancel} data-testid="analysis.cancel">
@@ -101,7 +106,7 @@ export function AnalysisPanel({
       ) : (
         <StatusLine status={status} result={result} recipe={recipe} />
       )}
-      {result && waiting === null ? <AnalysisViews result={result} download={download} /> : null}
+      {shown && waiting === null ? <AnalysisViews result={shown} download={download} /> : null}
     </section>
   );
 }

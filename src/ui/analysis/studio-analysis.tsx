@@ -63,7 +63,7 @@ function modelsWaiting(s: StudioState): string | null {
 }
 
 function waitingReason(s: StudioState): string | null {
-  return recipeProblem(s.recipe)?.message ?? modelsWaiting(s);
+  return recipeProblem(s.recipe)?.message ?? modelsWaiting(s) ?? (s.measuringBackends ? 'measuring which backend is faster on this machine (once)' : null);
 }
 
 export function StudioAnalysisProvider({ runner, children }: { runner: AnalysisRunner; children: ReactNode }) {

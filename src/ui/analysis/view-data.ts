@@ -171,6 +171,41 @@ export function layerSeries(r: AnalysisResult, metric: LayerMetric): LayerSeries
   return { key: metric, title: `${info.label} per layer${info.recipe ? method : ''}`, unit: info.unit, axis: info.axis, layers, series };
 }
 
+/** The few numbers shown beside the sliders: what the method keeps of each model, each model's part of the merge, per layer. */
+export interface LiveSummary {
+  method: string;
+  /** Share of parameters where kept entries of two models have opposite signs (all models), null outside the family. */
+  conflictAfterTrim: number | null;
+  perModel: Map<
+    string,
+    {
+      kept: number | null;
+      share: number | null;
+      /** Mean, over the other models, of the share of parameters in conflict after trimming. */
+      conflict: number | null;
+      shareByLayer: (number | null)[];
+    }
+  >;
+}
+
+/** The live summary of a result, by model reference (null without recipe statistics). */
+export function liveSummary(r: AnalysisResult): LiveSummary | null {
+  const rs = r.recipeStats;
+  if (!rs) return null;
+  const n = r.models.length;
+  const conflict = rs.whole.pairConflict ? perModelConflict(rs.whole.pairConflict, n) : null;
+  const perModel: LiveSummary['perModel'] = new Map();
+  r.models.forEach((ref, i) => {
+    perModel.set(ref, {
+      kept: rs.whole.keptFraction?.[i] ?? null,
+      share: rs.whole.share?.[i] ?? null,
+      conflict: n > 1 ? (conflict?.[i] ?? null) : null,
+      shareByLayer: rs.layers.map((g) => (g.tensors > 0 ? (g.share?.[i] ?? null) : null)),
+    });
+  });
+  return { method: rs.method, conflictAfterTrim: rs.whole.conflictAll, perModel };
+}
+
 /** A layer × model series as a matrix: rows are the series, columns the layers. */
 export function seriesMatrix(d: LayerSeries): MatrixData {
   return {

@@ -3,11 +3,14 @@
  * one block per model of the merge with its per-model parameters, and the all-models values
  * (top-level fallbacks of per-model parameters, as mergekit allows).
  */
+import { memo } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import type { ParamSpec } from '../../core/params.ts';
 import type { ParamValue } from '../../core/recipe/types.ts';
 import { METHODS } from '../../gpu/methods/index.ts';
 import { findMethod, initialValue, valueMode } from '../recipe-model.ts';
+import { LiveSummaryCell, LiveSummaryHead } from '../analysis/LiveSummary.tsx';
+import { useStudioAnalysis } from '../analysis/studio-analysis.tsx';
 import { useStudio } from '../store-context.tsx';
 import { ParamCell, ParamField, WideEditor } from './ParamField.tsx';
 
@@ -113,17 +116,16 @@ function GlobalParams({ params, numLayers }: { params: readonly ParamSpec[]; num
 }
 
 function ModelParams({ params, numLayers }: { params: readonly ParamSpec[]; numLayers: number | null }) {
-  const models = useStudio((s) => s.recipe.models);
-  const baseRef = useStudio((s) => s.recipe.baseModel);
+  const refs = useStudio(useShallow((s) => s.recipe.models.map((m) => m.model)));
   const topLevel = useStudio(useShallow((s) => params.map((p) => s.recipe.parameters[p.name])));
-  const setModelParam = useStudio((s) => s.setModelParam);
   const setGlobalParam = useStudio((s) => s.setGlobalParam);
   if (params.length === 0) return null;
-  const columns = { gridTemplateColumns: `minmax(110px, 170px) repeat(${params.length}, minmax(190px, 1fr))` };
+  const live = useStudioAnalysis() !== null;
+  const columns = { gridTemplateColumns: `minmax(100px, 170px) repeat(${params.length}, minmax(150px, 1fr))${live ? ' minmax(132px, 170px)' : ''}` };
   return (
     <fieldset className="param-group">
       <legend>Per-model parameters</legend>
-      {models.length === 0 ? <p className="hint">Add models to the merge to set their parameters.</p> : null}
+      {refs.length === 0 ? <p className="hint">Add models to the merge to set their parameters.</p> : null}
       <div className="param-table" style={columns} role="table" aria-label="Per-model parameters">
         <div className="param-table-row head" role="row">
           <div role="columnheader" className="param-col-model">
@@ -138,45 +140,11 @@ function ModelParams({ params, numLayers }: { params: readonly ParamSpec[]; numL
               <span className="param-help">{spec.help}</span>
             </div>
           ))}
+          <LiveSummaryHead />
         </div>
-        {models.map((m) => {
-          const fields = params.map((spec, i) => {
-            const fb = fallbackFor(spec, topLevel[i]);
-            return {
-              spec,
-              value: m.parameters[spec.name],
-              fallbackText: fb.text,
-              fallbackNumber: fb.start,
-              onChange: (v: ParamValue | undefined) => setModelParam(m.model, spec.name, v),
-              numLayers,
-              subject: `${spec.name} of ${m.model}`,
-              testId: `model.${m.model}.param.${spec.name}`,
-            };
-          });
-          return (
-            <div key={m.model} className="param-table-row" role="row" data-testid={`model.${m.model}`}>
-              <div role="rowheader" className="param-col-model" title={m.model}>
-                {m.model}
-                {m.model === baseRef ? <span className="badge">base</span> : null}
-              </div>
-              {fields.map((f) => (
-                <div key={f.spec.name} role="cell">
-                  <ParamCell {...f} />
-                </div>
-              ))}
-              {fields
-                .filter((f) => valueMode(f.value) !== 'scalar')
-                .map((f) => (
-                  <div key={`${f.spec.name}-wide`} className="param-wide" role="cell">
-                    <p className="param-wide-title">
-                      <span className="param-name">{f.spec.name}</span> of {m.model}: {valueMode(f.value) === 'curve' ? 'a value per layer' : 'values by tensor name'}
-                    </p>
-                    <WideEditor {...f} />
-                  </div>
-                ))}
-            </div>
-          );
-        })}
+        {refs.map((ref) => (
+          <ModelRow key={ref} modelRef={ref} params={params} topLevel={topLevel} numLayers={numLayers} />
+        ))}
       </div>
       <details className="all-models" open={topLevel.some((v) => v !== undefined)}>
         <summary>All models (fallback values)</summary>
@@ -200,3 +168,61 @@ function ModelParams({ params, numLayers }: { params: readonly ParamSpec[]; numL
     </fieldset>
   );
 }
+
+/**
+ * One model's row: it re-renders only when that model's values (or the all-models values) change,
+ * so moving one slider does not redraw the others' rows.
+ */
+const ModelRow = memo(function ModelRow({
+  modelRef,
+  params,
+  topLevel,
+  numLayers,
+}: {
+  modelRef: string;
+  params: readonly ParamSpec[];
+  topLevel: readonly (ParamValue | undefined)[];
+  numLayers: number | null;
+}) {
+  const entry = useStudio((s) => s.recipe.models.find((m) => m.model === modelRef));
+  const isBase = useStudio((s) => s.recipe.baseModel === modelRef);
+  const setModelParam = useStudio((s) => s.setModelParam);
+  if (!entry) return null;
+  const fields = params.map((spec, i) => {
+    const fb = fallbackFor(spec, topLevel[i]);
+    return {
+      spec,
+      value: entry.parameters[spec.name],
+      fallbackText: fb.text,
+      fallbackNumber: fb.start,
+      onChange: (v: ParamValue | undefined) => setModelParam(modelRef, spec.name, v),
+      numLayers,
+      subject: `${spec.name} of ${modelRef}`,
+      testId: `model.${modelRef}.param.${spec.name}`,
+    };
+  });
+  return (
+    <div className="param-table-row" role="row" data-testid={`model.${modelRef}`}>
+      <div role="rowheader" className="param-col-model" title={modelRef}>
+        {modelRef}
+        {isBase ? <span className="badge">base</span> : null}
+      </div>
+      {fields.map((f) => (
+        <div key={f.spec.name} role="cell">
+          <ParamCell {...f} />
+        </div>
+      ))}
+      <LiveSummaryCell modelRef={modelRef} />
+      {fields
+        .filter((f) => valueMode(f.value) !== 'scalar')
+        .map((f) => (
+          <div key={`${f.spec.name}-wide`} className="param-wide" role="cell">
+            <p className="param-wide-title">
+              <span className="param-name">{f.spec.name}</span> of {modelRef}: {valueMode(f.value) === 'curve' ? 'a value per layer' : 'values by tensor name'}
+            </p>
+            <WideEditor {...f} />
+          </div>
+        ))}
+    </div>
+  );
+});

@@ -2,13 +2,14 @@
  * The recipe as mergekit YAML: shown live, copied, downloaded, shared as a link (`#recipe=`, never
  * a token), and imported by pasting or opening a .yml (dropping one on the page works too).
  */
-import { useMemo, useRef, useState } from 'react';
+import { useDeferredValue, useMemo, useRef, useState } from 'react';
 import { recipeToYaml } from '../../core/recipe/write.ts';
 import { encodeRecipeHash } from '../recipe-link.ts';
 import { useStudio } from '../store-context.tsx';
 
 export function RecipePanel({ onDownload }: { onDownload(name: string, blob: Blob): void }) {
-  const recipe = useStudio((s) => s.recipe);
+  // The YAML follows the recipe at low priority: a slider move is not held up by re-writing it.
+  const recipe = useDeferredValue(useStudio((s) => s.recipe));
   const notice = useStudio((s) => s.recipeNotice);
   const importRecipe = useStudio((s) => s.importRecipe);
   const dismiss = useStudio((s) => s.dismissRecipeNotice);
