@@ -18,6 +18,7 @@ import type { ElectOps } from './ops/elect.ts';
 import type { ElementwiseOps } from './ops/elementwise.ts';
 import type { LinalgOps } from './ops/linalg.ts';
 import type { MaskOps } from './ops/masks.ts';
+import type { ModelOps } from './ops/model.ts';
 import type { ReduceOps } from './ops/reduce.ts';
 import type { SelectOps } from './ops/select.ts';
 
@@ -63,7 +64,7 @@ export interface BackendCore {
 }
 
 /** Every op family. */
-export interface BackendOps extends CodecOps, ElementwiseOps, ReduceOps, SelectOps, MaskOps, ElectOps, LinalgOps {}
+export interface BackendOps extends CodecOps, ElementwiseOps, ReduceOps, SelectOps, MaskOps, ElectOps, LinalgOps, ModelOps {}
 
 export interface Backend extends BackendCore, BackendOps {}
 

@@ -10,6 +10,7 @@ import { electCpu } from './ops/elect.cpu.ts';
 import { elementwiseCpu } from './ops/elementwise.cpu.ts';
 import { linalgCpu } from './ops/linalg.cpu.ts';
 import { masksCpu } from './ops/masks.cpu.ts';
+import { modelCpu } from './ops/model.cpu.ts';
 import { reduceCpu } from './ops/reduce.cpu.ts';
 import type { CpuOpRuntime } from './ops/runtime.ts';
 import { selectCpu } from './ops/select.cpu.ts';
@@ -49,7 +50,7 @@ function numelOf(shape: readonly number[]): number {
 }
 
 /** The op families, in the order their tables are merged. */
-export const CPU_OP_FAMILIES = [codecCpu, elementwiseCpu, reduceCpu, selectCpu, masksCpu, electCpu, linalgCpu] as const;
+export const CPU_OP_FAMILIES = [codecCpu, elementwiseCpu, reduceCpu, selectCpu, masksCpu, electCpu, linalgCpu, modelCpu] as const;
 
 // The families' ops are added to the class in the constructor; this declares them on its type.
 export interface CpuBackend extends BackendOps {}

@@ -13,6 +13,7 @@ import { electGpu } from './ops/elect.ts';
 import { elementwiseGpu } from './ops/elementwise.ts';
 import { linalgGpu } from './ops/linalg.ts';
 import { masksGpu } from './ops/masks.ts';
+import { modelGpu } from './ops/model.ts';
 import { REDUCE_BLOCK, reduceGpu } from './ops/reduce.ts';
 import type { GpuOpRuntime } from './ops/runtime.ts';
 import { selectGpu } from './ops/select.ts';
@@ -61,7 +62,7 @@ function isHandle(source: GpuHandle | GPUDevice): source is GpuHandle {
 }
 
 /** The op families, in the order their tables are merged (names never collide: a test checks). */
-export const GPU_OP_FAMILIES = [codecGpu, elementwiseGpu, reduceGpu, selectGpu, masksGpu, electGpu, linalgGpu] as const;
+export const GPU_OP_FAMILIES = [codecGpu, elementwiseGpu, reduceGpu, selectGpu, masksGpu, electGpu, linalgGpu, modelGpu] as const;
 
 // The families' ops are added to the class in the constructor; this declares them on its type.
 export interface GpuBackend extends BackendOps {}
