@@ -5,7 +5,8 @@
  *
  *   npm run bench -- [--sizes small,mk,1b,7b] [--methods linear,ties,...] [--backends gpu,cpu]
  *                    [--from procedural|disk] [--compare-mergekit] [--no-pool] [--no-analysis]
- *                    [--json FILE]
+ *                    [--json FILE] [--linalg | --linalg-only] [--linalg-large]
+ *                    [--linalg-sizes 256,512,1024] [--linalg-factor-sizes 1024]
  *
  * Sizes: `small` (hidden 512, 8 layers, vocab 8000), `mk` (issue 9's mergekit comparison set: hidden
  * 2048, intermediate 5632, 4 layers, vocab 32000, 337 M parameters), `1b` (TinyLlama-1.1B's shape),
@@ -19,7 +20,8 @@
  * Per row: wall time, input GB/s (bytes of every model read), output parameters/s, peak RSS (sampled
  * every 20 ms), the most GPU buffer memory alive at once and the buffers created/reused (gpu), the
  * ratio to a plain copy (read every input, write one model) and to mergekit. JSON goes to
- * bench/results/<date>-<host>.json (or --json).
+ * bench/results/<date>-<host>.json (or --json). `--linalg` adds matrix-product GFLOP/s and the
+ * polar / SVD times of src/gpu/linalg (bench/linalg.ts); `--linalg-only` runs just that.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +41,7 @@ import { runMerge } from '../src/gpu/engine.ts';
 import { GpuBackend } from '../src/gpu/gpu-backend.ts';
 import { methodLookup } from '../src/gpu/methods/index.ts';
 import { benchAnalysis, reportAnalysis } from './analysis.ts';
+import { benchLinalg, reportLinalg, type LinalgRow } from './linalg.ts';
 
 const { values } = parseArgs({
   options: {
@@ -50,6 +53,11 @@ const { values } = parseArgs({
     'no-pool': { type: 'boolean', default: false },
     'no-analysis': { type: 'boolean', default: false },
     json: { type: 'string' },
+    linalg: { type: 'boolean', default: false },
+    'linalg-only': { type: 'boolean', default: false },
+    'linalg-large': { type: 'boolean', default: false },
+    'linalg-sizes': { type: 'string', default: '256,512,1024' },
+    'linalg-factor-sizes': { type: 'string', default: '1024' },
   },
 });
 
@@ -304,7 +312,8 @@ function table(rows: readonly Row[]): void {
 }
 
 async function main() {
-  const sizes = (values.sizes as string).split(',');
+  const linalgOnly = values['linalg-only'] === true;
+  const sizes = linalgOnly ? [] : (values.sizes as string).split(',');
   const useMergekit = values['compare-mergekit'] === true && values.from === 'disk' && mergekitAvailable();
   if (values['compare-mergekit'] && !useMergekit) {
     console.error(values.from !== 'disk' ? 'mergekit comparison needs --from disk' : 'mergekit is not installed here: comparing with the times recorded for issue 9');
@@ -318,6 +327,7 @@ async function main() {
   }
   const rows: Row[] = [];
   const sets: Omit<ModelSet, 'sources' | 'dir'>[] = [];
+  let linalg: LinalgRow[] | undefined;
   try {
     for (const size of sizes) {
       const set = await modelSet(size);
@@ -329,21 +339,26 @@ async function main() {
         if (set.dir) rmSync(set.dir, { recursive: true, force: true });
       }
     }
+    if (values.linalg || linalgOnly) {
+      const list = (v: unknown) => String(v).split(',').map(Number);
+      linalg = await benchLinalg(backends, { sizes: list(values['linalg-sizes']), factorSizes: list(values['linalg-factor-sizes']), large: values['linalg-large'] === true });
+    }
   } finally {
     for (const b of backends.values()) b.destroy();
   }
-  table(rows);
+  if (!linalgOnly) table(rows);
+  if (linalg) reportLinalg(linalg);
   let analysis: Awaited<ReturnType<typeof benchAnalysis>> | undefined;
-  if (!values['no-analysis']) {
+  if (!values['no-analysis'] && !linalgOnly) {
     console.error('analysis of the demo checkpoints (TIES, three experts): first run, then re-runs as one density slider moves');
     analysis = await benchAnalysis((values.backends as string).split(',') as BackendKind[]);
     reportAnalysis(analysis);
   }
   const machine = { host: hostname(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory: totalmem(), node: process.version };
   const date = new Date().toISOString();
-  const file = values.json ?? join(import.meta.dirname, 'results', `${date.slice(0, 10)}-${machine.host}-${sizes.join('_')}.json`);
+  const file = values.json ?? join(import.meta.dirname, 'results', `${date.slice(0, 10)}-${machine.host}-${linalgOnly ? 'linalg' : sizes.join('_')}.json`);
   mkdirSync(join(file, '..'), { recursive: true });
-  writeFileSync(file, JSON.stringify({ date, machine, from: values.from, pool: !values['no-pool'], sets, rows, analysis }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ date, machine, from: values.from, pool: !values['no-pool'], sets, rows, analysis, linalg }, null, 2) + '\n');
   console.error(`results: ${file}`);
 }
 
