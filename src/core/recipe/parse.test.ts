@@ -121,6 +121,31 @@ merge_method: linear
   });
 });
 
+describe('keys Merge Studio does not support yet', () => {
+  it('tokenizer_source: base is what the merge does anyway: accepted', () => {
+    const r = parseRecipe('models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\ntokenizer_source: base\n', fakeMethods);
+    expect(r.mergeMethod).toBe('linear');
+  });
+
+  it('with unsupported: warn, the rest is imported and each key left out is reported in the CLI\'s words, with its line', () => {
+    const yaml = 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nchat_template: chatml\ntokenizer_source: union\n';
+    let refused = '';
+    try {
+      parseRecipe(yaml, fakeMethods, { file: 'recipe.yml' });
+    } catch (e) {
+      refused = (e as Error).message;
+    }
+    const warnings: RecipeError[] = [];
+    const r = parseRecipe(yaml, fakeMethods, { file: 'recipe.yml', unsupported: 'warn', onWarning: (w) => warnings.push(w) });
+    expect(r).toEqual({ mergeMethod: 'linear', models: [{ model: 'a', parameters: { weight: 1 } }], parameters: {} });
+    expect(warnings.map((w) => [w.path, w.line])).toEqual([
+      ['chat_template', 3],
+      ['tokenizer_source', 4],
+    ]);
+    expect(warnings[0].message).toBe(refused);
+  });
+});
+
 describe('parseRecipe errors name the place and the reason', () => {
   const cases: Array<{ name: string; yaml: string; path: string; message: string; line?: number }> = [
     {
@@ -141,7 +166,7 @@ describe('parseRecipe errors name the place and the reason', () => {
       name: 'tokenizer_source',
       yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\ntokenizer_source: union\n',
       path: 'tokenizer_source',
-      message: 'recipe.yml: tokenizer_source: not supported yet (tokenizer merging): remove it',
+      message: 'recipe.yml: tokenizer_source: not supported yet (tokenizer merging; only "base", the base model\'s tokenizer, is): remove it',
     },
     {
       name: 'chat_template',

@@ -14,11 +14,14 @@ import { quote, show, validateRecipe } from './validate.ts';
 /** Top-level keys, in the order recipeToYaml writes them. */
 export const RECIPE_KEYS = ['models', 'merge_method', 'base_model', 'parameters', 'dtype', 'out_dtype'] as const;
 
-/** mergekit keys refused with "not supported yet" instead of "unknown key". */
-const UNSUPPORTED_KEYS: Readonly<Record<string, string>> = {
+/**
+ * mergekit keys refused with "not supported yet" instead of "unknown key" (the studio can leave them
+ * out with a warning in the same words: `unsupported: 'warn'`).
+ */
+export const UNSUPPORTED_KEYS: Readonly<Record<string, string>> = {
   slices: 'not supported yet (layer slices, for passthrough / frankenmerges): list whole models under models',
   modules: 'not supported yet (per-module merges): list whole models under models',
-  tokenizer_source: 'not supported yet (tokenizer merging): remove it',
+  tokenizer_source: 'not supported yet (tokenizer merging; only "base", the base model\'s tokenizer, is): remove it',
   tokenizer: 'not supported yet (tokenizer merging): remove it',
   chat_template: 'not supported yet: remove it',
 };
@@ -28,6 +31,13 @@ const DTYPE_NAMES = ['bfloat16', 'float16', 'float32', 'bf16', 'fp16', 'fp32', '
 export interface ParseRecipeOptions {
   /** The recipe's file name, used in error messages. */
   file?: string;
+  /**
+   * mergekit keys Merge Studio does not support yet (UNSUPPORTED_KEYS): refused, as the CLI does
+   * (the default), or left out of the recipe and reported to `onWarning` in the same words.
+   */
+  unsupported?: 'refuse' | 'warn';
+  /** Each key left out (`unsupported: 'warn'`), as a RecipeError with its line. */
+  onWarning?: (warning: RecipeError) => void;
 }
 
 /** YAML text → validated Recipe; a RecipeError (with `line` when it can be found) otherwise. */
@@ -42,7 +52,11 @@ export function parseRecipe(text: string, methods: MethodLookup, opts: ParseReci
     throw error;
   }
   try {
-    const recipe = recipeFromRaw(doc.toJS({ maxAliasCount: 100 }), file);
+    const warn = (w: RecipeError) => {
+      w.line = lineOf(doc, lineCounter, w.keys, w.at);
+      opts.onWarning?.(w);
+    };
+    const recipe = recipeFromRaw(doc.toJS({ maxAliasCount: 100 }), file, opts.unsupported === 'warn' ? warn : undefined);
     validateRecipe(recipe, methods, file);
     return recipe;
   } catch (e) {
@@ -53,9 +67,10 @@ export function parseRecipe(text: string, methods: MethodLookup, opts: ParseReci
 
 /**
  * Plain data (YAML already decoded) → Recipe, checking structure only: key names, lists vs
- * mappings, dtypes. Parameter names and values are checked by validateRecipe.
+ * mappings, dtypes. Parameter names and values are checked by validateRecipe. With `warn`,
+ * unsupported keys are left out and reported there instead of refused.
  */
-export function recipeFromRaw(raw: unknown, file?: string): Recipe {
+export function recipeFromRaw(raw: unknown, file?: string, warn?: (w: RecipeError) => void): Recipe {
   const fail: Fail = (keys, reason, at) => {
     throw new RecipeError(keys, reason, { file, at });
   };
@@ -64,7 +79,13 @@ export function recipeFromRaw(raw: unknown, file?: string): Recipe {
   const top = raw as Record<string, unknown>;
 
   for (const key of Object.keys(top)) {
-    if (Object.hasOwn(UNSUPPORTED_KEYS, key)) fail([key], UNSUPPORTED_KEYS[key]);
+    // The base's tokenizer is what the merge copies anyway.
+    if (key === 'tokenizer_source' && top[key] === 'base') continue;
+    if (Object.hasOwn(UNSUPPORTED_KEYS, key)) {
+      if (!warn) fail([key], UNSUPPORTED_KEYS[key]);
+      warn(new RecipeError([key], UNSUPPORTED_KEYS[key], { file }));
+      continue;
+    }
     if (!(RECIPE_KEYS as readonly string[]).includes(key)) {
       fail([key], `unknown key ${quote(key)} (allowed: ${RECIPE_KEYS.join(', ')})`, []);
     }
