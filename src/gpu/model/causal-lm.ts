@@ -6,8 +6,8 @@
  *
  * Per decoder layer, on rows = tokens of every sequence of the batch (sequence after sequence):
  *   h = rmsNorm(x); q, k, v = h·Wqᵀ (+b), h·Wkᵀ (+b), h·Wvᵀ (+b); rope(q), rope(k);
- *   K, V = cache ++ k, v; x += attention(q, K, V)·Woᵀ;
- *   h = rmsNorm(x); x += (silu(h·Wgᵀ) ⊙ h·Wuᵀ)·Wdᵀ.
+ *   K, V = cache ++ k, v; x += attention(q, K, V)·Woᵀ (+b);
+ *   h = rmsNorm(x); x += (silu(h·Wgᵀ (+b)) ⊙ h·Wuᵀ (+b))·Wdᵀ (+b).
  * Then logits = rmsNorm(x)·Wheadᵀ, for the rows the caller needs only.
  */
 import type { ModelSource } from '../../core/source.ts';
@@ -371,7 +371,7 @@ export class CausalLM implements Disposable {
       v = scope.add(await be.concatSequences(at.cached.v, v, at.batch));
     }
     const attn = scope.add(await be.attention(q, k, v, { batch: at.batch, heads: c.numHeads, kvHeads: c.numKvHeads }));
-    const o = await this.#linear(scope, attn, w.o);
+    const o = await this.#linear(scope, attn, w.o, w.oBias);
     const x1 = scope.add(await be.lincomb([{ x, coef: 1 }, { x: o, coef: 1 }]));
     const h2 = scope.add(await be.rmsNorm(x1, w.postNorm, c.rmsNormEps));
     const gate = await this.#linear(scope, h2, w.gate, w.gateBias);

@@ -26,6 +26,8 @@ export interface LlamaConfig {
   tieWordEmbeddings: boolean;
   /** q, k and v projections carry biases (Qwen2 always; Llama with attention_bias). */
   attentionBias: boolean;
+  /** The output projection carries a bias (Llama with attention_bias; never Qwen2). */
+  outputBias: boolean;
   /** gate, up and down projections carry biases (Llama's mlp_bias). */
   mlpBias: boolean;
   /** Keys a query may see at most (Mistral's sliding_window), or null for the whole context. */
@@ -101,16 +103,29 @@ export function parseLlamaConfig(raw: Record<string, unknown> | null, id: string
     numKvHeads,
     headDim,
     rmsNormEps: num('rms_norm_eps', 1e-6),
-    ropeTheta: num('rope_theta', 10000),
-    ropeScaling: parseRopeScaling(raw.rope_scaling, maxPositions, (reason) => fail('rope_scaling', reason)),
+    ...parseRope(raw, maxPositions, fail),
     maxPositions,
     tieWordEmbeddings: bool('tie_word_embeddings', false),
-    attentionBias: type === 'qwen2' ? true : bool('attention_bias', false),
-    mlpBias: type === 'qwen2' ? false : bool('mlp_bias', false),
+    attentionBias: type === 'qwen2' ? true : type === 'llama' && bool('attention_bias', false),
+    outputBias: type === 'llama' && bool('attention_bias', false),
+    mlpBias: type === 'llama' && bool('mlp_bias', false),
     slidingWindow: (window as number | null | undefined) ?? null,
     bosTokenId: (bos as number | null | undefined) ?? null,
     eosTokenIds: eosTokenIds as number[],
   };
+}
+
+/**
+ * rope_theta and rope_scaling (transformers 4), or rope_parameters holding both (transformers 5:
+ * `{rope_type, rope_theta, factor, ...}`).
+ */
+function parseRope(raw: Record<string, unknown>, maxPositions: number, fail: (key: string, reason: string) => Error): { ropeTheta: number; ropeScaling: RopeScaling } {
+  const params = raw.rope_parameters;
+  const key = params === undefined || params === null ? 'rope_scaling' : 'rope_parameters';
+  const scaling = key === 'rope_parameters' ? params : raw.rope_scaling;
+  const theta = (key === 'rope_parameters' ? (params as Record<string, unknown>).rope_theta : undefined) ?? raw.rope_theta ?? 10000;
+  if (!(typeof theta === 'number' && Number.isFinite(theta) && theta > 0)) throw fail('rope_theta', `must be a positive number, not ${JSON.stringify(theta)}`);
+  return { ropeTheta: theta, ropeScaling: parseRopeScaling(scaling, maxPositions, (reason) => fail(key, reason)) };
 }
 
 function parseRopeScaling(raw: unknown, maxPositions: number, fail: (reason: string) => Error): RopeScaling {
@@ -148,7 +163,7 @@ function parseRopeScaling(raw: unknown, maxPositions: number, fail: (reason: str
 export function parameterCounts(c: LlamaConfig): { embeddings: number; head: number; layer: number; total: number } {
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
-  const attn = c.hiddenSize * q + 2 * c.hiddenSize * kv + q * c.hiddenSize + (c.attentionBias ? q + 2 * kv : 0);
+  const attn = c.hiddenSize * q + 2 * c.hiddenSize * kv + q * c.hiddenSize + (c.attentionBias ? q + 2 * kv : 0) + (c.outputBias ? c.hiddenSize : 0);
   const mlp = 3 * c.hiddenSize * c.intermediateSize + (c.mlpBias ? 2 * c.intermediateSize + c.hiddenSize : 0);
   const layer = attn + mlp + 2 * c.hiddenSize;
   const embeddings = c.vocabSize * c.hiddenSize;

@@ -42,6 +42,7 @@ export interface LayerWeights {
   k: Tensor;
   v: Tensor;
   o: Tensor;
+  oBias?: Tensor;
   qBias?: Tensor;
   kBias?: Tensor;
   vBias?: Tensor;
@@ -71,6 +72,7 @@ function layerSpecs(c: LlamaConfig): { key: LayerKey; name: string; shape: numbe
     { key: 'qBias', name: 'self_attn.q_proj.bias', shape: [q], present: c.attentionBias },
     { key: 'kBias', name: 'self_attn.k_proj.bias', shape: [kv], present: c.attentionBias },
     { key: 'vBias', name: 'self_attn.v_proj.bias', shape: [kv], present: c.attentionBias },
+    { key: 'oBias', name: 'self_attn.o_proj.bias', shape: [h], present: c.outputBias },
     { key: 'postNorm', name: 'post_attention_layernorm.weight', shape: [h], present: true },
     { key: 'gate', name: 'mlp.gate_proj.weight', shape: [m, h], present: true },
     { key: 'up', name: 'mlp.up_proj.weight', shape: [m, h], present: true },
