@@ -155,8 +155,11 @@ test('sign in with Hugging Face OAuth in a pop-up, then publish into an org', as
   await page.getByTestId('publish.name').fill('oauth-pub');
   await page.getByTestId('publish.private').uncheck();
   await page.getByTestId('publish.license').selectOption('apache-2.0');
+  // The demo's analysis (it runs by itself for local models) goes into the card once it is there.
+  await expect(page.getByTestId('publish.with-analysis')).toBeChecked({ timeout: 90_000 });
   await page.getByTestId('publish.start').click();
   await expect(page.getByTestId('publish.done')).toContainText('license apache-2.0', { timeout: 60_000 });
+  await expect(page.getByTestId('publish.done')).not.toContainText('analysis on screen is of another recipe');
   await expect(page.getByTestId('publish.link')).toHaveAttribute('href', `${hub.url}/acme/oauth-pub`);
   const info = (await (await fetch(`${hub.url}/api/models/acme/oauth-pub`)).json()) as { private: boolean; cardData: { license: string } };
   expect(info).toMatchObject({ private: false, cardData: { license: 'apache-2.0' } });

@@ -132,10 +132,10 @@ export function PublishPanel({ analysisRunner }: { analysisRunner?: AnalysisRunn
       const files = source.kind === 'picked' ? source.files : await filesOfDirectory(await source.parent.getDirectoryHandle(source.name));
       const recipeText = await files.find((f) => f.path === RECIPE_FILE)?.blob.text();
       // The analysis on screen, when it is of this very recipe.
-      const cardAnalysis =
-        withAnalysis && analysisResult && analysis?.resultRequest && recipeText !== undefined && recipeToYaml(analysis.resultRequest.recipe) === recipeText
-          ? cardAnalysisOf(analysisResult)
-          : null;
+      const notes: string[] = [];
+      const analysisOfThis = analysis?.resultRequest && recipeText !== undefined && recipeToYaml(analysis.resultRequest.recipe) === recipeText;
+      if (withAnalysis && analysisResult && !analysisOfThis) notes.push('the analysis on screen is of another recipe than the folder’s: left out of the card');
+      const cardAnalysis = withAnalysis && analysisResult && analysisOfThis ? cardAnalysisOf(analysisResult) : null;
       const first = license ? null : await preparePublish({ files, methods: METHOD_INFO });
       const licenses = first
         ? await hubLicenses({
@@ -157,7 +157,7 @@ export function PublishPanel({ analysisRunner }: { analysisRunner?: AnalysisRunn
         useWebWorkers: true,
         onProgress: (progress) => setRun((r) => ({ status: 'running', progress, cancelling: r.status === 'running' && r.cancelling })),
       });
-      setRun({ status: 'done', result, repo, license: prepared.license, notes: prepared.notes });
+      setRun({ status: 'done', result, repo, license: prepared.license, notes: [...notes, ...prepared.notes] });
     } catch (err) {
       if (abort.signal.aborted) setRun((r) => ({ status: 'cancelled', committing: r.status === 'running' && r.progress.phase === 'committing' }));
       else setRun({ status: 'failed', message: messageOf(err).replaceAll(token, '***') });
