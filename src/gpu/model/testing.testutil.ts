@@ -25,6 +25,48 @@ export interface TinyModelSpec {
   maxPositions?: number;
   /** Extra config.json keys (overrides). */
   config?: Record<string, unknown>;
+  /** Add the demo family's character-level tokenizer (vocab must then be CHAR_VOCAB.length). */
+  tokenizer?: boolean;
+  /** A fine-tune of the `seed` model: every weight plus N(0, scale²)-ish noise drawn from `delta.seed`. */
+  delta?: { seed: number; scale: number };
+}
+
+/** The demo family's vocabulary (scripts/demo-family/tasks.py): 4 specials, digits, letters, + = :. */
+export const CHAR_VOCAB = ['<pad>', '<bos>', '<eos>', '<unk>', ...'0123456789abcdefghijklmnopqrstuvwxyz+=:'];
+
+/** tokenizer.json and tokenizer_config.json as tasks.py writes them (one token per character, <bos> first). */
+export function charTokenizerFiles(): Record<string, Uint8Array> {
+  const specials = CHAR_VOCAB.slice(0, 4);
+  const tokenizer = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: specials.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: null,
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<bos>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: '<bos>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { '<bos>': { id: '<bos>', ids: [1], tokens: ['<bos>'] } },
+    },
+    decoder: { type: 'Fuse' },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab: Object.fromEntries(CHAR_VOCAB.map((t, i) => [t, i])),
+      merges: [],
+    },
+  };
+  const config = { tokenizer_class: 'PreTrainedTokenizerFast', bos_token: '<bos>', eos_token: '<eos>', pad_token: '<pad>', unk_token: '<unk>', add_bos_token: true, add_eos_token: false };
+  const enc = new TextEncoder();
+  return { 'tokenizer.json': enc.encode(JSON.stringify(tokenizer)), 'tokenizer_config.json': enc.encode(JSON.stringify(config)) };
 }
 
 /** The tensors and config.json of a random model. */
@@ -34,9 +76,11 @@ export function tinyModelFiles(spec: TinyModelSpec = {}): Record<string, Uint8Ar
   const gauss = (scale: number) => (rnd() + rnd() + rnd() - 1.5) * 2 * scale;
   const d = s.hidden / s.heads;
   const tensors: InMemoryTensor[] = [];
+  const noise = s.delta ? seeded(s.delta.seed) : null;
   const add = (name: string, shape: number[], make: () => number) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const values = Float32Array.from({ length: n }, make);
+    if (noise) for (let i = 0; i < n; i++) values[i] += (noise() + noise() + noise() - 1.5) * 2 * s.delta!.scale;
     tensors.push({ name, dtype: s.dtype, shape, data: encodeFloats(values, s.dtype) });
   };
   const w = (rows: number, cols: number) => () => gauss(1 / Math.sqrt(cols));
@@ -82,6 +126,7 @@ export function tinyModelFiles(spec: TinyModelSpec = {}): Record<string, Uint8Ar
   return {
     'config.json': new TextEncoder().encode(JSON.stringify(config)),
     'model.safetensors': serializeSafetensors(tensors, { format: 'pt' }),
+    ...(s.tokenizer ? charTokenizerFiles() : {}),
   };
 }
 

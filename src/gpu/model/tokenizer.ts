@@ -58,7 +58,7 @@ export async function loadTokenizer(tree: FileTree, signal?: AbortSignal): Promi
   };
   return {
     encode: (text, opts = {}) => tok.encode(text, { add_special_tokens: opts.specialTokens ?? true }).ids,
-    decode: (ids) => tok.decode([...ids], { skip_special_tokens: true }),
+    decode: (ids) => (ids.length === 0 ? '' : tok.decode([...ids], { skip_special_tokens: true })),
     eosId: idOf('eos_token'),
     bosId: idOf('bos_token'),
   };
