@@ -4,9 +4,10 @@
  * 256,512,1024, and the Gram AᵀA of a tall 4096×256 matrix, the shape of the SVD's and
  * Newton–Schulz's products), then wall times of polar (Newton–Schulz), thinSvd (Gram + host eigh)
  * and truncatedSvd (k = 64) on a seeded Gaussian matrix of each `--linalg-factor-sizes` (default
- * 1024), with the Newton–Schulz step count and the most GPU buffer bytes
- * alive at once (ctx.peakBytes, the input included). `--linalg-large` adds 4096×4096 and 4096×14336
- * on the GPU only (the CPU reference needs hours there; so does SwiftShader for the polar factor).
+ * 1024), with the Newton–Schulz step count and the most GPU buffer bytes alive at once
+ * (ctx.peakBytes after freeing the pool's idle buffers; the input included). `--linalg-large` adds
+ * 4096×4096 and 4096×14336 on the GPU only (the CPU reference needs hours there; so does
+ * SwiftShader for the polar factor).
  *
  * Products are timed best-of-3 below 2·10⁹ flops (once above), after one untimed product that
  * builds the pipelines; GPU timings wait for the queue to drain.
@@ -44,7 +45,11 @@ async function drained(backend: Backend): Promise<void> {
 }
 
 async function timed<T>(backend: Backend, run: () => Promise<T>): Promise<{ seconds: number; value: T; peak?: number }> {
-  if (backend instanceof GpuBackend) backend.ctx.resetPeak();
+  if (backend instanceof GpuBackend) {
+    // Idle pooled buffers of earlier rows would count as alive: free them first.
+    backend.ctx.trimPool();
+    backend.ctx.resetPeak();
+  }
   const t0 = performance.now();
   const value = await run();
   await drained(backend);

@@ -285,6 +285,7 @@ describe('scaleColumns and addDiagonal (bit for bit)', () => {
     await sameAsReference(gpu, [m(7, 63, 31)], (b, [y]) => b.addDiagonal(y, -1), 'addDiagonal 7×63');
     await sameAsReference(gpu, [m(63, 7, 32)], (b, [y]) => b.addDiagonal(y, 3, 2), 'addDiagonal 63×7');
     await sameAsReference(chunked, [m(257, 257, 33)], (b, [y]) => b.addDiagonal(y, -1, 0.125), 'addDiagonal 257×257 over 86 chunks');
+    await sameAsReference(chunked, [m(5, 2100, 34)], (b, [y]) => b.addDiagonal(y, 2), 'addDiagonal with rows spanning chunks');
   });
 
   it('names a wrong number of scales', async () => {
