@@ -77,7 +77,7 @@ describe.each(['gpu', 'gpu-chunked', 'cpu'])('golden cases through the CLI (%s b
   it.each(cases)('%s', { timeout: 240_000 }, async (name) => {
     expect(cases.length).toBeGreaterThanOrEqual(12);
     const dir = join(GOLDEN, 'cases', name);
-    const meta = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as { tolerance: Tolerance; fragile?: string };
+    const meta = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as { tolerance: Tolerance; fragile?: string; num_hidden_layers?: number };
     const out = join(work, `${backend}-${name}`);
     const args = ['merge', join(dir, 'recipe.yml'), '--out', out, '--quiet'];
     // gpu-chunked: every tensor of 4096+ elements spans several GPU buffers (the out-of-core path).
@@ -92,13 +92,17 @@ describe.each(['gpu', 'gpu-chunked', 'cpu'])('golden cases through the CLI (%s b
     expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
     const masked = maskFragile(dir, meta.fragile, got, want);
     if (meta.fragile) {
-      // p-pcb: 253 of 218048 entries; never a large share of the model.
+      // p-pcb: 253 of 218048 entries, arcee-fusion 1633; never a large share of the model.
       expect(masked).toBeGreaterThan(0);
-      expect(masked).toBeLessThan(0.005 * [...want.values()].reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0));
+      expect(masked).toBeLessThan(0.01 * [...want.values()].reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0));
     }
     const skipped = breadcrumbsBugTensors(name, want);
     const problems = [...want].filter(([t]) => !skipped.has(t)).flatMap(([t, w]) => compareTensors(t, got.get(t)!, w, meta.tolerance));
     expect(problems).toEqual([]);
+    if (meta.num_hidden_layers !== undefined) {
+      const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { num_hidden_layers?: number };
+      expect(config.num_hidden_layers).toBe(meta.num_hidden_layers);
+    }
   });
 });
 

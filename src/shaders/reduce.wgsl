@@ -14,6 +14,15 @@
 //
 // Dispatch: one workgroup per block touching the chunk (count of them, 2-D grid above
 // maxComputeWorkgroupsPerDimension; workgroups past count write nothing).
+//
+// Softmax KL per row (softmaxKlRows, arcee_fusion's importance), over the same row blocks:
+//   softmax_partials: per block its max m and Σ exp(a − m) (2 values; the host combines the blocks
+//     of a row into the row's log-sum-exp in f64);
+//   kl_partials:      Σ Q·φ(w) with the row's (c, aq, ap) = rows[3·row ..]: d = (a − b) − c is
+//     log p − log q, q = exp(b − aq), p = exp(a − ap), Q = q + eps, w = (p − q)/Q and
+//     φ(w) = (1 + w)·ln(1 + w) − w ≥ 0. Σ_j Q_j·φ(w_j) equals Σ P log(P/Q) (P = p + eps) because
+//     Σ P = Σ Q, and its terms are never negative: no cancellation between near-equal rows.
+//     Small d and w use series (expm1, φ), large ones the direct forms P·ln(P/Q) − (p − q).
 
 struct Params {
   n: u32,               // elements in this chunk
@@ -23,12 +32,14 @@ struct Params {
   first_block: u32,     // global block id of the block holding the chunk's first element
   blocks_per_row: u32,  // ceil(row_len / block_len)
   count: u32,           // workgroups (blocks) in this dispatch
+  eps: f32,             // kl_partials: added to both softmaxes
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(4) var<storage, read> rows: array<f32>;
 
 var<workgroup> sums: array<f32, WORKGROUP_SIZE>;
 
@@ -123,4 +134,144 @@ fn min_max_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     partials[2u * w] = lows[0];
     partials[2u * w + 1u] = highs[0];
   }
+}
+
+// The row of this workgroup's block (blocks never straddle a row).
+fn block_row(w: u32) -> u32 {
+  return (params.first_block + w) / params.blocks_per_row;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+  let w = workgroup_index(wid, nwg);
+  let r = block_range(w);
+  let runtime_zero = params.count & 0u;
+  var hi = bitcast<f32>(0xff800000u | runtime_zero);
+  for (var i = r.x + lid; i < r.y; i = i + WORKGROUP_SIZE) {
+    hi = max(hi, a[i]);
+  }
+  highs[lid] = hi;
+  workgroupBarrier();
+  for (var s = WORKGROUP_SIZE / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      highs[lid] = max(highs[lid], highs[lid + s]);
+    }
+    workgroupBarrier();
+  }
+  let m = highs[0];
+  var acc = 0.0;
+  for (var i = r.x + lid; i < r.y; i = i + WORKGROUP_SIZE) {
+    acc = acc + exp(a[i] - m);
+  }
+  sums[lid] = acc;
+  workgroupBarrier();
+  for (var s = WORKGROUP_SIZE / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      sums[lid] = sums[lid] + sums[lid + s];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u && w < params.count) {
+    partials[2u * w] = m;
+    partials[2u * w + 1u] = sums[0];
+  }
+}
+
+// e^d − 1 without the cancellation of exp(d) − 1 for small d (Taylor to d^7 below 0.1).
+fn expm1_small(d: f32) -> f32 {
+  return d * (1.0 + d * (1.0 / 2.0 + d * (1.0 / 6.0 + d * (1.0 / 24.0 + d * (1.0 / 120.0 + d * (1.0 / 720.0 + d * (1.0 / 5040.0)))))));
+}
+
+// φ(w) = (1 + w)·ln(1 + w) − w = Σ_{k≥2} (−1)^k w^k / (k(k−1)), for |w| < 0.3 (terms to k = 14).
+fn phi_small(w: f32) -> f32 {
+  var s = 0.0;
+  for (var k = 14u; k >= 2u; k = k - 1u) {
+    let kf = f32(k);
+    var c = 1.0 / (kf * (kf - 1.0));
+    if ((k & 1u) == 1u) {
+      c = -c;
+    }
+    s = s * w + c;
+  }
+  return s * w * w;
+}
+
+// One entry's Q·φ(w) (see the header) with its row's constants (c, aq, ap).
+fn kl_term(x: f32, y: f32, c: f32, aq: f32, ap: f32) -> f32 {
+  let d = (x - y) - c;
+  let q = exp(y - aq);
+  let big_q = q + params.eps;
+  var diff: f32;
+  if (abs(d) < 0.1) {
+    diff = q * expm1_small(d);
+  } else {
+    diff = exp(x - ap) - q;
+  }
+  let wv = diff / big_q;
+  if (abs(wv) < 0.3) {
+    return big_q * phi_small(wv);
+  }
+  let big_p = big_q + diff;
+  return big_p * log(big_p / big_q) - diff;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn kl_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let w = workgroup_index(wid, nwg);
+  let r = block_range(w);
+  var acc = 0.0;
+  if (r.y > r.x) {
+    let row = block_row(w);
+    let c = rows[3u * row];
+    let aq = rows[3u * row + 1u];
+    let ap = rows[3u * row + 2u];
+    for (var i = r.x + lid; i < r.y; i = i + WORKGROUP_SIZE) {
+      acc = acc + kl_term(a[i], b[i], c, aq, ap);
+    }
+  }
+  finish(w, lid, acc);
+}
+
+// The same two passes with one thread per block, for short rows (blocks of at most 256 entries):
+// no workgroup reduction, WORKGROUP_SIZE blocks per workgroup. Dispatch: ceil(count / 256) workgroups.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn softmax_partials_serial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                           @builtin(local_invocation_index) lid: u32) {
+  let w = global_index(wid, nwg, lid);
+  if (w >= params.count) {
+    return;
+  }
+  let r = block_range(w);
+  let runtime_zero = params.count & 0u;
+  var m = bitcast<f32>(0xff800000u | runtime_zero);
+  for (var i = r.x; i < r.y; i = i + 1u) {
+    m = max(m, a[i]);
+  }
+  var acc = 0.0;
+  for (var i = r.x; i < r.y; i = i + 1u) {
+    acc = acc + exp(a[i] - m);
+  }
+  partials[2u * w] = m;
+  partials[2u * w + 1u] = acc;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn kl_partials_serial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+  let w = global_index(wid, nwg, lid);
+  if (w >= params.count) {
+    return;
+  }
+  let r = block_range(w);
+  let row = block_row(w);
+  let c = rows[3u * row];
+  let aq = rows[3u * row + 1u];
+  let ap = rows[3u * row + 2u];
+  var acc = 0.0;
+  for (var i = r.x; i < r.y; i = i + 1u) {
+    acc = acc + kl_term(a[i], b[i], c, aq, ap);
+  }
+  partials[w] = acc;
 }

@@ -49,6 +49,18 @@ const schemas: MethodSchema[] = [
     ],
     perModelParams: [],
   },
+  { name: 'sce', params: [{ name: 'select_topk', kind: 'number', help: 'fraction kept', default: 1, min: 0, max: 1 }, int8Mask], perModelParams: [] },
+  { name: 'ram', params: [{ name: 'epsilon', kind: 'number', help: 'threshold', default: 1e-5, min: 0 }], perModelParams: [] },
+  {
+    name: 'ramplus_tl',
+    params: [
+      { name: 'r', kind: 'number', help: 'boost', default: 0.1, min: 0 },
+      { name: 'alpha', kind: 'number', help: 'cap', default: 0.2, min: 0 },
+      { name: 'epsilon', kind: 'number', help: 'threshold', default: 1e-5, min: 0 },
+    ],
+    perModelParams: [],
+  },
+  { name: 'arcee_fusion', params: [], perModelParams: [] },
 ];
 
 const byName = new Map(schemas.map((s) => [s.name, s]));

@@ -16,6 +16,45 @@ const bf16 = (name: string) => `../../models/llama-bf16/${name}`;
 const f32 = (name: string) => `../../models/llama-f32/${name}`;
 
 const EXPECTED: Record<string, Recipe> = {
+  'arcee-fusion': {
+    mergeMethod: 'arcee_fusion',
+    models: [
+      { model: f32('base'), parameters: {} },
+      { model: f32('expert1'), parameters: {} },
+    ],
+    baseModel: f32('base'),
+    parameters: {},
+  },
+  ram: {
+    mergeMethod: 'ram',
+    models: [
+      { model: f32('expert1'), parameters: {} },
+      { model: f32('expert2'), parameters: {} },
+      { model: f32('expert3'), parameters: {} },
+    ],
+    baseModel: f32('base'),
+    parameters: { epsilon: 0.003 },
+  },
+  'ramplus-tl': {
+    mergeMethod: 'ramplus_tl',
+    models: [
+      { model: f32('expert1'), parameters: {} },
+      { model: f32('expert2'), parameters: {} },
+      { model: f32('expert3'), parameters: {} },
+    ],
+    baseModel: f32('base'),
+    parameters: { epsilon: 0.01 },
+  },
+  sce: {
+    mergeMethod: 'sce',
+    models: [
+      { model: f32('expert1'), parameters: {} },
+      { model: f32('expert2'), parameters: {} },
+      { model: f32('expert3'), parameters: {} },
+    ],
+    baseModel: f32('base'),
+    parameters: { select_topk: 0.5 },
+  },
   'breadcrumbs-ties-f32': {
     mergeMethod: 'breadcrumbs_ties',
     models: [

@@ -26,6 +26,11 @@ const EXPECTED = [
   'lines',
   'pcb',
   'widen',
+  // more of mergekit's methods
+  'sce',
+  'ram',
+  'ramplus_tl',
+  'arcee_fusion',
 ];
 
 describe('method registry', () => {

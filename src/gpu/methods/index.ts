@@ -3,6 +3,7 @@
  * effect), a Map by name built once at module load (a duplicate name throws there), and lookups.
  */
 import type { MethodLookup } from '../../core/params.ts';
+import { arceeFusion } from './arcee-fusion.ts';
 import { breadcrumbs } from './breadcrumbs.ts';
 import { breadcrumbsTies } from './breadcrumbs-ties.ts';
 import { consensusTa } from './consensus.ts';
@@ -18,6 +19,9 @@ import { multislerp } from './multislerp.ts';
 import { nearswap } from './nearswap.ts';
 import { nuslerp } from './nuslerp.ts';
 import { passthrough } from './passthrough.ts';
+import { ram } from './ram.ts';
+import { ramplusTl } from './ramplus-tl.ts';
+import { sce } from './sce.ts';
 import { pcb } from './pcb.ts';
 import { slerp } from './slerp.ts';
 import { taskArithmetic } from './task-arithmetic.ts';
@@ -46,6 +50,10 @@ export const METHODS = [
   lines,
   pcb,
   widen,
+  sce,
+  ram,
+  ramplusTl,
+  arceeFusion,
 ] as const satisfies readonly MethodDescriptor[];
 
 /** Name → descriptor; throws on a duplicate name so two methods can never shadow each other. */

@@ -1,6 +1,6 @@
 /** Reference reductions (see reduce.ts), accumulated in f64. */
 import { rowCount } from '../backend.ts';
-import type { ReduceOps } from './reduce.ts';
+import { checkRowLength, type ReduceOps } from './reduce.ts';
 import type { CpuOpRuntime } from './runtime.ts';
 
 export function reduceCpu(rt: CpuOpRuntime): ReduceOps {
@@ -49,5 +49,44 @@ export function reduceCpu(rt: CpuOpRuntime): ReduceOps {
       }
       return { min, max };
     },
+    async softmaxKlRows(p, q, rowLength, eps) {
+      const [a, b] = rt.sameSize([p, q], 'softmaxKlRows');
+      const rows = checkRowLength('softmaxKlRows', a.length, rowLength, (reason) => rt.error('softmaxKlRows', reason));
+      const out = new Float64Array(rows);
+      for (let r = 0; r < rows; r++) out[r] = softmaxKlRow(a, b, r * rowLength, rowLength, eps);
+      return out;
+    },
   };
+}
+
+/**
+ * KL(P‖Q) of one row in f64, P = softmax(a) + eps, Q = softmax(b) + eps, as Σ Q·φ(P/Q − 1) with
+ * φ(w) = (1 + w)·ln(1 + w) − w (equal to Σ P·ln(P/Q) since Σ P = Σ Q; every term ≥ 0).
+ */
+export function softmaxKlRow(a: ArrayLike<number>, b: ArrayLike<number>, start: number, n: number, eps: number): number {
+  let ma = -Infinity;
+  let mb = -Infinity;
+  for (let j = start; j < start + n; j++) {
+    if (a[j] > ma) ma = a[j];
+    if (b[j] > mb) mb = b[j];
+  }
+  let sa = 0;
+  let sb = 0;
+  for (let j = start; j < start + n; j++) {
+    sa += Math.exp(a[j] - ma);
+    sb += Math.exp(b[j] - mb);
+  }
+  const la = ma + Math.log(sa);
+  const lb = mb + Math.log(sb);
+  const c = ma - mb + (Math.log(sa) - Math.log(sb));
+  let kl = 0;
+  for (let j = start; j < start + n; j++) {
+    const d = a[j] - b[j] - c;
+    const qv = Math.exp(b[j] - lb);
+    const bigQ = qv + eps;
+    const diff = Math.abs(d) < 0.1 ? qv * Math.expm1(d) : Math.exp(a[j] - la) - qv;
+    const w = diff / bigQ;
+    kl += Math.abs(w) < 0.5 ? bigQ * ((1 + w) * Math.log1p(w) - w) : (bigQ + diff) * Math.log((bigQ + diff) / bigQ) - diff;
+  }
+  return kl;
 }

@@ -97,3 +97,73 @@ describe('minMax vs CPU (exact)', () => {
     }
   });
 });
+
+describe('softmaxKlRows (arcee_fusion importance)', () => {
+  /** KL(P‖Q) of one row, directly as Σ P·ln(P/Q) in f64: independent of the op's formula. */
+  function directKl(a: Float32Array, b: Float32Array, start: number, n: number, eps: number): number {
+    const soft = (x: Float32Array) => {
+      let m = -Infinity;
+      for (let j = start; j < start + n; j++) m = Math.max(m, x[j]);
+      let s = 0;
+      for (let j = start; j < start + n; j++) s += Math.exp(x[j] - m);
+      return Array.from({ length: n }, (_, j) => Math.exp(x[start + j] - m) / s + eps);
+    };
+    const p = soft(a);
+    const q = soft(b);
+    return p.reduce((sum, pj, j) => sum + pj * Math.log(pj / q[j]), 0);
+  }
+
+  it('reference = the direct f64 sum, for far and for nearly equal rows', async () => {
+    for (const [rows, rowLen] of [[1, 7], [5, 257], [3, 1000]]) {
+      const n = rows * rowLen;
+      const a = randomValues(n, 31 + n, 2);
+      const far = randomValues(n, 37 + n, 2);
+      const near = Float32Array.from(a, (v, i) => v + 1e-3 * far[i]);
+      for (const b of [far, near]) {
+        const got = await cpu.softmaxKlRows(cpu.fromArray(a, [rows, rowLen]), cpu.fromArray(b, [rows, rowLen]), rowLen, 1e-8);
+        expect(got.length).toBe(rows);
+        for (let r = 0; r < rows; r++) {
+          const want = directKl(a, b, r * rowLen, rowLen, 1e-8);
+          expect(want).toBeGreaterThan(0);
+          expect(Math.abs(got[r] - want), `rows=${rows} len=${rowLen} row ${r}`).toBeLessThanOrEqual(1e-8 * want + 1e-18);
+        }
+      }
+    }
+  });
+
+  it('GPU = reference within 1e-4 relative (f32 terms, all ≥ 0), rows across chunks, both block sizes', async () => {
+    for (const [reduceBlock, chunk] of [[4096, undefined], [4096, 777], [65536, 777]] as const) {
+      {
+        const gpu = createGpuBackend(ctx, { maxChunkElements: chunk, reduceBlock });
+        // Rows of up to 256 entries take the one-thread-per-block kernels, longer ones a workgroup per block.
+        for (const shape of [[7], [4099], [15, 17], [60, 37], [40, 1000], [3, 4099]]) {
+          const n = numel(shape);
+          const rowLen = shape[shape.length - 1];
+          const a = randomValues(n, 41 + n, 3);
+          const noise = randomValues(n, 43 + n);
+          // Far apart, nearly equal (where the direct f32 sum cancels), and one huge gap (p ≫ q).
+          const cases = [randomValues(n, 47 + n, 3), Float32Array.from(a, (v, i) => v + 2e-4 * noise[i]), Float32Array.from(a, (v, i) => (i % rowLen === 0 ? v - 40 : v))];
+          for (const [k, b] of cases.entries()) {
+            const [ga, ca] = [await gpu.fromArray(a, shape), cpu.fromArray(a, shape)];
+            const [gb, cb] = [await gpu.fromArray(b, shape), cpu.fromArray(b, shape)];
+            const got = await gpu.softmaxKlRows(ga, gb, rowLen, 1e-8);
+            const want = await cpu.softmaxKlRows(ca, cb, rowLen, 1e-8);
+            expect(got.length).toBe(want.length);
+            for (let r = 0; r < want.length; r++) {
+              expect(Math.abs(got[r] - want[r]), `shape=[${shape}] chunk=${chunk} block=${reduceBlock} case ${k} row ${r}: ${got[r]} vs ${want[r]}`).toBeLessThanOrEqual(1e-4 * want[r] + 1e-12);
+            }
+            gpu.release(ga);
+            gpu.release(gb);
+            release(ca, cb);
+          }
+        }
+        gpu.destroy();
+      }
+    }
+  });
+
+  it('refuses a row length that does not divide the tensor', async () => {
+    const x = cpu.fromArray(new Float32Array(10), [10]);
+    await expect(cpu.softmaxKlRows(x, x, 3, 1e-8)).rejects.toThrow(/row length 3 does not divide 10 elements/);
+  });
+});

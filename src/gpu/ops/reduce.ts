@@ -1,12 +1,13 @@
 /**
  * Reductions (src/shaders/reduce.wgsl): Gram matrices of flattened tensors or of their rows, L1
- * norms, and the smallest and largest entry. The GPU sums blocks in f32 and the host adds the block sums in f64; the reference
+ * norms, the smallest and largest entry, and the KL divergence of two tensors' row softmaxes. The GPU sums blocks in f32 and the host adds the block sums in f64; the reference
  * (reduce.cpu.ts) accumulates in f64 throughout, so the two agree to f32 rounding of the blocks.
  */
 import reduceWgsl from '../../shaders/reduce.wgsl?raw';
 import type { Tensor } from '../backend.ts';
+import type { BufferBinding } from '../context.ts';
 import { chunkLength, chunkStart, type GpuTensor } from '../gpu-tensor.ts';
-import { defineKernel, shaderModule } from '../kernel.ts';
+import { defineKernel, shaderModule, WORKGROUP_SIZE } from '../kernel.ts';
 import type { GpuOpRuntime } from './runtime.ts';
 
 export interface ReduceOps {
@@ -18,6 +19,13 @@ export interface ReduceOps {
   sumAbs(x: Tensor): Promise<number>;
   /** The smallest and largest entry, NaN ignored (+Infinity and −Infinity when there is none). */
   minMax(x: Tensor): Promise<{ min: number; max: number }>;
+  /**
+   * Per row of `rowLength` entries (rows = numel / rowLength): KL(P‖Q) = Σ P·ln(P/Q) with
+   * P = softmax(p row) + eps and Q = softmax(q row) + eps (mergekit's arcee_fusion importance).
+   * Computed as Σ Q·φ(P/Q − 1), φ(w) = (1 + w)·ln(1 + w) − w ≥ 0, which is the same sum (Σ P = Σ Q)
+   * without cancellation: accurate for nearly equal rows, where the direct f32 sum is not.
+   */
+  softmaxKlRows(p: Tensor, q: Tensor, rowLength: number, eps: number): Promise<Float64Array>;
 }
 
 const REDUCE = shaderModule('reduce.wgsl', { file: 'reduce.wgsl', code: reduceWgsl });
@@ -25,7 +33,14 @@ const KERNELS = {
   dotPartials: defineKernel(REDUCE, 'dot_partials', { uses: ['a', 'b', 'partials'] }),
   absPartials: defineKernel(REDUCE, 'abs_partials', { uses: ['a', 'partials'] }),
   minMaxPartials: defineKernel(REDUCE, 'min_max_partials', { uses: ['a', 'partials'] }),
+  softmaxPartials: defineKernel(REDUCE, 'softmax_partials', { uses: ['a', 'partials'] }),
+  klPartials: defineKernel(REDUCE, 'kl_partials', { uses: ['a', 'b', 'partials', 'rows'] }),
+  softmaxPartialsSerial: defineKernel(REDUCE, 'softmax_partials_serial', { uses: ['a', 'partials'] }),
+  klPartialsSerial: defineKernel(REDUCE, 'kl_partials_serial', { uses: ['a', 'b', 'partials', 'rows'] }),
 };
+
+/** Rows up to this long are reduced one block per thread (softmaxKlRows), longer ones one per workgroup. */
+const SERIAL_ROW_MAX = 256;
 
 /** Elements summed by one reduce.wgsl workgroup (256 threads × 16). */
 export const REDUCE_BLOCK = 4096;
@@ -84,6 +99,76 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
       }
     }
     return result;
+  }
+
+  /**
+   * One kernel over the row blocks of each tensor of `inputs` (a, and b when given), `width` f32
+   * values per block read back; `rows` (optional) is a per-row host array the kernel reads.
+   * Returns, per input, the values of every block as (row, values) in block order.
+   */
+  async function rowBlocks(
+    op: string,
+    kernel: (typeof KERNELS)[keyof typeof KERNELS],
+    inputs: readonly [GpuTensor, GpuTensor | null][],
+    rowLen: number,
+    width: number,
+    rowValues: Float32Array | null,
+    extraParams: Record<string, number> = {},
+    /** One block per thread (256 per workgroup) instead of one per workgroup. */
+    serial = false,
+  ): Promise<{ row: number; values: Float32Array }[][]> {
+    const layout = inputs[0][0].layout;
+    const out: { row: number; values: Float32Array }[][] = inputs.map(() => []);
+    if (layout.numel === 0 || rowLen === 0) return out;
+    const block = rt.reduceBlock;
+    const blocksPerRow = Math.ceil(rowLen / block);
+    const blockOf = (g: number) => Math.floor(g / rowLen) * blocksPerRow + Math.floor((g % rowLen) / block);
+    const align = ctx.limits.minStorageBufferOffsetAlignment / 4;
+    const jobs: { input: number; chunk: number; first: number; count: number; slot: number }[] = [];
+    let slots = 0;
+    inputs.forEach((_, input) => {
+      for (let c = 0; c < layout.count; c++) {
+        const start = chunkStart(layout, c);
+        const first = blockOf(start);
+        const count = blockOf(start + chunkLength(layout, c) - 1) - first + 1;
+        jobs.push({ input, chunk: c, first, count, slot: slots });
+        slots += Math.ceil((width * count) / align) * align;
+      }
+    });
+    const batch = ctx.batch(op);
+    const partials = batch.temp(ctx.acquire({ label: `${op} partials`, size: slots * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
+    let rowsBuffer: GPUBuffer | undefined;
+    if (rowValues) {
+      rowsBuffer = batch.temp(ctx.acquire({ label: `${op} row values`, size: Math.max(4, rowValues.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST }));
+      ctx.device.queue.writeBuffer(rowsBuffer, 0, new Float32Array(rowValues));
+    }
+    const chunkLists = inputs.map(([a, b]) => [rt.chunks(a, op), b ? rt.chunks(b, op) : null] as const);
+    for (const job of jobs) {
+      const [ac, bc] = chunkLists[job.input];
+      const params = {
+        n: chunkLength(layout, job.chunk),
+        offset: chunkStart(layout, job.chunk),
+        row_len: rowLen,
+        block_len: block,
+        first_block: job.first,
+        blocks_per_row: blocksPerRow,
+        count: job.count,
+        ...extraParams,
+      };
+      const buffers: Record<string, BufferBinding> = { a: ac[job.chunk], partials: { buffer: partials, offset: job.slot * 4, size: width * job.count * 4 } };
+      if (bc) buffers.b = bc[job.chunk];
+      if (rowsBuffer) buffers.rows = rowsBuffer;
+      batch.dispatch(kernel, { params, buffers: buffers as never, workgroups: serial ? Math.ceil(job.count / WORKGROUP_SIZE) : job.count });
+    }
+    batch.readback(partials, 0, slots * 4);
+    const values = new Float32Array((await batch.submit())[0]);
+    for (const job of jobs) {
+      for (let w = 0; w < job.count; w++) {
+        const row = Math.floor((job.first + w) / blocksPerRow);
+        out[job.input].push({ row, values: values.subarray(job.slot + width * w, job.slot + width * (w + 1)) });
+      }
+    }
+    return out;
   }
 
   /** The upper-triangle pairs (i <= j) of n tensors, in row-major order. */
@@ -157,7 +242,46 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
       }
       return result;
     },
+    async softmaxKlRows(p, q, rowLength, eps) {
+      const [a, b] = rt.sameSize([p, q], 'softmaxKlRows');
+      const rows = checkRowLength('softmaxKlRows', a.numel, rowLength, (reason) => rt.error('softmaxKlRows', reason));
+      const result = new Float64Array(rows);
+      if (rows === 0 || rowLength === 0) return result;
+      // Pass 1: per row of p and of q, its max M and log Σ exp(x − M), from the blocks' (max m_b,
+      // Σ exp(x − m_b)) pairs: Σ exp(x − M) = Σ_b s_b·exp(m_b − M), added in f64.
+      const serial = rowLength <= SERIAL_ROW_MAX;
+      const softmaxKernel = serial ? KERNELS.softmaxPartialsSerial : KERNELS.softmaxPartials;
+      const blocks = await rowBlocks('softmaxKlRows softmax', softmaxKernel, [[a, null], [b, null]], rowLength, 2, null, {}, serial);
+      const maxima = [new Float64Array(rows).fill(-Infinity), new Float64Array(rows).fill(-Infinity)];
+      const logSums = [new Float64Array(rows), new Float64Array(rows)];
+      blocks.forEach((list, k) => {
+        for (const { row, values } of list) maxima[k][row] = Math.max(maxima[k][row], values[0]);
+        for (const { row, values } of list) logSums[k][row] += values[1] * Math.exp(values[0] - maxima[k][row]);
+        for (let r = 0; r < rows; r++) logSums[k][r] = Math.log(logSums[k][r]);
+      });
+      // Pass 2: Σ Q·φ(w) with the row's constants from the f64 log-sum-exps.
+      const constants = new Float32Array(3 * rows);
+      for (let r = 0; r < rows; r++) {
+        const lp = logSums[0][r];
+        const lq = logSums[1][r];
+        constants[3 * r] = maxima[0][r] - maxima[1][r] + (lp - lq);
+        constants[3 * r + 1] = maxima[1][r] + lq;
+        constants[3 * r + 2] = maxima[0][r] + lp;
+      }
+      const klKernel = serial ? KERNELS.klPartialsSerial : KERNELS.klPartials;
+      const kl = await rowBlocks('softmaxKlRows', klKernel, [[a, b]], rowLength, 1, constants, { eps }, serial);
+      for (const { row, values } of kl[0]) result[row] += values[0];
+      return result;
+    },
   };
+}
+
+/** Rows of a tensor of `numel` entries cut in rows of `rowLength`, or an error. */
+export function checkRowLength(op: string, numel: number, rowLength: number, error: (reason: string) => Error): number {
+  if (!Number.isInteger(rowLength) || rowLength < 0 || (rowLength === 0 ? numel !== 0 : numel % rowLength !== 0)) {
+    throw error(`row length ${rowLength} does not divide ${numel} elements`);
+  }
+  return rowLength === 0 ? 0 : numel / rowLength;
 }
 
 /** rows N×N blocks from upper-triangle sums laid out as sums[pair * rows + row]. */
