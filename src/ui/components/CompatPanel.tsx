@@ -54,11 +54,23 @@ export function CompatPanel() {
           ) : (
             <div className="problems" role="alert" data-testid="compat.problems">
               <strong>These models cannot be merged:</strong>
-              <ul>
-                {report.problems.map((p, i) => (
-                  <li key={i}>{p}</li>
-                ))}
-              </ul>
+              {report.configDifferences.length > 0 ? (
+                <ul data-testid="compat.config">
+                  {report.configDifferences.map((p, i) => (
+                    <li key={i}>{p}</li>
+                  ))}
+                </ul>
+              ) : null}
+              <details open={report.configDifferences.length === 0} data-testid="compat.tensors">
+                <summary>
+                  {report.problems.length} problem{report.problems.length === 1 ? '' : 's'} with tensor names and shapes
+                </summary>
+                <ul>
+                  {report.problems.map((p, i) => (
+                    <li key={i}>{p}</li>
+                  ))}
+                </ul>
+              </details>
             </div>
           )}
           {report.notes.length > 0 ? (

@@ -207,9 +207,9 @@ describe('download progress per Hub model during a merge', () => {
     t.store.setState({
       shelf: t.store.getState().shelf.map((m) => ({
         ...m,
-        load: { status: 'ready', summary: { ref: m.ref, location: m.ref, tensorCount: 1, parameterCount: 500, bytes: 1000, dtypes: [], modelType: null, architecture: null, numLayers: 1, files: [] } },
+        load: { status: 'ready', summary: { ref: m.ref, location: m.ref, tensorCount: 1, parameterCount: 500, bytes: 1000, dtypes: [], modelType: null, architecture: null, numLayers: 1, files: [], tensorNames: [] } },
       })),
-      compat: { status: 'done', key: 'k', report: { ok: true, problems: [], notes: [] } },
+      compat: { status: 'done', key: 'k', report: { ok: true, configDifferences: [], problems: [], notes: [] } },
     });
     void t.store.getState().startMerge('download');
     await tick();

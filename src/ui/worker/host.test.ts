@@ -105,6 +105,9 @@ describe('engine worker protocol', () => {
     expect(report.ok).toBe(false);
     expect(report.problems.join('\n')).toMatch(/\.\/odd/);
     expect(report.problems.join('\n')).toMatch(/embed_tokens\.weight: \.\/odd has shape \[259, 32\], the base \.\/base has \[259, 64\]/);
+    // Said first from the configs: ./odd has none to compare.
+    expect(report.configDifferences).toEqual(['./odd has no config.json: only its tensor names and shapes can be compared']);
+    expect(fine.configDifferences).toEqual([]);
   });
 
   it('merges a golden recipe into a picked folder and matches mergekit', async () => {

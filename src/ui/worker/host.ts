@@ -40,6 +40,7 @@ import {
   type SourceDescription,
   type ToWorker,
 } from './protocol.ts';
+import { configDifferences } from '../compat-summary.ts';
 import { timeAnalysis } from './calibrate.ts';
 import { since, TransferMeter } from './transfer.ts';
 
@@ -216,7 +217,12 @@ export class EngineHost {
     });
     // The engine cuts embeddings to the reference's rows (the base, else the first model): check the same.
     const report = checkCompatibility(models, { baseIndex: 0, embeddingRows: 'base' });
-    return { ok: report.ok, problems: report.problems.map((p) => p.message), notes: [...report.notes] };
+    return {
+      ok: report.ok,
+      configDifferences: report.ok ? [] : configDifferences(models[0], models.slice(1)),
+      problems: report.problems.map((p) => p.message),
+      notes: [...report.notes],
+    };
   }
 
   #gpuHandle(): Promise<GpuHandle> {
@@ -569,5 +575,6 @@ export function summarize(ref: string, model: ModelSource, tree: FileTree & { co
     architecture: Array.isArray(architectures) && typeof architectures[0] === 'string' ? architectures[0] : null,
     numLayers: numLayersOf(config, model.tensors.keys()),
     files: files.filter((f) => !f.endsWith('.safetensors')).sort(),
+    tensorNames: [...model.tensors.keys()],
   };
 }

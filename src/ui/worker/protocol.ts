@@ -47,6 +47,8 @@ export interface ModelSummary {
   numLayers: number;
   /** Non-weight files in the tree (tokenizer, config...), for the card's tooltip. */
   files: string[];
+  /** Every tensor's name (a recipe's filters are checked against them). */
+  tensorNames: string[];
 }
 
 /** An error as it crossed the worker boundary: its class name and message in words. */
@@ -57,6 +59,8 @@ export interface ErrorInfo {
 
 export interface CompatReportInfo {
   ok: boolean;
+  /** When not ok: how the models' configs differ, in words (shown before the per-tensor problems). */
+  configDifferences: string[];
   /** Each problem in words (tensor and model named); any problem blocks the merge. */
   problems: string[];
   /** Things the merge handles but the user should know (vocab cut, dtype casts). */
