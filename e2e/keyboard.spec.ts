@@ -86,3 +86,42 @@ test('every control has an accessible name, and the page fits 1280×800 without 
   expect(overflow).toBeLessThanOrEqual(0);
   await studio.shot('controls');
 });
+
+test('skip links: under 20 Tab presses from the top of the page to the Merge button with three experts', async ({ studio, page }) => {
+  await studio.open();
+  await studio.waitForDemo();
+  const experts = (await studio.snapshot()).recipeYaml.match(/- model: /g)!.length;
+  expect(experts).toBeGreaterThanOrEqual(3);
+  // Each skip link takes focus into its part of the page.
+  for (const [id, heading] of [
+    ['models', 'Models'],
+    ['method', 'Method'],
+    ['analysis', 'Analysis'],
+  ] as const) {
+    await page.getByTestId(`skip.${id}`).focus();
+    await expect(page.getByTestId(`skip.${id}`)).toBeVisible();
+    await page.keyboard.press('Enter');
+    await expect(page.getByRole('heading', { name: heading, exact: true })).toBeInViewport();
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe(id);
+  }
+
+  // From the top: focus on the page itself, then Tab (and one Enter on "Skip to Merge").
+  await page.evaluate(() => {
+    (document.activeElement as HTMLElement | null)?.blur();
+    window.scrollTo(0, 0);
+  });
+  let presses = 0;
+  const focused = () => page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? null);
+  while ((await focused()) !== 'skip.merge' && presses < 40) {
+    await page.keyboard.press('Tab');
+    presses++;
+  }
+  await page.keyboard.press('Enter');
+  while ((await focused()) !== 'merge.folder' && presses < 40) {
+    await page.keyboard.press('Tab');
+    presses++;
+  }
+  expect(await focused()).toBe('merge.folder');
+  expect(presses, 'Tab presses from the top to the Merge button').toBeLessThan(20);
+  await studio.shot('skip-to-merge');
+});

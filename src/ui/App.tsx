@@ -14,7 +14,7 @@ import { PublishPanel } from './components/PublishPanel.tsx';
 import { RecipePanel } from './components/RecipePanel.tsx';
 import { Shelf } from './components/Shelf.tsx';
 import { readDrop, takeDroppedItems, type DropContents } from './sources/dropped.ts';
-import { useStudioStore } from './store-context.tsx';
+import { useStudio, useStudioStore } from './store-context.tsx';
 
 export interface AppProps {
   canPickFolder: boolean;
@@ -74,7 +74,9 @@ export function App({ canPickFolder, download, analysisRunner }: AppProps) {
 
   const page = (
     <div className="app">
+      <SkipLinks />
       <Header />
+      <FirstVisitLine />
       <main className="layout">
         <div className="column left">
           <Shelf onFiles={(c) => void accept(c)} />
@@ -92,6 +94,56 @@ export function App({ canPickFolder, download, analysisRunner }: AppProps) {
     </div>
   );
   return analysisRunner ? <StudioAnalysisProvider runner={analysisRunner}>{page}</StudioAnalysisProvider> : page;
+}
+
+const SECTIONS = [
+  { id: 'models', label: 'Models' },
+  { id: 'method', label: 'Method' },
+  { id: 'analysis', label: 'Analysis' },
+  { id: 'merge', label: 'Merge' },
+] as const;
+
+/**
+ * The first stops of the Tab order: one link per part of the page. A link moves focus into its
+ * section (the page address keeps the recipe: no #fragment navigation).
+ */
+function SkipLinks() {
+  return (
+    <nav className="skip-links" aria-label="Skip to a part of the page">
+      {SECTIONS.map((s) => (
+        <a
+          key={s.id}
+          href={`#${s.id}`}
+          onClick={(e) => {
+            e.preventDefault();
+            const target = document.getElementById(s.id);
+            target?.focus({ preventScroll: true });
+            target?.scrollIntoView({ block: 'start' });
+          }}
+          data-testid={`skip.${s.id}`}
+        >
+          Skip to {s.label}
+        </a>
+      ))}
+    </nav>
+  );
+}
+
+/** What to do first, said once: shown while the demo set is on the shelf, until dismissed. */
+function FirstVisitLine() {
+  const show = useStudio((s) => s.firstVisit && s.shelf.some((m) => m.origin.kind === 'demo'));
+  const dismiss = useStudio((s) => s.dismissFirstVisit);
+  if (!show) return null;
+  return (
+    <div className="first-visit" role="note" data-testid="first-visit">
+      <p>
+        <strong>The demo set is loaded:</strong> move a slider, watch the charts, press Merge.
+      </p>
+      <button type="button" className="icon" onClick={dismiss} aria-label="Dismiss this tip" data-testid="first-visit.dismiss">
+        ×
+      </button>
+    </div>
+  );
 }
 
 function DropOverlay() {

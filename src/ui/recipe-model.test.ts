@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { ParamSpec } from '../core/params.ts';
 import { METHODS } from '../gpu/methods/index.ts';
+import type { ParamValue, Recipe } from '../core/recipe/types.ts';
 import {
   adaptRecipeToMethod,
   convertValue,
+  didYouMean,
+  readRecipeText,
+  unmatchedFilters,
   findMethod,
   firstNumber,
   initialValue,
@@ -108,3 +112,37 @@ describe('recipe problems in words', () => {
     expect(recipeProblem({ mergeMethod: 'ties', baseModel: 'b', models: [{ model: 'a', parameters: { weight: 1 } }], parameters: {} })).toBeNull();
   });
 });
+
+describe('recipe text in the studio', () => {
+  it('did you mean: typos within about a third of the letters, transpositions count once', () => {
+    expect(didYouMean('desnity', ['weight', 'density'])).toBe('density');
+    expect(didYouMean('normalise', ['normalize', 'lambda'])).toBe('normalize');
+    expect(didYouMean('gamma', ['weight', 'density'])).toBeNull();
+  });
+
+  it('an unknown parameter is an error with its line and the likely name', () => {
+    const read = readRecipeText('models:\n  - model: a\n    parameters: {weight: 1, desnity: 0.5}\nmerge_method: ties\nbase_model: b\n', 'recipe.yml');
+    expect(read).toEqual({ error: { message: expect.stringContaining('unknown parameter "desnity"'), line: 3, suggestion: 'density' } });
+    const method = readRecipeText('models:\n  - model: a\n    parameters: {weight: 1}\nmerge_method: tie\nbase_model: b\n', 'recipe.yml');
+    expect('error' in method && method.error.suggestion).toBe('ties');
+  });
+
+  it('a key the studio does not support yet is a warning naming it; the rest is read', () => {
+    const read = readRecipeText('models:\n  - model: a\n    parameters: {weight: 1}\nmerge_method: linear\nchat_template: chatml\n', 'recipe.yml');
+    expect('recipe' in read && read.recipe.mergeMethod).toBe('linear');
+    expect('warnings' in read && read.warnings).toEqual(['recipe.yml: chat_template: not supported yet: remove it (line 5): left out']);
+  });
+
+  it('a filter that is part of no tensor name is a warning naming it and its place', () => {
+    const recipe = recipeOf({ weight: [{ filter: 'self_atn', value: 0.5 }, { filter: 'mlp', value: 1 }, { value: 1 }] });
+    const names = ['model.layers.0.self_attn.q_proj.weight', 'model.layers.0.mlp.up_proj.weight'];
+    expect(unmatchedFilters(recipe, names, './demo/base')).toEqual([
+      'models[0].parameters.weight: the filter "self_atn" matches no tensor of ./demo/base; did you mean "self_attn"?',
+    ]);
+    expect(unmatchedFilters(recipe, [], './demo/base')).toEqual([]);
+  });
+});
+
+function recipeOf(params: Record<string, ParamValue>): Recipe {
+  return { mergeMethod: 'linear', models: [{ model: 'a', parameters: params }], parameters: {} };
+}

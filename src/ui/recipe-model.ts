@@ -7,6 +7,7 @@
 import type { FloatDType } from '../core/dtype.ts';
 import type { ParamSpec } from '../core/params.ts';
 import type { ParamCondition, ParamValue, Recipe, RecipeModel } from '../core/recipe/types.ts';
+import { parseRecipe } from '../core/recipe/parse.ts';
 import { validateRecipe } from '../core/recipe/validate.ts';
 import { RecipeError } from '../core/recipe/errors.ts';
 import { methodLookup, METHODS } from '../gpu/methods/index.ts';
@@ -227,3 +228,102 @@ export const DTYPE_CHOICES: readonly { value: FloatDType | ''; label: string }[]
   { value: 'F16', label: 'float16' },
   { value: 'F32', label: 'float32' },
 ];
+
+/** Edit distance with adjacent transpositions counting 1 (optimal string alignment): "desnity" → "density" is 1. */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The candidate closest to `word` when it is close enough to be a typo of it (about a third of its letters), else null. */
+export function didYouMean(word: string, candidates: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    if (c === word) continue;
+    const dist = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (dist < bestDistance) {
+      best = c;
+      bestDistance = dist;
+    }
+  }
+  return best !== null && bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : null;
+}
+
+/**
+ * "did you mean `density`?" for a recipe error about an unknown name (a key, a parameter, a method):
+ * the name is the last step of the error's path (or the quoted word of the reason), the candidates
+ * the list the reason gives ("(allowed: ...)", "(known: ...)").
+ */
+export function suggestionFor(err: RecipeError): string | null {
+  const list = /\((?:allowed|known): ([^)]*)\)/.exec(err.reason);
+  if (!list || !/^unknown /.test(err.reason)) return null;
+  const quoted = /^unknown \w+ "([^"]+)"/.exec(err.reason);
+  const last = err.keys.at(-1);
+  const word = quoted?.[1] ?? (typeof last === 'string' ? last : null);
+  return word ? didYouMean(word, list[1].split(', ')) : null;
+}
+
+/** Filters of a recipe (in top-level and per-model conditions), each with where it is written. */
+export function recipeFilters(recipe: Recipe): { filter: string; where: string }[] {
+  const out: { filter: string; where: string }[] = [];
+  const scan = (params: Record<string, ParamValue>, where: string) => {
+    for (const [name, value] of Object.entries(params)) {
+      if (!Array.isArray(value)) continue;
+      for (const c of value) if (typeof c === 'object' && c.filter !== undefined && c.filter !== '*') out.push({ filter: c.filter, where: `${where}.${name}` });
+    }
+  };
+  scan(recipe.parameters, 'parameters');
+  recipe.models.forEach((m, i) => scan(m.parameters, `models[${i}].parameters`));
+  return out;
+}
+
+/**
+ * A warning for each filter that is part of no tensor name (it would never apply), naming it, where
+ * it is and the closest name part when there is one.
+ */
+export function unmatchedFilters(recipe: Recipe, tensorNames: readonly string[], modelRef: string): string[] {
+  if (tensorNames.length === 0) return [];
+  const parts = [...new Set(tensorNames.flatMap((n) => n.split('.')).filter((p) => !/^\d+$/.test(p)))];
+  return recipeFilters(recipe)
+    .filter((f) => f.filter !== '' && !tensorNames.some((n) => n.includes(f.filter)))
+    .map((f) => {
+      const guess = didYouMean(f.filter, parts);
+      return `${f.where}: the filter "${f.filter}" matches no tensor of ${modelRef}${guess ? `; did you mean "${guess}"?` : ''}`;
+    });
+}
+
+/** A recipe text the studio cannot take: the message, its 1-based line when known, and a likely fix. */
+export interface RecipeTextError {
+  message: string;
+  line: number | null;
+  /** The name probably meant ("density" for "desnity"), or null. */
+  suggestion: string | null;
+}
+
+/**
+ * YAML → Recipe as the studio reads it: keys Merge Studio does not support yet are left out with a
+ * warning (the CLI refuses them, in the same words); any other problem is an error with its line
+ * and, for an unknown name, the closest known one.
+ */
+export function readRecipeText(yaml: string, origin: string): { recipe: Recipe; warnings: string[] } | { error: RecipeTextError } {
+  const warnings: string[] = [];
+  try {
+    const recipe = parseRecipe(yaml, methodLookup, {
+      file: origin,
+      unsupported: 'warn',
+      onWarning: (w) => warnings.push(`${w.message}${w.line !== undefined ? ` (line ${w.line})` : ''}: left out`),
+    });
+    return { recipe, warnings };
+  } catch (err) {
+    if (err instanceof RecipeError) return { error: { message: err.message, line: err.line ?? null, suggestion: suggestionFor(err) } };
+    return { error: { message: err instanceof Error ? err.message : String(err), line: null, suggestion: null } };
+  }
+}

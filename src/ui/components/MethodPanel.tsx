@@ -45,7 +45,7 @@ export function MethodPanel() {
   const numLayers = useNumLayers();
 
   return (
-    <section className="panel method-panel" aria-labelledby="method-title">
+    <section id="method" className="panel method-panel" aria-labelledby="method-title" tabIndex={-1}>
       <header className="panel-head">
         <h2 id="method-title">Method</h2>
       </header>

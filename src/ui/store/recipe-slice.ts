@@ -1,12 +1,8 @@
 /** The recipe being edited: a plain mergekit Recipe, kept valid for the method's schema as it changes. */
 import type { StateCreator } from 'zustand/vanilla';
 import { isAbsolutePath, parseModelRef } from '../../core/recipe/model-ref.ts';
-import { parseRecipe } from '../../core/recipe/parse.ts';
 import type { Recipe } from '../../core/recipe/types.ts';
-import { RecipeError } from '../../core/recipe/errors.ts';
-import { methodLookup } from '../../gpu/methods/index.ts';
-import { adaptRecipeToMethod, EMPTY_MEMORY, findMethod, modelParamsFor, rememberModels, rememberRecipe, startingGlobalParams } from '../recipe-model.ts';
-import { toErrorInfo } from '../worker/protocol.ts';
+import { adaptRecipeToMethod, EMPTY_MEMORY, findMethod, modelParamsFor, readRecipeText, rememberModels, rememberRecipe, startingGlobalParams } from '../recipe-model.ts';
 import type { ModelOrigin, RecipeSlice, ShelfModel, StudioDeps, StudioState } from './types.ts';
 
 export const DEFAULT_METHOD = 'ties';
@@ -45,6 +41,46 @@ export function createRecipeSlice(_deps: StudioDeps): StateCreator<StudioState, 
     const setModels = (models: Recipe['models'], extra: Partial<Recipe> = {}) =>
       set({ recipe: { ...get().recipe, ...extra, models: sortByShelf(models) } });
 
+    /**
+     * Make `recipe` the studio's: the shelf follows it (its models first: base, then the merge
+     * order; models it names that are not on the shelf join it, Hub ones opening at once). A fresh
+     * import forgets remembered values and ties its dtypes to its models. Returns the local models it
+     * names whose files are missing.
+     */
+    const applyRecipe = (recipe: Recipe, fresh: boolean): string[] => {
+      const refs = [...new Set([...(recipe.baseModel !== undefined ? [recipe.baseModel] : []), ...recipe.models.map((m) => m.model)])];
+      const shelf = get().shelf;
+      const known = new Map(shelf.map((m) => [m.ref, m]));
+      const added: ShelfModel[] = [];
+      const front = refs.map((ref) => {
+        const have = known.get(ref);
+        if (have) return have;
+        const origin = originForRef(ref);
+        const model: ShelfModel = {
+          ref,
+          origin,
+          load: origin.kind === 'local' ? { status: 'missing' } : { status: 'loading', bytesReceived: 0, bytesExpected: 0 },
+        };
+        added.push(model);
+        return model;
+      });
+      const inRecipe = new Set(refs);
+      set({
+        shelf: [...front, ...shelf.filter((m) => !inRecipe.has(m.ref))],
+        recipe,
+        ...(fresh
+          ? {
+              memory: EMPTY_MEMORY,
+              // Dtypes that come with a recipe belong to its models: they go when the last of them leaves the shelf.
+              dtypesFrom: recipe.dtype !== undefined || recipe.outDtype !== undefined ? refs : null,
+              recipeNotice: null,
+            }
+          : {}),
+      });
+      for (const m of added) if (m.origin.kind === 'hub') get().retryModel(m.ref);
+      return front.filter((m) => m.load.status === 'missing').map((m) => m.ref);
+    };
+
     /** The method of the recipe as it is now (a recipe in the store always has a known one). */
     const method = () => findMethod(get().recipe.mergeMethod);
 
@@ -53,6 +89,7 @@ export function createRecipeSlice(_deps: StudioDeps): StateCreator<StudioState, 
       memory: EMPTY_MEMORY,
       dtypesFrom: null,
       recipeNotice: null,
+      recipeWarnings: [],
 
       setMethod(name) {
         const next = findMethod(name);
@@ -126,47 +163,30 @@ export function createRecipeSlice(_deps: StudioDeps): StateCreator<StudioState, 
       },
 
       importRecipe(yaml, origin) {
-        let recipe: Recipe;
-        try {
-          recipe = parseRecipe(yaml, methodLookup, { file: origin });
-        } catch (err) {
-          const line = err instanceof RecipeError && err.line !== undefined ? ` (line ${err.line})` : '';
-          set({ recipeNotice: { kind: 'error', text: `${toErrorInfo(err).message}${line}` } });
+        const read = readRecipeText(yaml, origin);
+        if ('error' in read) {
+          const { message, line, suggestion } = read.error;
+          set({ recipeNotice: { kind: 'error', text: `${message}${suggestion ? `; did you mean "${suggestion}"?` : ''}${line !== null ? ` (line ${line})` : ''}` } });
           return false;
         }
-        // The shelf follows the recipe: its models first (base, then the merge order), then the rest.
-        const refs = [...new Set([...(recipe.baseModel !== undefined ? [recipe.baseModel] : []), ...recipe.models.map((m) => m.model)])];
-        const shelf = get().shelf;
-        const known = new Map(shelf.map((m) => [m.ref, m]));
-        const added: ShelfModel[] = [];
-        const front = refs.map((ref) => {
-          const have = known.get(ref);
-          if (have) return have;
-          const origin = originForRef(ref);
-          const model: ShelfModel = {
-            ref,
-            origin,
-            load: origin.kind === 'local' ? { status: 'missing' } : { status: 'loading', bytesReceived: 0, bytesExpected: 0 },
-          };
-          added.push(model);
-          return model;
-        });
-        const inRecipe = new Set(refs);
-        set({
-          shelf: [...front, ...shelf.filter((m) => !inRecipe.has(m.ref))],
-          recipe,
-          memory: EMPTY_MEMORY,
-          // Dtypes that come with a recipe belong to its models: they go when the last of them leaves the shelf.
-          dtypesFrom: recipe.dtype !== undefined || recipe.outDtype !== undefined ? refs : null,
-          recipeNotice: null,
-        });
-        for (const m of added) if (m.origin.kind === 'hub') get().retryModel(m.ref);
-        const missing = front.filter((m) => m.load.status === 'missing').map((m) => m.ref);
+        const { recipe, warnings } = read;
+        const missing = applyRecipe(recipe, true);
         const text =
           `Recipe imported from ${origin}: ${recipe.mergeMethod} of ${recipe.models.length} model${recipe.models.length === 1 ? '' : 's'}` +
           (missing.length > 0 ? `. Drop the folder${missing.length > 1 ? 's' : ''} of ${missing.join(', ')} to load ${missing.length > 1 ? 'them' : 'it'}.` : '.');
-        set({ recipeNotice: { kind: 'info', text } });
+        set({ recipeNotice: { kind: 'info', text }, recipeWarnings: warnings });
         return true;
+      },
+
+      editRecipe(yaml) {
+        const read = readRecipeText(yaml, 'the recipe');
+        if ('error' in read) return read.error;
+        const before = get().recipe;
+        applyRecipe(read.recipe, false);
+        // dtypes typed by the user are theirs: they no longer leave with the models.
+        if (read.recipe.dtype !== before.dtype || read.recipe.outDtype !== before.outDtype) set({ dtypesFrom: null });
+        set({ recipeWarnings: read.warnings });
+        return null;
       },
 
       dismissRecipeNotice() {

@@ -10,6 +10,8 @@ import type { KeyValueStore, RangeCacheState, SettingsSlice, StudioDeps, StudioS
 export const TOKEN_STORAGE_KEY = 'merge-studio.hub-token';
 /** localStorage key of the range cache's limit, in bytes. */
 export const CACHE_LIMIT_STORAGE_KEY = 'merge-studio.cache-limit';
+/** localStorage key set once the first-visit line was dismissed. */
+export const FIRST_VISIT_STORAGE_KEY = 'merge-studio.first-visit-done';
 /** localStorage key of the backends' measured speeds, with the adapter they were measured on. */
 export const BACKEND_SPEEDS_STORAGE_KEY = 'merge-studio.backend-speeds';
 
@@ -74,6 +76,11 @@ export function createSettingsSlice(deps: StudioDeps): StateCreator<StudioState,
       if (get().backendSource !== 'user') set({ backend: fasterBackend(speeds), backendSource: 'measured' });
     };
     return {
+      firstVisit: readKey(deps.localStorage, FIRST_VISIT_STORAGE_KEY) === null,
+      dismissFirstVisit() {
+        writeKey(deps.localStorage, FIRST_VISIT_STORAGE_KEY, '1');
+        set({ firstVisit: false });
+      },
       backend: 'gpu',
       backendSource: 'default',
       backendSpeeds: null,

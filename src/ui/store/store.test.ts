@@ -17,7 +17,7 @@ function deferred<T>() {
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
 function summary(ref: string): ModelSummary {
-  return { ref, location: ref, tensorCount: 39, parameterCount: 1000, bytes: 2000, dtypes: [{ dtype: 'BF16', tensors: 39 }], modelType: 'llama', architecture: 'LlamaForCausalLM', numLayers: 4, files: [] };
+  return { ref, location: ref, tensorCount: 39, parameterCount: 1000, bytes: 2000, dtypes: [{ dtype: 'BF16', tensors: 39 }], modelType: 'llama', architecture: 'LlamaForCausalLM', numLayers: 4, files: [], tensorNames: ['model.layers.0.self_attn.q_proj.weight', 'model.layers.0.mlp.up_proj.weight'] };
 }
 
 /** An engine whose answers the test gives: opens succeed unless told otherwise. */
@@ -301,6 +301,24 @@ describe('the recipe', () => {
     expect(store.getState().recipe).toBe(before);
   });
 
+  it('the YAML panel: a typed recipe that reads is applied (new models join the shelf); one that does not is answered with line and fix', async () => {
+    const { store, finishOpens } = setup();
+    store.getState().addHubModel('org/a');
+    await finishOpens();
+    const before = store.getState().recipe;
+    expect(store.getState().editRecipe('models:\n  - model: org/a\n    parameters: {weight: 1, desnity: 0.5}\nmerge_method: ties\nbase_model: org/b\n')).toEqual({
+      message: expect.stringContaining('unknown parameter "desnity"'),
+      line: 3,
+      suggestion: 'density',
+    });
+    expect(store.getState().recipe).toBe(before);
+    expect(store.getState().editRecipe('models:\n  - model: org/a\n    parameters: {weight: 1, density: 0.5}\nmerge_method: ties\nbase_model: org/b\nchat_template: chatml\n')).toBeNull();
+    expect(store.getState().recipe).toMatchObject({ mergeMethod: 'ties', baseModel: 'org/b', models: [{ model: 'org/a', parameters: { weight: 1, density: 0.5 } }] });
+    expect(store.getState().shelf.map((m) => m.ref)).toEqual(['org/b', 'org/a']);
+    expect(store.getState().recipeWarnings).toEqual([expect.stringContaining('chat_template: not supported yet')]);
+    expect(store.getState().recipeNotice).toBeNull();
+  });
+
   it('the demo set lands on the shelf with its recipe, base marked', async () => {
     const { store, opens, finishOpens } = setup();
     await store.getState().loadDemoSet();
@@ -328,7 +346,7 @@ describe('compatibility check', () => {
     expect(store.getState().compat.status).toBe('checking');
     // The merge changes before the answer: the old answer must not show.
     store.getState().setIncluded('org/a', false);
-    checks[0].done.resolve({ ok: false, problems: ['old'], notes: [] });
+    checks[0].done.resolve({ ok: false, configDifferences: [], problems: ['old'], notes: [] });
     await tick();
     expect(store.getState().compat.status).not.toBe('done');
   });
@@ -346,9 +364,9 @@ describe('compatibility check', () => {
     const { store, checks, finishOpens } = setup();
     store.getState().addHubModel('org/a');
     await finishOpens();
-    checks[0].done.resolve({ ok: false, problems: ['model.norm.weight: org/a has shape [3]'], notes: [] });
+    checks[0].done.resolve({ ok: false, configDifferences: [], problems: ['model.norm.weight: org/a has shape [3]'], notes: [] });
     await tick();
-    expect(store.getState().compat).toMatchObject({ status: 'done', report: { ok: false, problems: ['model.norm.weight: org/a has shape [3]'] } });
+    expect(store.getState().compat).toMatchObject({ status: 'done', report: { ok: false, configDifferences: [], problems: ['model.norm.weight: org/a has shape [3]'] } });
   });
 });
 
@@ -358,7 +376,7 @@ describe('the merge job', () => {
     for (const r of ['org/base', 'org/a']) s.store.getState().addHubModel(r);
     s.store.getState().setBase('org/base');
     await s.finishOpens();
-    s.checks[0]?.done.resolve({ ok: true, problems: [], notes: [] });
+    s.checks[0]?.done.resolve({ ok: true, configDifferences: [], problems: [], notes: [] });
     await tick();
     return s;
   }

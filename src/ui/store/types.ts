@@ -19,7 +19,7 @@ import type {
   SourceProgressInfo,
 } from '../worker/protocol.ts';
 import type { DroppedModel } from '../sources/dropped.ts';
-import type { ParamMemory } from '../recipe-model.ts';
+import type { ParamMemory, RecipeTextError } from '../recipe-model.ts';
 
 export type LoadState =
   | { status: 'loading'; bytesReceived: number; bytesExpected: number }
@@ -86,6 +86,13 @@ export interface RecipeSlice {
   setIncluded(ref: string, included: boolean): void;
   /** Replace the recipe with YAML text; models it names join the shelf. Returns false on an error (shown in the notice). */
   importRecipe(yaml: string, origin: string): boolean;
+  /**
+   * The recipe as the user typed it in the YAML panel: applied when it reads, else the error (with
+   * its line and a likely fix) is returned and the recipe stays as it was.
+   */
+  editRecipe(yaml: string): RecipeTextError | null;
+  /** Keys the last imported or typed recipe held that the studio left out (not supported yet), in words. */
+  recipeWarnings: string[];
   dismissRecipeNotice(): void;
 }
 
@@ -142,6 +149,10 @@ export type RangeCacheState =
   | { status: 'failed'; error: ErrorInfo };
 
 export interface SettingsSlice {
+  /** No first-visit line dismissed in this browser yet. */
+  firstVisit: boolean;
+  /** Hide the first-visit line, here and on later visits. */
+  dismissFirstVisit(): void;
   backend: BackendChoice;
   /** Who chose `backend`: the start value, a measurement (software adapters), the user, or the lack of WebGPU. */
   backendSource: 'default' | 'measured' | 'user' | 'no-gpu';
