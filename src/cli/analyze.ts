@@ -13,7 +13,7 @@ import type { AnalysisOps } from '../gpu/analysis/ops.ts';
 import { ReferenceAnalysisOps } from '../gpu/analysis/reference-ops.ts';
 import type { AnalysisProgress, AnalysisResult } from '../gpu/analysis/types.ts';
 import { methodLookup } from '../gpu/methods/index.ts';
-import { createBackend, type BackendKind } from './backend.ts';
+import { createBackend, isBackendKind, type BackendKind } from './backend.ts';
 import { openModelsForRecipe } from './open-models.ts';
 
 export interface AnalyzeIo {
@@ -28,7 +28,7 @@ export async function analyzeCommand(args: string[], io: AnalyzeIo): Promise<voi
   const { values, positionals } = parse(args, usage);
   if (positionals.length !== 1) throw usage('analyze takes one recipe file: merge-studio analyze RECIPE.yml [--json FILE]');
   const backendKind = values.backend;
-  if (backendKind !== 'gpu' && backendKind !== 'cpu') throw usage(`--backend must be gpu or cpu, not "${backendKind}"`);
+  if (!isBackendKind(backendKind)) throw usage(`--backend must be gpu or cpu (or cpu-reference), not "${backendKind}"`);
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw usage(`--seed must be an integer in [0, 4294967295], not "${values.seed}"`);
   const chunkText = values['chunk-elements'];

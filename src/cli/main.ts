@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { openModelsForRecipe, openLocalModel } from './open-models.ts';
-import { createBackend, type BackendKind } from './backend.ts';
+import { createBackend, isBackendKind } from './backend.ts';
 import { NodeOutputFolder } from './node-files.ts';
 import { parseRecipe } from '../core/recipe/parse.ts';
 import { methodLookup, METHODS } from '../gpu/methods/index.ts';
@@ -21,15 +21,17 @@ import { pushCommand } from './push.ts';
 const USAGE = `merge-studio: model merging on WebGPU (mergekit recipes)
 
 usage:
-  merge-studio merge RECIPE.yml --out DIR [--backend gpu|cpu] [--shard-size 5GB] [--seed N]
+  merge-studio merge RECIPE.yml --out DIR [--backend gpu|cpu|cpu-reference] [--shard-size 5GB] [--seed N]
                                 [--replay-masks FILE] [--chunk-elements N] [--overwrite] [--quiet]
-  merge-studio analyze RECIPE.yml [--json FILE] [--backend gpu|cpu] [--seed N] [--chunk-elements N]
+  merge-studio analyze RECIPE.yml [--json FILE] [--backend gpu|cpu|cpu-reference] [--seed N] [--chunk-elements N]
                                   [--quiet]   task-vector statistics of the recipe's models (FILE -: stdout)
   merge-studio push DIR org/name [--private] [--license ID] [--analysis FILE] [--message TEXT] [--quiet]
                                   publish an exported merge to the Hub with $HF_TOKEN (FILE: analyze --json)
   merge-studio inspect PATH       tensors of a .safetensors file or model folder
   merge-studio methods            the merge methods and their parameters
 
+--backend: gpu (WebGPU, default), cpu (generated loops on every core), cpu-reference (the plain
+one-thread TypeScript reference the others are tested against; slow, for debugging).
 --chunk-elements splits GPU tensors into chunks of at most N elements (default: as large as the
 device's maxStorageBufferBindingSize allows).
 
@@ -99,7 +101,7 @@ async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
   const out = values.out as string | undefined;
   if (!out) throw new UsageError('merge needs --out DIR');
   const backendKind = values.backend as string;
-  if (backendKind !== 'gpu' && backendKind !== 'cpu') throw new UsageError(`--backend must be gpu or cpu, not "${backendKind}"`);
+  if (!isBackendKind(backendKind)) throw new UsageError(`--backend must be gpu or cpu (or cpu-reference), not "${backendKind}"`);
   const maxShardBytes = parseByteSize(values['shard-size'] as string, '--shard-size');
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be an integer in [0, 4294967295], not "${values.seed}"`);
@@ -124,7 +126,7 @@ async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
     const sources = await openModelsForRecipe(recipe, recipePath, { signal: controller.signal, log: (line) => !values.quiet && stderr.write(line + '\n') });
     reportCompatibility(recipe, sources, (line) => !values.quiet && stderr.write(line + '\n'));
     const replayMasks = values['replay-masks'] ? await openLocalModel(values['replay-masks'] as string) : undefined;
-    backend = await createBackend(backendKind as BackendKind, { maxChunkElements });
+    backend = await createBackend(backendKind, { maxChunkElements });
     if (!values.quiet) {
       stderr.write(`merge-studio: ${recipe.mergeMethod} of ${recipe.models.length} models on ${backend.description}\n`);
       if (backend instanceof GpuBackend && backend.ctx.adapterInfo.isFallbackAdapter) {
