@@ -4,9 +4,14 @@
 // out_row0); weights, tables, keys and values are bound whole (one chunk each).
 //
 // rms_norm: out[r, j] = w[j] · (x[r, j] · inverseSqrt(Σ_j x[r, j]² / row_len + eps)).
-//   One workgroup of ROW_THREADS threads per row: each thread sums the squares of a strided slice
-//   in f32, a tree reduction in workgroup memory adds the ROW_THREADS partial sums.
-//   Dispatch: `rows` workgroups (2-D grid above the per-dimension limit; past `rows` they return).
+//
+// The three row reductions (rms_norm, argmax_rows, log_softmax_at) come in two forms: `*_wide`
+// runs one workgroup of ROW_THREADS threads per row (each thread reduces a strided slice in f32,
+// then a tree reduction in workgroup memory combines the ROW_THREADS partials; `rows` workgroups),
+// for long rows (vocabularies); the plain form runs one thread per row (a sequential f32 loop, no
+// barriers: software adapters pay dearly for those; ceil(rows / 256) workgroups), for short rows.
+// The host picks by row length (WIDE_ROW in model.ts). Both give the same values up to summation
+// order.
 // rope: rotary embeddings, "rotate_half" convention, on `heads` heads of head_dim = 2·half per row:
 //   (a, b) = (x[p], x[p + half]) of a head → (a·cos − b·sin, b·cos + a·sin), with cos = w[pos, p],
 //   sin = w[pos, half + p] from the host's table [positions, head_dim] and pos = pos_offset +
@@ -21,10 +26,10 @@
 // swiglu: out[i] = silu(x[i])·y[i], silu(g) = g / (1 + exp(−g)). One thread per element.
 // add_rows: out[i] = x[i] + w[(offset + i) mod row_len] (a bias on every row). One per element.
 // argmax_rows: out[r] = the first j of the largest x[r, j] (NaN skipped where the compiler keeps
-//   v == v; -1 when the row has no number), as f32. One workgroup per
-//   row: strided scan per thread, then a tree reduction of (value, index) pairs.
+//   v == v; -1 when the row has no number), as f32. Wide form: a tree reduction of (value, index)
+//   pairs.
 // log_softmax_at: out[r] = (x[r, t] − m) − log(Σ_j exp(x[r, j] − m)), m = max_j x[r, j],
-//   t = idx[r]. One workgroup per row: a tree reduction for m, another for the sum.
+//   t = idx[r]. Wide form: a tree reduction for m, another for the sum.
 
 struct Params {
   n: u32,           // threads doing work in this dispatch (per-thread kernels)
@@ -83,8 +88,27 @@ fn reduce_max(lid: u32) {
   }
 }
 
-@compute @workgroup_size(ROW_THREADS)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+  let i = global_index(wid, nwg, lid);
+  if (i >= params.rows) {
+    return;
+  }
+  let base = (params.first_row + i - params.x_row0) * params.row_len;
+  var acc = 0.0;
+  for (var j = 0u; j < params.row_len; j = j + 1u) {
+    let v = x[base + j];
+    acc = acc + v * v;
+  }
+  let r = inverseSqrt(acc / f32(params.row_len) + params.eps);
+  for (var j = 0u; j < params.row_len; j = j + 1u) {
+    out[base + j] = w[j] * (x[base + j] * r);
+  }
+}
+
+@compute @workgroup_size(ROW_THREADS)
+fn rms_norm_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
   let wg = workgroup_index(wid, nwg);
   if (wg >= params.rows) {
@@ -193,8 +217,29 @@ fn add_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   out[i] = x[i] + w[(params.offset + i) % params.row_len];
 }
 
-@compute @workgroup_size(ROW_THREADS)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn argmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let i = global_index(wid, nwg, lid);
+  if (i >= params.rows) {
+    return;
+  }
+  let row = params.first_row + i;
+  let base = (row - params.x_row0) * params.row_len;
+  var best = 0.0;
+  var best_j = NO_INDEX;
+  for (var j = 0u; j < params.row_len; j = j + 1u) {
+    let v = x[base + j];
+    if (v == v && (best_j == NO_INDEX || v > best)) {
+      best = v;
+      best_j = j;
+    }
+  }
+  out[row - params.out_row0] = select(f32(best_j), -1.0, best_j == NO_INDEX);
+}
+
+@compute @workgroup_size(ROW_THREADS)
+fn argmax_rows_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
   let wg = workgroup_index(wid, nwg);
   if (wg >= params.rows) {
@@ -232,8 +277,28 @@ fn argmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   }
 }
 
-@compute @workgroup_size(ROW_THREADS)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn log_softmax_at(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+  let i = global_index(wid, nwg, lid);
+  if (i >= params.rows) {
+    return;
+  }
+  let row = params.first_row + i;
+  let base = (row - params.x_row0) * params.row_len;
+  var m = x[base];
+  for (var j = 1u; j < params.row_len; j = j + 1u) {
+    m = max(m, x[base + j]);
+  }
+  var acc = 0.0;
+  for (var j = 0u; j < params.row_len; j = j + 1u) {
+    acc = acc + exp(x[base + j] - m);
+  }
+  out[row - params.out_row0] = (x[base + idx[row]] - m) - log(acc);
+}
+
+@compute @workgroup_size(ROW_THREADS)
+fn log_softmax_at_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
   let wg = workgroup_index(wid, nwg);
   if (wg >= params.rows) {

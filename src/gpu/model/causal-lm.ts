@@ -83,6 +83,8 @@ export interface CausalLMOptions extends WeightLoadOptions {
 
 const DEFAULT_ACTIVATION_BUDGET = 256 * 2 ** 20;
 const DEFAULT_LOGIT_BUDGET = 64 * 2 ** 20;
+/** Padded rows of a scoring batch at most this many times its real tokens (more batches, less waste). */
+const PADDING_LIMIT = 1.25;
 /** Most rows in one forward pass, whatever the budget (keeps attention's keys in one GPU buffer). */
 const MAX_BATCH_ROWS = 16384;
 
@@ -195,12 +197,20 @@ export class CausalLM implements Disposable {
     const results: ContinuationScore[] = new Array(items.length);
     let doneCount = 0;
     for (let start = 0; start < order.length; ) {
-      // The longest batch of consecutive (by length) items whose padded rows fit.
+      // The longest run of consecutive (by length) items whose padded rows fit and whose padding
+      // stays under a quarter of the real tokens.
       let end = start + 1;
-      while (end < order.length && (end - start + 1) * length(items[order[end]]) <= this.maxBatchRows) end++;
+      let tokens = length(items[order[start]]);
+      while (end < order.length) {
+        const len = length(items[order[end]]);
+        const padded = (end - start + 1) * len;
+        if (padded > this.maxBatchRows || padded > PADDING_LIMIT * (tokens + len)) break;
+        tokens += len;
+        end++;
+      }
       const group = order.slice(start, end);
       const seqLen = length(items[group[group.length - 1]]);
-      const tokens = group.map((i) => {
+      const sequences = group.map((i) => {
         const seq = [...items[i].context, ...items[i].continuation];
         while (seq.length < seqLen) seq.push(0);
         return seq;
@@ -214,7 +224,7 @@ export class CausalLM implements Disposable {
           targets.push(t);
         });
       });
-      const { ids } = this.#flatten(tokens);
+      const { ids } = this.#flatten(sequences);
       const { hidden } = await this.#hidden(ids, group.length, seqLen, null, false, opts.signal);
       const scored = await this.#scoreRows(hidden, rows, targets).finally(() => this.backend.release(hidden));
       let at = 0;

@@ -6,7 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../backend.ts';
-import { cpu, gpuFor, CHUNKINGS, randomValues, pair, expectClose, expectSameBits, release, useGpuBackends } from './testing.testutil.ts';
+import { createGpuBackend } from '../gpu-backend.ts';
+import { WIDE_ROW } from './model.ts';
+import { ctx, cpu, gpuFor, CHUNKINGS, randomValues, pair, expectClose, expectSameBits, release, useGpuBackends } from './testing.testutil.ts';
 
 useGpuBackends();
 
@@ -21,6 +23,30 @@ async function both(chunk: number | undefined, run: (b: typeof cpu | ReturnType<
   release(g, c, ...ts.flat());
   return out;
 }
+
+/** Rows of WIDE_ROW elements and more (a workgroup per row), cut into chunks of a few rows. */
+describe('wide rows (workgroup reductions) vs CPU', () => {
+  it('rmsNorm, argmaxRows, logSoftmaxAt at widths around WIDE_ROW', async () => {
+    const gpu = createGpuBackend(ctx, { maxChunkElements: 3 * WIDE_ROW + 5 });
+    try {
+      for (const [rows, width] of [[7, WIDE_ROW], [3, WIDE_ROW + 3], [2, WIDE_ROW - 1]]) {
+        const x = randomValues(rows * width, width + rows, 3).map((v, i) => (i % 997 === 0 ? 9 : v)); // ties at 9
+        const w = randomValues(width, width, 0.5);
+        const [gx, gw] = [await gpu.fromArray(x, [rows, width]), await gpu.fromArray(w, [width])];
+        const [cx, cw] = [cpu.fromArray(x, [rows, width]), cpu.fromArray(w, [width])];
+        const what = `[${rows}, ${width}]`;
+        expectClose(await gpu.read(await gpu.rmsNorm(gx, gw, 1e-6)), await cpu.read(await cpu.rmsNorm(cx, cw, 1e-6)), (i) => (width / 2 + 8) * 2 * U * Math.abs(x[i] * w[i % width]) + 1e-37, `rmsNorm ${what}`);
+        expectSameBits(await gpu.read(await gpu.argmaxRows(gx)), await cpu.read(await cpu.argmaxRows(cx)), `argmaxRows ${what}`);
+        const targets = Array.from({ length: rows }, (_, r) => (r * 131) % width);
+        const want = await cpu.read(await cpu.logSoftmaxAt(cx, targets));
+        expectClose(await gpu.read(await gpu.logSoftmaxAt(gx, targets)), want, (i) => (width + 32) * U + 2 ** -21 + 8 * U * Math.abs(want[i]), `logSoftmaxAt ${what}`);
+        release(gx, gw, cx, cw);
+      }
+    } finally {
+      gpu.destroy();
+    }
+  });
+});
 
 describe('rmsNorm vs CPU', () => {
   // GPU: f32 sums in a tree (ss within width·u relative), inverseSqrt within 2 ulp, two products:

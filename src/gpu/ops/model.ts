@@ -157,21 +157,26 @@ export function concatDims(rt: ErrorMaker, a: Tensor, b: Tensor, batch: number) 
   return { width: w, p: aRows / batch, q: bRows / batch };
 }
 
-/** Threads per workgroup of the row reductions (rmsNorm, argmaxRows, logSoftmaxAt). */
+/** Threads per workgroup of the wide row reductions (rmsNorm, argmaxRows, logSoftmaxAt). */
 export const ROW_THREADS = 64;
+/** Rows at least this long are reduced by a workgroup each, shorter ones by one thread each (model.wgsl). */
+export const WIDE_ROW = 4096;
 /** Largest head_dim the attention kernel's private accumulator holds (MAX_HEAD_DIM in model.wgsl). */
 export const MAX_HEAD_DIM = 256;
 
 const MODEL = shaderModule('model.wgsl', { file: 'model.wgsl', code: modelWgsl });
 const ROW = { ROW_THREADS };
 const KERNELS = {
-  rmsNorm: defineKernel(MODEL, 'rms_norm', { uses: ['x', 'w', 'out'], constants: ROW }),
+  rmsNorm: defineKernel(MODEL, 'rms_norm', { uses: ['x', 'w', 'out'] }),
+  rmsNormWide: defineKernel(MODEL, 'rms_norm_wide', { uses: ['x', 'w', 'out'], constants: ROW }),
   rope: defineKernel(MODEL, 'rope', { uses: ['x', 'w', 'out'] }),
   attention: defineKernel(MODEL, 'attention', { uses: ['x', 'y', 'z', 'out'] }),
   swiglu: defineKernel(MODEL, 'swiglu', { uses: ['x', 'y', 'out'] }),
   addRows: defineKernel(MODEL, 'add_rows', { uses: ['x', 'w', 'out'] }),
-  argmaxRows: defineKernel(MODEL, 'argmax_rows', { uses: ['x', 'out'], constants: ROW }),
-  logSoftmaxAt: defineKernel(MODEL, 'log_softmax_at', { uses: ['x', 'idx', 'out'], constants: ROW }),
+  argmaxRows: defineKernel(MODEL, 'argmax_rows', { uses: ['x', 'out'] }),
+  argmaxRowsWide: defineKernel(MODEL, 'argmax_rows_wide', { uses: ['x', 'out'], constants: ROW }),
+  logSoftmaxAt: defineKernel(MODEL, 'log_softmax_at', { uses: ['x', 'idx', 'out'] }),
+  logSoftmaxAtWide: defineKernel(MODEL, 'log_softmax_at_wide', { uses: ['x', 'idx', 'out'], constants: ROW }),
 };
 
 /** The chunks of a row layout as (chunk, first row, rows), or an error when a row spans chunks. */
@@ -244,8 +249,10 @@ export function modelGpu(rt: GpuOpRuntime): ModelOps {
           const hi = Math.min(row0 + n, chunkStart(outLayout, c) + chunkLength(outLayout, c));
           if (hi <= lo) return;
           const params = { rows: hi - lo, first_row: lo, x_row0: row0, out_row0: chunkStart(outLayout, c), row_len: x.layout.rowLen };
-          if (idx) batch.dispatch(KERNELS.logSoftmaxAt, { params, buffers: { x: xc[chunk], idx, out: o }, workgroups: hi - lo });
-          else batch.dispatch(KERNELS.argmaxRows, { params, buffers: { x: xc[chunk], out: o }, workgroups: hi - lo });
+          const wide = x.layout.rowLen >= WIDE_ROW;
+          const workgroups = wide ? hi - lo : groupsFor(hi - lo);
+          if (idx) batch.dispatch(wide ? KERNELS.logSoftmaxAtWide : KERNELS.logSoftmaxAt, { params, buffers: { x: xc[chunk], idx, out: o }, workgroups });
+          else batch.dispatch(wide ? KERNELS.argmaxRowsWide : KERNELS.argmaxRows, { params, buffers: { x: xc[chunk], out: o }, workgroups });
         });
       }
       await batch.submit();
@@ -261,11 +268,12 @@ export function modelGpu(rt: GpuOpRuntime): ModelOps {
       return rt.output('rmsNorm', x.shape, async (out) => {
         const batch = ctx.batch('rmsNorm');
         const xc = rt.chunks(x, 'rmsNorm');
+        const wide = width >= WIDE_ROW;
         for (const { chunk, row0, rows } of rowChunks(rt, 'rmsNorm', x, 'x')) {
-          batch.dispatch(KERNELS.rmsNorm, {
+          batch.dispatch(wide ? KERNELS.rmsNormWide : KERNELS.rmsNorm, {
             params: { rows, first_row: row0, x_row0: row0, row_len: width, eps },
             buffers: { x: xc[chunk], w, out: out[chunk] },
-            workgroups: rows,
+            workgroups: wide ? rows : groupsFor(rows),
           });
         }
         await batch.submit();
