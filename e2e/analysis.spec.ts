@@ -48,7 +48,7 @@ test('analysis views for the demo models follow the density slider and export th
 
   // Hovering a cell names it and shows its value.
   await page.getByTestId('analysis.cosine').locator('rect[data-value]').nth(1).hover();
-  await expect(page.getByTestId('analysis.cosine').locator('.chart-readout')).toContainText('expert-1 × model expert-2:');
+  await expect(page.getByTestId('analysis.cosine').locator('.chart-readout')).toContainText('expert-1 × expert-2:');
 
   await page.getByTestId('analysis.layers.metric').selectOption('metric:conflictAfterTrim');
   const points = page.getByTestId('analysis.layers.line').locator('circle[data-value]');

@@ -109,6 +109,13 @@ describe('charts', () => {
     expect(e2[1]!).toBeGreaterThan(e2[0]!);
   });
 
+  it('the histogram draws one small plot per model (no series hides another)', () => {
+    const html = renderToStaticMarkup(<AnalysisPanel result={result} recipe={recipe} download={noDownload} />);
+    const histogram = html.slice(html.indexOf('data-testid="analysis.histogram"'));
+    expect(attrs(histogram, 'g', 'data-series')).toEqual(['expert-1', 'expert-2', 'expert-3']);
+    expect(histogram).toContain('one plot per model');
+  });
+
   it('colours negative cosines red and positive ones blue, on a colour-blind-safe diverging scale', () => {
     const color = heatmapColor('diverging', 1);
     const rgb = (c: string) => c.match(/\d+/g)!.map(Number);

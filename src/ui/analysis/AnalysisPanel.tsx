@@ -12,6 +12,7 @@ import { LayerLineChart } from './LayerLineChart.tsx';
 import { MagnitudeHistogram } from './MagnitudeHistogram.tsx';
 import {
   coefficientSeries,
+  cosineByLayer,
   cosineMatrix,
   histogramData,
   LAYER_METRIC_INFO,
@@ -181,43 +182,32 @@ const AnalysisViews = memo(function AnalysisViews({ result, download }: { result
 });
 
 function CosineView({ result, download }: { result: AnalysisResult; download(name: string, blob: Blob): void }) {
-  const [scope, setScope] = useState<CosineScope>({ kind: 'whole' });
-  const [layer, setLayer] = useState(0);
+  const [scope, setScope] = useState<CosineScope | { kind: 'per-layer' }>({ kind: 'whole' });
   const kinds = TENSOR_KINDS.filter((k) => result.modelStats!.byKind[k]);
-  const shown: CosineScope = scope.kind === 'layer' ? { kind: 'layer', layer: Math.min(layer, result.numLayers - 1) } : scope;
-  const data = cosineMatrix(result, shown);
+  const byLayer = cosineByLayer(result);
+  const shown = scope.kind === 'per-layer' && !byLayer ? ({ kind: 'whole' } as CosineScope) : scope;
+  const data = shown.kind === 'per-layer' ? byLayer : cosineMatrix(result, shown);
   const scopeKey = shown.kind === 'tensor-kind' ? shown.tensorKind : shown.kind;
   const controls = (
-    <>
-      <div className="segmented" role="radiogroup" aria-label="Tensors compared" data-testid="analysis.cosine.scope">
-        {[
-          { key: 'whole', label: 'Whole model', scope: { kind: 'whole' } as CosineScope },
-          ...(result.numLayers > 0 ? [{ key: 'layer', label: 'Per layer', scope: { kind: 'layer', layer } as CosineScope }] : []),
-          ...kinds.map((k) => ({ key: k, label: KIND_LABELS[k], scope: { kind: 'tensor-kind', tensorKind: k } as CosineScope })),
-        ].map((o) => (
-          <label key={o.key} className={scopeKey === o.key ? 'on' : ''}>
-            <input type="radio" name="cosine-scope" checked={scopeKey === o.key} onChange={() => setScope(o.scope)} data-testid={`analysis.cosine.scope.${o.key}`} />
-            {o.label}
-          </label>
-        ))}
-      </div>
-      {shown.kind === 'layer' ? (
-        <label className="inline-field">
-          Layer {shown.layer}
-          <input
-            type="range"
-            min={0}
-            max={Math.max(0, result.numLayers - 1)}
-            value={shown.layer}
-            onChange={(e) => setLayer(Number(e.target.value))}
-            data-testid="analysis.cosine.layer"
-          />
+    <div className="segmented" role="radiogroup" aria-label="Tensors compared" data-testid="analysis.cosine.scope">
+      {[
+        { key: 'whole', label: 'Whole model', scope: { kind: 'whole' } as CosineScope },
+        ...(byLayer ? [{ key: 'per-layer', label: 'Per layer', scope: { kind: 'per-layer' } as const }] : []),
+        ...kinds.map((k) => ({ key: k, label: KIND_LABELS[k], scope: { kind: 'tensor-kind', tensorKind: k } as CosineScope })),
+      ].map((o) => (
+        <label key={o.key} className={scopeKey === o.key ? 'on' : ''}>
+          <input type="radio" name="cosine-scope" checked={scopeKey === o.key} onChange={() => setScope(o.scope)} data-testid={`analysis.cosine.scope.${o.key}`} />
+          {o.label}
         </label>
-      ) : null}
-    </>
+      ))}
+    </div>
   );
   if (!data) return <p className="hint">No tensors in this scope.</p>;
-  return <Heatmap testId="analysis.cosine" data={data} scale="diverging" rowTitle="model" columnTitle="model" download={download} controls={controls} />;
+  return shown.kind === 'per-layer' ? (
+    <Heatmap testId="analysis.cosine" data={data} scale="diverging" rowTitle="model pair" columnTitle="layer" download={download} controls={controls} />
+  ) : (
+    <Heatmap testId="analysis.cosine" data={data} scale="diverging" rowTitle="model" columnTitle="model" download={download} controls={controls} />
+  );
 }
 
 type LayerChoice = { kind: 'metric'; metric: LayerMetric } | { kind: 'coefficient'; param: string };

@@ -6,7 +6,7 @@
  * colour-vision deficiencies.
  */
 import { interpolateRdBu, interpolateViridis, scaleDiverging, scaleSequential } from 'd3';
-import { useId, useState, type KeyboardEvent, type ReactNode } from 'react';
+import { useId, useState, type Dispatch, type KeyboardEvent, type ReactNode, type RefObject, type SetStateAction } from 'react';
 import { ChartFrame, FONT, formatValue, GRID, MUTED, SvgTitle, TEXT, textOn } from './chart-kit.tsx';
 import { matrixCsv, type MatrixData } from './view-data.ts';
 
@@ -23,7 +23,6 @@ export interface HeatmapProps {
   controls?: ReactNode;
 }
 
-const WIDTH = 520;
 const TOP = 46;
 const RAMP_HEIGHT = 10;
 
@@ -38,9 +37,43 @@ export function heatmapColor(scale: HeatmapProps['scale'], max: number): (v: num
   return (v) => (v === null || !Number.isFinite(v) ? '#dddddd' : (s(v) as string));
 }
 
-export function Heatmap({ testId, data, scale, fraction = false, rowTitle, columnTitle, download, controls }: HeatmapProps) {
-  const gradientId = useId().replace(/:/g, '');
+export function Heatmap(props: HeatmapProps) {
+  const { testId, data, download, controls } = props;
   const [hover, setHover] = useState<{ i: number; j: number } | null>(null);
+  const cols = data.columnLabels.length;
+  const readout = hover
+    ? `${cellName(data, props, hover.i, hover.j)}: ${formatValue(data.values[hover.i * cols + hover.j], props.fraction ?? false)}`
+    : `Hover a cell, or focus the chart and use the arrow keys, for its value. Rows: ${props.rowTitle}; columns: ${props.columnTitle}.`;
+  return (
+    <ChartFrame testId={testId} title={data.title} csv={() => matrixCsv(data)} download={download} footer={readout} controls={controls}>
+      {(ref, width) => <HeatmapSvg {...props} svgRef={ref} width={width} hover={hover} setHover={setHover} />}
+    </ChartFrame>
+  );
+}
+
+/** A cell in words: "expert-1 × expert-2" when rows and columns are the same kind, else "expert-1, layer 2". */
+function cellName(data: MatrixData, p: Pick<HeatmapProps, 'rowTitle' | 'columnTitle'>, i: number, j: number): string {
+  return p.rowTitle === p.columnTitle ? `${data.rowLabels[i]} × ${data.columnLabels[j]}` : `${data.rowLabels[i]}, ${p.columnTitle} ${data.columnLabels[j]}`;
+}
+
+function HeatmapSvg({
+  data,
+  scale,
+  fraction = false,
+  rowTitle,
+  columnTitle,
+  svgRef,
+  width,
+  hover,
+  setHover,
+}: HeatmapProps & {
+  svgRef: RefObject<SVGSVGElement | null>;
+  width: number;
+  hover: { i: number; j: number } | null;
+  setHover: Dispatch<SetStateAction<{ i: number; j: number } | null>>;
+}) {
+  const gradientId = useId().replace(/:/g, '');
+  const WIDTH = Math.max(320, width);
   const rows = data.rowLabels.length;
   const cols = data.columnLabels.length;
   // One tab stop for the whole grid; arrow keys move between cells (a roving cursor).
@@ -59,9 +92,10 @@ export function Heatmap({ testId, data, scale, fraction = false, rowTitle, colum
   const max = finite.length ? Math.max(...finite) : 1;
   const color = heatmapColor(scale, max);
 
-  const left = Math.min(130, 16 + Math.max(4, ...data.rowLabels.map((l) => l.length)) * 6.2);
-  const cell = Math.max(8, Math.min(46, (WIDTH - left - 14) / Math.max(1, cols)));
-  const cellH = Math.min(cell, 30);
+  const left = Math.min(190, 16 + Math.max(4, ...data.rowLabels.map((l) => l.length)) * 6.2);
+  // Cells as large as the width allows (up to 72 px), so values are written in them at any page width.
+  const cell = Math.max(8, Math.min(72, (WIDTH - left - 14) / Math.max(1, cols)));
+  const cellH = Math.min(cell, 34);
   const gridW = cell * cols;
   const gridH = cellH * rows;
   const labelEvery = Math.max(1, Math.ceil(14 / cell));
@@ -73,15 +107,9 @@ export function Heatmap({ testId, data, scale, fraction = false, rowTitle, colum
   const rampDomain = scale === 'diverging' ? [-1, 1] : [0, max];
   const stops = Array.from({ length: 11 }, (_, k) => k / 10);
 
-  const readout = hover
-    ? `${data.rowLabels[hover.i]} × ${columnTitle} ${data.columnLabels[hover.j]}: ${formatValue(data.values[hover.i * cols + hover.j], fraction)}`
-    : `Hover a cell, or focus the chart and use the arrow keys, for its value. Rows: ${rowTitle}; columns: ${columnTitle}.`;
-
   return (
-    <ChartFrame testId={testId} title={data.title} csv={() => matrixCsv(data)} download={download} footer={readout} controls={controls}>
-      {(ref) => (
         <svg
-          ref={ref}
+          ref={svgRef}
           viewBox={`0 0 ${WIDTH} ${height}`}
           width="100%"
           role="img"
@@ -135,7 +163,7 @@ export function Heatmap({ testId, data, scale, fraction = false, rowTitle, colum
                     onPointerEnter={() => setHover({ i, j })}
                     onPointerLeave={() => setHover(null)}
                   >
-                    <title>{`${data.rowLabels[i]} × ${data.columnLabels[j]}: ${text}`}</title>
+                    <title>{`${cellName(data, { rowTitle, columnTitle }, i, j)}: ${text}`}</title>
                   </rect>
                   {showValues ? (
                     <text x={left + j * cell + cell / 2} y={TOP + i * cellH + cellH / 2 + 3.5} textAnchor="middle" fill={textOn(fill)} fontSize={10} pointerEvents="none">
@@ -159,7 +187,5 @@ export function Heatmap({ testId, data, scale, fraction = false, rowTitle, colum
             </text>
           </g>
         </svg>
-      )}
-    </ChartFrame>
   );
 }

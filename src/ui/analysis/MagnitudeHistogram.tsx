@@ -1,22 +1,12 @@
 /**
  * Histogram of task-vector magnitudes |δ| on a log₂ axis (the analysis's fixed quarter-octave bins),
- * one step line per model, the entries the method keeps dashed over them, and each model's trim
- * thresholds (smallest and largest kept |δ|) as dotted verticals when one tensor is shown.
+ * one small plot per model (so series never hide one another), the entries the method keeps dashed
+ * over them, and each model's trim thresholds (smallest and largest kept |δ|) as dotted verticals
+ * when one tensor is shown.
  */
-import { curveStepAfter, format, line, scaleLinear, scaleLog } from 'd3';
+import { area, curveStepAfter, format, line, scaleLinear, scaleLog } from 'd3';
 import { useState, type ReactNode } from 'react';
-import {
-  AxisBottom,
-  AxisLeft,
-  ChartFrame,
-  FONT,
-  legendHeight,
-  MUTED,
-  seriesColor,
-  SvgLegend,
-  SvgTitle,
-  type LegendItem,
-} from './chart-kit.tsx';
+import { AxisBottom, ChartFrame, FONT, legendHeight, MUTED, seriesColor, SvgLegend, SvgTitle, TEXT, type LegendItem } from './chart-kit.tsx';
 import { LAYER_AXIS } from './LayerLineChart.tsx';
 import { histogramCsv, type HistogramData } from './view-data.ts';
 
@@ -27,7 +17,6 @@ export interface MagnitudeHistogramProps {
   controls?: ReactNode;
 }
 
-const PLOT_HEIGHT = 160;
 const UNIT = 'entries per quarter-octave bin of |δ| (log₂ axis)';
 
 /** The bins worth drawing: from the first to the last one any series counts in, padded by an octave. */
@@ -55,35 +44,47 @@ export function powerLabel(e: number): string {
 
 const countFormat = format('~s');
 
+/** Height of each model's small plot. */
+const PANEL_HEIGHT = 62;
+const PANEL_GAP = 10;
+
+/**
+ * One small plot per model, on one |δ| axis and one count scale, so no series hides another: all
+ * entries as a filled step outline, the entries the method keeps as a dashed line over it, and that
+ * model's trim thresholds as dotted verticals labelled at the plot's top (the lower one left of its
+ * line, the upper one right of it, dropped a line when the two would touch).
+ */
 export function MagnitudeHistogram({ testId, data, download, controls }: MagnitudeHistogramProps) {
   const [hover, setHover] = useState<number | null>(null);
   const [first, last] = visibleBins(data);
+  const width = LAYER_AXIS.width;
   const x0 = LAYER_AXIS.x0;
   const x1 = LAYER_AXIS.x1;
   const x = scaleLog()
     .base(2)
     .domain([data.bins[first].lo, data.bins[last].hi])
     .range([x0, x1]);
-  const items: LegendItem[] = data.counts.map((c, i) => ({ label: c.label, color: seriesColor(c.label, i) }));
+  const items: LegendItem[] = [{ label: 'all entries', color: MUTED }];
   if (data.keptCounts) items.push({ label: 'kept by the method', color: MUTED, dash: '5 3' });
   if (data.thresholds) items.push({ label: 'trim thresholds', color: MUTED, dash: '1 3' });
   const legendTop = 52;
-  const top = legendTop + legendHeight(items, LAYER_AXIS.width - 16) + 18;
-  const bottom = top + PLOT_HEIGHT;
+  const top = legendTop + legendHeight(items, width - 16) + 16;
+  const panels = data.counts.length;
+  const panelTop = (i: number) => top + i * (PANEL_HEIGHT + PANEL_GAP);
+  const bottom = panelTop(panels - 1) + PANEL_HEIGHT;
   const height = bottom + 38;
   const max = Math.max(1, ...data.counts.flatMap((c) => c.values.slice(first, last + 1)));
-  const y = scaleLinear().domain([0, max]).nice().range([bottom, top]);
-  const yTicks = y.ticks(4).map((v) => ({ at: y(v), text: countFormat(v) }));
+  const yOf = (i: number) =>
+    scaleLinear()
+      .domain([0, max])
+      .nice()
+      .range([panelTop(i) + PANEL_HEIGHT, panelTop(i) + 14]);
   const e0 = Math.ceil(Math.log2(data.bins[first].lo));
   const e1 = Math.floor(Math.log2(data.bins[last].hi));
   const every = Math.max(1, Math.ceil((e1 - e0 + 1) / 9));
   const xTicks: { at: number; text: string }[] = [];
   for (let e = e0; e <= e1; e++) if ((e - e0) % every === 0) xTicks.push({ at: x(2 ** e), text: powerLabel(e) });
 
-  const step = line<[number, number]>()
-    .x((p) => x(p[0]))
-    .y((p) => y(p[1]))
-    .curve(curveStepAfter);
   const pointsOf = (values: readonly number[]): [number, number][] => {
     const pts: [number, number][] = [];
     for (let k = first; k <= last; k++) pts.push([data.bins[k].lo, values[k]]);
@@ -108,52 +109,71 @@ export function MagnitudeHistogram({ testId, data, download, controls }: Magnitu
   return (
     <ChartFrame testId={testId} title={data.title} csv={() => histogramCsv(data)} download={download} footer={readout} controls={controls}>
       {(ref) => (
-        <svg ref={ref} viewBox={`0 0 ${LAYER_AXIS.width} ${height}`} width="100%" role="img" aria-label={`${data.title}: ${UNIT}`}>
-          <SvgTitle title={data.title} unit={UNIT} width={LAYER_AXIS.width} />
-          <SvgLegend items={items} x={8} y={legendTop} width={LAYER_AXIS.width - 16} />
-          <AxisLeft ticks={yTicks} x={x0 - 10} y0={top} y1={bottom} label="entries" gridTo={x1 + 10} />
-          <AxisBottom ticks={xTicks} y={bottom} x0={x0 - 10} x1={x1 + 10} label="|δ| (log₂ scale)" />
+        <svg ref={ref} viewBox={`0 0 ${width} ${height}`} width="100%" role="img" aria-label={`${data.title}: ${UNIT}, one plot per model`}>
+          <SvgTitle title={data.title} unit={UNIT} width={width} />
+          <SvgLegend items={items} x={8} y={legendTop} width={width - 16} />
+          {data.counts.map((c, i) => {
+            const y = yOf(i);
+            const color = seriesColor(c.label, i);
+            const step = line<[number, number]>()
+              .x((p) => x(p[0]))
+              .y((p) => y(p[1]))
+              .curve(curveStepAfter);
+            const fill = area<[number, number]>()
+              .x((p) => x(p[0]))
+              .y0(y(0))
+              .y1((p) => y(p[1]))
+              .curve(curveStepAfter);
+            const pts = pointsOf(c.values);
+            const t = data.thresholds?.[i];
+            const lo = t?.lo !== null && t?.lo !== undefined && t.lo > 0 && t.lo >= x.domain()[0] && t.lo <= x.domain()[1] ? t.lo : null;
+            const hi = t?.hi !== null && t?.hi !== undefined && t.hi > 0 && t.hi >= x.domain()[0] && t.hi <= x.domain()[1] ? t.hi : null;
+            // Labels of two close lines would touch: the upper one goes a line lower.
+            const crowded = lo !== null && hi !== null && x(hi) - x(lo) < 110;
+            return (
+              <g key={c.label} data-series={c.label} fontFamily={FONT}>
+                <line x1={x0 - 10} x2={x1 + 10} y1={y(0)} y2={y(0)} stroke={MUTED} strokeOpacity={0.5} />
+                <text x={x0 - 10} y={panelTop(i) + 9} fontSize={10.5} fontWeight={600} fill={color}>
+                  {c.label}
+                </text>
+                <text x={x0 - 14} y={panelTop(i) + 17} fontSize={9} fill={MUTED} textAnchor="end">
+                  {countFormat(y.domain()[1])}
+                </text>
+                <path d={fill(pts) ?? ''} fill={color} fillOpacity={0.14} stroke="none" pointerEvents="none" />
+                <path d={step(pts) ?? ''} fill="none" stroke={color} strokeWidth={1.5} pointerEvents="none" />
+                {data.keptCounts ? (
+                  <path d={step(pointsOf(data.keptCounts[i].values)) ?? ''} fill="none" stroke={color} strokeWidth={1.6} strokeDasharray="5 3" pointerEvents="none" data-series={`${c.label} kept`} />
+                ) : null}
+                {[lo, hi].map((v, side) =>
+                  v !== null ? (
+                    <g key={side} fontSize={9.5} pointerEvents="none">
+                      <line x1={x(v)} x2={x(v)} y1={panelTop(i) + 10} y2={y(0)} stroke={color} strokeDasharray="1 3" strokeWidth={1.6} data-threshold={v} />
+                      <text x={side === 0 ? x(v) - 3 : x(v) + 3} y={panelTop(i) + (side === 1 && crowded ? 22 : 9)} textAnchor={side === 0 ? 'end' : 'start'} fill={color}>
+                        {side === 0 ? '≥' : '≤'} {v.toExponential(1)}
+                      </text>
+                    </g>
+                  ) : null,
+                )}
+              </g>
+            );
+          })}
           {Array.from({ length: last - first + 1 }, (_, j) => first + j).map((k) => (
             <rect
               key={k}
               x={x(data.bins[k].lo)}
               y={top}
               width={Math.max(0, x(data.bins[k].hi) - x(data.bins[k].lo))}
-              height={PLOT_HEIGHT}
+              height={bottom - top}
               fill={hover === k ? '#000000' : 'transparent'}
               fillOpacity={hover === k ? 0.06 : 0}
               onPointerEnter={() => setHover(k)}
               onPointerLeave={() => setHover(null)}
             />
           ))}
-          {data.counts.map((c, i) => (
-            <path key={`all-${c.label}`} d={step(pointsOf(c.values)) ?? ''} fill="none" stroke={seriesColor(c.label, i)} strokeWidth={1.8} pointerEvents="none" data-series={c.label} />
-          ))}
-          {data.keptCounts?.map((c, i) => (
-            <path
-              key={`kept-${c.label}`}
-              d={step(pointsOf(c.values)) ?? ''}
-              fill="none"
-              stroke={seriesColor(c.label, i)}
-              strokeWidth={1.4}
-              strokeDasharray="5 3"
-              pointerEvents="none"
-              data-series={`${c.label} kept`}
-            />
-          ))}
-          {data.thresholds?.map((t, i) =>
-            [t.lo, t.hi].map((v, side) =>
-              v !== null && v > 0 && v >= x.domain()[0] && v <= x.domain()[1] ? (
-                <g key={`${t.label}-${side}`} fontFamily={FONT} fontSize={9.5} pointerEvents="none">
-                  <line x1={x(v)} x2={x(v)} y1={top} y2={bottom} stroke={seriesColor(t.label, i)} strokeDasharray="1 3" strokeWidth={1.6} data-threshold={v} />
-                  {/* Lower thresholds labelled left of their line, upper ones right: pairs do not collide. */}
-                  <text x={side === 0 ? x(v) - 3 : x(v) + 3} y={top + 10 + 11 * i} textAnchor={side === 0 ? 'end' : 'start'} fill={seriesColor(t.label, i)}>
-                    {side === 0 ? '≥' : '≤'} {v.toExponential(1)}
-                  </text>
-                </g>
-              ) : null,
-            ),
-          )}
+          <AxisBottom ticks={xTicks} y={bottom} x0={x0 - 10} x1={x1 + 10} label="|δ| (log₂ scale)" />
+          <text x={x0 - 10} y={top - 4} fontFamily={FONT} fontSize={10} fill={TEXT}>
+            entries per bin (same scale in every plot)
+          </text>
         </svg>
       )}
     </ChartFrame>

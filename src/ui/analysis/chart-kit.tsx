@@ -3,7 +3,7 @@
  * colours, legends and axes. Charts are pure renders of data + d3 scales into SVG; everything the
  * exported SVG/PNG needs (title, legend, colours, fonts) is drawn inside the SVG as attributes.
  */
-import { useRef, useState, type ReactNode, type RefObject } from 'react';
+import { useCallback, useRef, useState, type ReactNode, type RefObject } from 'react';
 import { csvBlob, pngBlob, svgBlob } from './export.ts';
 import { slug } from './view-data.ts';
 
@@ -29,8 +29,8 @@ export interface ChartFrameProps {
   title: string;
   csv: () => string;
   download(name: string, blob: Blob): void;
-  /** The chart: an <svg> that takes `svgRef`. */
-  children: (svgRef: RefObject<SVGSVGElement | null>) => ReactNode;
+  /** The chart: an <svg> that takes `svgRef`; `width` is the frame's width in CSS pixels (DEFAULT_CHART_WIDTH until measured). */
+  children: (svgRef: RefObject<SVGSVGElement | null>, width: number) => ReactNode;
   /** Text under the chart (hover readout, notes). */
   footer?: ReactNode;
   controls?: ReactNode;
@@ -39,6 +39,7 @@ export interface ChartFrameProps {
 /** A chart with its controls and its export buttons (SVG, PNG, CSV). */
 export function ChartFrame({ testId, title, csv, download, children, footer, controls }: ChartFrameProps) {
   const svgRef = useRef<SVGSVGElement | null>(null);
+  const [frame, width] = useWidth();
   const [error, setError] = useState<string | null>(null);
   const name = slug(title);
   const run = async (make: () => Blob | Promise<Blob>, ext: string) => {
@@ -50,9 +51,9 @@ export function ChartFrame({ testId, title, csv, download, children, footer, con
     }
   };
   return (
-    <figure className="chart" data-testid={testId}>
+    <figure className="chart" data-testid={testId} ref={frame}>
       {controls ? <div className="chart-controls">{controls}</div> : null}
-      {children(svgRef)}
+      {children(svgRef, width)}
       <figcaption className="chart-foot">
         <span className="chart-readout" aria-live="polite">
           {footer}
@@ -76,6 +77,26 @@ export function ChartFrame({ testId, title, csv, download, children, footer, con
       </figcaption>
     </figure>
   );
+}
+
+/** The width charts are drawn at before (or without) a measurement, e.g. in a static render. */
+export const DEFAULT_CHART_WIDTH = 520;
+
+/** A ref for an element and its width in CSS pixels, followed as it resizes (rounded to 8 px to spare re-renders). */
+export function useWidth(): [(el: HTMLElement | null) => void, number] {
+  const [width, setWidth] = useState(DEFAULT_CHART_WIDTH);
+  const observer = useRef<ResizeObserver | null>(null);
+  const ref = useCallback((el: HTMLElement | null) => {
+    observer.current?.disconnect();
+    observer.current = null;
+    if (!el || typeof ResizeObserver === 'undefined') return;
+    observer.current = new ResizeObserver(([entry]) => {
+      const w = Math.round(entry.contentRect.width / 8) * 8;
+      if (w > 0) setWidth(w);
+    });
+    observer.current.observe(el);
+  }, []);
+  return [ref, width];
 }
 
 /** `text` cut to about `chars` characters with an ellipsis (SVG text does not wrap). */

@@ -11,7 +11,9 @@ import { BIN } from '../../gpu/analysis/bins.ts';
 import type { AnalysisResult } from '../../gpu/analysis/types.ts';
 import {
   coefficientSeries,
+  cosineByLayer,
   cosineMatrix,
+  liveSummary,
   histogramCsv,
   histogramData,
   layerCsv,
@@ -84,6 +86,28 @@ describe('CSV export holds the JSON numbers', () => {
       const got = rows.slice(1).flatMap((r) => r.slice(1).map(num));
       expect(got).toEqual(want);
     }
+  });
+
+  it('cosine per layer: one row per pair of models, one column per layer, the CLI JSON values', () => {
+    const n = json.models.length;
+    const d = cosineByLayer(json)!;
+    const names = shortNames(json.models);
+    expect(d.rowLabels).toHaveLength((n * (n - 1)) / 2);
+    expect(d.rowLabels[0]).toBe(`${names[0]} × ${names[1]}`);
+    expect(d.columnLabels).toEqual(json.modelStats!.layers.map((_, k) => String(k)));
+    json.modelStats!.layers.forEach((l, k) => expect(d.values[k]).toBe(l.cosine[1]));
+  });
+
+  it('live summary: kept, share and conflicts of each model, and its share per layer', () => {
+    const s = liveSummary(json)!;
+    const rs = json.recipeStats!;
+    json.models.forEach((ref, i) => {
+      const m = s.perModel.get(ref)!;
+      expect(m.kept).toBe(rs.whole.keptFraction![i]);
+      expect(m.share).toBe(rs.whole.share![i]);
+      expect(m.shareByLayer).toEqual(rs.layers.map((l) => l.share![i]));
+    });
+    expect(s.conflictAfterTrim).toBe(rs.whole.conflictAll);
   });
 
   it('per-layer metrics, model by model', () => {

@@ -71,29 +71,46 @@ export function cosineMatrix(r: AnalysisResult, scope: CosineScope): MatrixData 
   };
 }
 
+/** Cosine similarity of each pair of models in each layer: rows are the pairs, columns the layers (null without layers or pairs). */
+export function cosineByLayer(r: AnalysisResult): MatrixData | null {
+  const m = r.modelStats;
+  const n = r.models.length;
+  if (!m || n < 2 || r.numLayers === 0) return null;
+  const names = shortNames(r.models);
+  const pairs: [number, number][] = [];
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) pairs.push([i, j]);
+  return {
+    title: 'Cosine similarity of task vectors per layer, by pair of models',
+    rowLabels: pairs.map(([i, j]) => `${names[i]} × ${names[j]}`),
+    columnLabels: m.layers.map((_, k) => String(k)),
+    values: pairs.flatMap(([i, j]) => m.layers.map((g) => (g.tensors > 0 ? g.cosine[i * n + j] : null))),
+    unit: 'cosine (−1 opposite … 1 same direction)',
+  };
+}
+
 /** Metrics shown per layer and model. */
 export const LAYER_METRICS = ['norm', 'relativeChange', 'conflict', 'keptFraction', 'conflictAfterTrim', 'share'] as const;
 export type LayerMetric = (typeof LAYER_METRICS)[number];
 
 export const LAYER_METRIC_INFO: Record<LayerMetric, { label: string; unit: string; axis: string; recipe: boolean; fraction: boolean }> = {
   norm: { label: 'Task-vector norm ‖δ‖', unit: 'L2 norm of the weight change', axis: '‖δ‖', recipe: false, fraction: false },
-  relativeChange: { label: 'Relative change ‖δ‖ / ‖base‖', unit: 'ratio of L2 norms, as a percentage', axis: '‖δ‖/‖base‖', recipe: false, fraction: true },
+  relativeChange: { label: 'Relative change ‖δ‖ / ‖base‖', unit: 'ratio of L2 norms, as a percentage', axis: '‖δ‖/‖base‖ (%)', recipe: false, fraction: true },
   conflict: {
     label: 'Sign-conflict rate',
     unit: 'share of parameters where the model’s sign differs from another’s (mean over the others)',
-    axis: 'parameters',
+    axis: '% of parameters',
     recipe: false,
     fraction: true,
   },
-  keptFraction: { label: 'Kept fraction', unit: 'share of parameters the method keeps', axis: 'parameters', recipe: true, fraction: true },
+  keptFraction: { label: 'Kept fraction', unit: 'share of parameters the method keeps', axis: '% of parameters', recipe: true, fraction: true },
   conflictAfterTrim: {
     label: 'Sign-conflict rate after trimming',
     unit: 'share of parameters, kept entries only (mean over the other models)',
-    axis: 'parameters',
+    axis: '% of parameters',
     recipe: true,
     fraction: true,
   },
-  share: { label: 'Share of the merged delta', unit: '‖contribution‖ / Σ ‖contributions‖', axis: 'share', recipe: true, fraction: true },
+  share: { label: 'Share of the merged delta', unit: '‖contribution‖ / Σ ‖contributions‖, as a percentage', axis: '% of the merged delta', recipe: true, fraction: true },
 };
 
 export interface LayerSeries {
