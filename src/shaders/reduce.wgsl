@@ -24,15 +24,25 @@
 //     Σ P = Σ Q, and its terms are never negative: no cancellation between near-equal rows.
 //     Small d and w use series (expm1, φ), large ones the direct forms P·ln(P/Q) − (p − q).
 
+//
+// L1 rescale on the device (rescaleL1, DARE/DELLA): abs_partials writes the block sums of Σ|reference|
+// to partials[0 .. split) and of Σ|x| to partials[split .. n) (padding slots zeroed), then
+//   l1_rescale_factor: one workgroup; each thread adds a strided slice of each range with Kahan
+//     compensation, a tree of two-sums adds the 256 (sum, error) pairs, and thread 0 writes
+//     factor[0] = before / after, or 1 when either sum is below eps or NaN (l1RescaleFactor in
+//     reduce.ts is the same rule). Dispatch: 1 workgroup.
+//   scale_by_factor: out[i] = a[i] · factor[0], one thread per element (ceil(n / 256) workgroups).
+
 struct Params {
-  n: u32,               // elements in this chunk
+  n: u32,               // elements in this chunk (l1_rescale_factor: partial sums in all)
   offset: u32,          // global index of the chunk's first element
   row_len: u32,
   block_len: u32,
   first_block: u32,     // global block id of the block holding the chunk's first element
   blocks_per_row: u32,  // ceil(row_len / block_len)
   count: u32,           // workgroups (blocks) in this dispatch
-  eps: f32,             // kl_partials: added to both softmaxes
+  eps: f32,             // kl_partials: added to both softmaxes; l1_rescale_factor: the norm floor
+  split: u32,           // l1_rescale_factor: first partial sum of the second norm
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -40,6 +50,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(4) var<storage, read> rows: array<f32>;
+@group(0) @binding(5) var<storage, read_write> factor: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
 var<workgroup> sums: array<f32, WORKGROUP_SIZE>;
 
@@ -274,4 +286,56 @@ fn kl_partials_serial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     acc = acc + kl_term(a[i], b[i], c, aq, ap);
   }
   partials[w] = acc;
+}
+
+// Error-free sum: a + b = s + e exactly (Knuth's two-sum; needs IEEE f32 addition, no reassociation).
+fn two_sum(a: f32, b: f32) -> vec2<f32> {
+  let s = a + b;
+  let bb = s - a;
+  return vec2<f32>(s, (a - (s - bb)) + (b - bb));
+}
+
+// (sum, error) of partials[first .. end) over this thread's strided slice, Kahan-compensated.
+fn compensated_slice(first: u32, end: u32, lid: u32) -> vec2<f32> {
+  var acc = vec2<f32>(0.0, 0.0);
+  for (var i = first + lid; i < end; i = i + WORKGROUP_SIZE) {
+    let t = two_sum(acc.x, partials[i]);
+    acc = vec2<f32>(t.x, acc.y + t.y);
+  }
+  return acc;
+}
+
+var<workgroup> pair_sums: array<vec4<f32>, WORKGROUP_SIZE>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn l1_rescale_factor(@builtin(local_invocation_index) lid: u32) {
+  pair_sums[lid] = vec4<f32>(compensated_slice(0u, params.split, lid), compensated_slice(params.split, params.n, lid));
+  workgroupBarrier();
+  for (var s = WORKGROUP_SIZE / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      let p = pair_sums[lid];
+      let q = pair_sums[lid + s];
+      let before = two_sum(p.x, q.x);
+      let after = two_sum(p.z, q.z);
+      pair_sums[lid] = vec4<f32>(before.x, before.y + p.y + q.y, after.x, after.y + p.w + q.w);
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    let total = pair_sums[0];
+    let before = total.x + total.y;
+    let after = total.z + total.w;
+    // NaN fails both comparisons: factor 1, as the reference.
+    factor[0] = select(1.0, before / after, before >= params.eps && after >= params.eps);
+  }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn scale_by_factor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+  let i = global_index(wid, nwg, lid);
+  if (i >= params.n) {
+    return;
+  }
+  out[i] = a[i] * factor[0];
 }

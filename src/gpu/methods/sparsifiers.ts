@@ -7,6 +7,7 @@
  */
 import type { ParamSpec } from '../../core/params.ts';
 import type { Tensor } from '../backend.ts';
+import { l1RescaleFactor } from '../ops/reduce.ts';
 import { modelLabel, type ParamReader } from './common.ts';
 import type { MergeContext, MethodInput } from './types.ts';
 
@@ -176,28 +177,41 @@ export const RESCALE_EPS = 1e-7;
 export interface RescaleOptions {
   rescale: boolean;
   mode: RescaleMode;
+  /**
+   * Where mode l1's factor goes: 'device' (the merge) multiplies the kept entries by it on the
+   * backend (rescaleL1: norms and factor never leave the device); 'host' (the analysis, which shows
+   * the kept entries as the sparsifier left them) reads both norms back and returns it in `scale`.
+   * @default 'host'
+   */
+  l1Factor?: 'device' | 'host';
+}
+
+export interface Rescaled {
+  /** The kept entries, already multiplied by the l1 factor when `rescaled`. */
+  kept: Tensor;
+  /** The factor still to apply (1/density in mode density, the l1 factor with l1Factor 'host', else 1). */
+  scale: number;
+  /** Whether `kept` is a new tensor carrying the l1 factor (rounded math must round it too). */
+  rescaled: boolean;
 }
 
 /**
- * Sparsify one model's task vector and work out the factor that makes up for what was dropped:
- * ‖δ‖₁/‖kept‖₁ (mode l1, skipped when either norm is below RESCALE_EPS) or 1/density (mode density).
- * Shared by the merge (task-arithmetic-family.ts) and the analysis, so both keep the same entries.
+ * Sparsify one model's task vector and make up for what was dropped: ‖δ‖₁/‖kept‖₁ (mode l1, skipped
+ * when either norm is below RESCALE_EPS: l1RescaleFactor) or 1/density (mode density). Shared by
+ * the merge (task-arithmetic-family.ts) and the analysis, so both keep the same entries.
  */
-export async function sparsifyAndRescale(
-  sparsifier: Sparsifier,
-  args: SparsifyArgs,
-  rescale: RescaleOptions,
-): Promise<{ kept: Tensor; scale: number }> {
+export async function sparsifyAndRescale(sparsifier: Sparsifier, args: SparsifyArgs, rescale: RescaleOptions): Promise<Rescaled> {
   const s = await SPARSIFY[sparsifier](args);
-  let scale = 1;
-  if (rescale.rescale && s.masked) {
-    if (rescale.mode === 'density') {
-      if (s.density > 0) scale = 1 / s.density;
-    } else {
-      const before = await args.ctx.backend.sumAbs(args.delta);
-      const after = await args.ctx.backend.sumAbs(s.kept);
-      if (before >= RESCALE_EPS && after >= RESCALE_EPS) scale = before / after;
-    }
+  const backend = args.ctx.backend;
+  if (!rescale.rescale || !s.masked) return { kept: s.kept, scale: 1, rescaled: false };
+  if (rescale.mode === 'density') return { kept: s.kept, scale: s.density > 0 ? 1 / s.density : 1, rescaled: false };
+  if (rescale.l1Factor !== 'device') {
+    const scale = l1RescaleFactor(await backend.sumAbs(args.delta), await backend.sumAbs(s.kept), RESCALE_EPS);
+    return { kept: s.kept, scale, rescaled: false };
   }
-  return { kept: s.kept, scale };
+  try {
+    return { kept: await backend.rescaleL1(s.kept, args.delta, RESCALE_EPS), scale: 1, rescaled: true };
+  } finally {
+    if (s.kept !== args.delta) backend.release(s.kept);
+  }
 }

@@ -96,9 +96,11 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
     const weights = models.map((m) => reader.number(m.params, 'weight', m));
 
     using scope = new TensorScope(backend);
-    // Sparsified task vectors, each with the factor (w_i × rescale) that makes it WD_i.
+    // Sparsified task vectors (l1-rescaled on the backend), each with the factor (w_i × the host
+    // part of the rescale) that makes it WD_i.
     const kept: Tensor[] = [];
     const factors: number[] = [];
+    const rescaled: boolean[] = [];
     for (let i = 0; i < models.length; i++) {
       const input = models[i];
       const delta = scope.add(
@@ -107,18 +109,19 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
           { x: base, coef: -1 },
         ]),
       );
-      const s = await sparsifyAndRescale(opts.sparsifier, { ctx, reader, input, delta }, { rescale, mode: rescaleMode });
+      const s = await sparsifyAndRescale(opts.sparsifier, { ctx, reader, input, delta }, { rescale, mode: rescaleMode, l1Factor: 'device' });
       if (s.kept !== delta) {
         scope.add(s.kept);
         scope.drop(delta);
       }
       kept.push(s.kept);
       factors.push(weights[i] * s.scale);
+      rescaled.push(s.rescaled);
     }
 
     const compute = ctx.computeDtype ?? 'F32';
     if (compute !== 'F32') {
-      return await mergeRounded({ ctx, scope, base, kept, weights, factors, normalize, lambda, compute, election: opts.election });
+      return await mergeRounded({ ctx, scope, base, kept, rescaled, weights, factors, normalize, lambda, compute, election: opts.election });
     }
 
     if (opts.election) {
@@ -156,6 +159,8 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
     scope: TensorScope;
     base: Tensor;
     kept: Tensor[];
+    /** kept[i] already carries its l1 rescale (an f32 product the emulation rounds like the others). */
+    rescaled: boolean[];
     weights: number[];
     factors: number[];
     normalize: boolean;
@@ -174,7 +179,11 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
     const wds: Tensor[] = [];
     for (let i = 0; i < a.kept.length; i++) {
       const rescale = a.factors[i] / a.weights[i];
-      const kept = Number.isFinite(rescale) && rescale !== 1 ? await lin([{ x: a.kept[i], coef: rescale }]) : a.kept[i];
+      const kept = a.rescaled[i]
+        ? await round(a.kept[i])
+        : Number.isFinite(rescale) && rescale !== 1
+          ? await lin([{ x: a.kept[i], coef: rescale }])
+          : a.kept[i];
       wds.push(await lin([{ x: kept, coef: wq[i] }]));
     }
     let mixed: Tensor;

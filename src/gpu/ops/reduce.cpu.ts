@@ -1,6 +1,6 @@
 /** Reference reductions (see reduce.ts), accumulated in f64. */
 import { rowCount } from '../backend.ts';
-import { checkRowLength, type ReduceOps } from './reduce.ts';
+import { checkRowLength, l1RescaleFactor, type ReduceOps } from './reduce.ts';
 import type { CpuOpRuntime } from './runtime.ts';
 
 export function reduceCpu(rt: CpuOpRuntime): ReduceOps {
@@ -34,10 +34,15 @@ export function reduceCpu(rt: CpuOpRuntime): ReduceOps {
       return dots(ds, rows, rows > 0 ? xs[0].numel / rows : 0);
     },
     async sumAbs(x) {
-      const d = rt.data(x, 'sumAbs');
-      let s = 0;
-      for (let i = 0; i < d.length; i++) s += Math.abs(d[i]);
-      return s;
+      return sumAbs(rt.data(x, 'sumAbs'));
+    },
+    async rescaleL1(x, reference, eps) {
+      const [d, r] = rt.sameSize([x, reference], 'rescaleL1');
+      // The GPU divides the two norms rounded to f32 (f32 arithmetic); so does the reference.
+      const factor = Math.fround(l1RescaleFactor(Math.fround(sumAbs(r)), Math.fround(sumAbs(d)), Math.fround(eps)));
+      const out = new Float32Array(d.length);
+      for (let i = 0; i < d.length; i++) out[i] = d[i] * factor;
+      return rt.make(out, x.shape);
     },
     async minMax(x) {
       const d = rt.data(x, 'minMax');
@@ -57,6 +62,12 @@ export function reduceCpu(rt: CpuOpRuntime): ReduceOps {
       return out;
     },
   };
+}
+
+function sumAbs(d: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < d.length; i++) s += Math.abs(d[i]);
+  return s;
 }
 
 /**

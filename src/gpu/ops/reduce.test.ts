@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { type Tensor } from '../backend.ts';
 import { createGpuBackend } from '../gpu-backend.ts';
-import { ctx, cpu, LENGTHS, CHUNKINGS, SHAPES_2D, randomValues, numel, release, useGpuBackends } from './testing.testutil.ts';
+import { ctx, cpu, LENGTHS, CHUNKINGS, SHAPES_2D, expectClose, expectSameBits, F32_EPS, randomValues, numel, release, useGpuBackends } from './testing.testutil.ts';
 
 useGpuBackends();
 
@@ -165,5 +165,73 @@ describe('softmaxKlRows (arcee_fusion importance)', () => {
   it('refuses a row length that does not divide the tensor', async () => {
     const x = cpu.fromArray(new Float32Array(10), [10]);
     await expect(cpu.softmaxKlRows(x, x, 3, 1e-8)).rejects.toThrow(/row length 3 does not divide 10 elements/);
+  });
+});
+
+describe('rescaleL1 (DARE/DELLA rescale on the device)', () => {
+  /** kept: x with about half its entries zeroed (what a keep-mask leaves). */
+  function keptOf(x: Float32Array, seed: number): Float32Array {
+    const r = randomValues(x.length, seed);
+    return Float32Array.from(x, (v, i) => (r[i] > 0 ? v : 0));
+  }
+
+  it('GPU = reference within 4 f32 ulps of the factor, every chunking and block size, more partial sums than threads', async () => {
+    // 65537 elements in blocks of 4096 over chunks of 777: hundreds of partial sums per norm.
+    const shapes = [[1], [7], [257], [4099], [65537], [40, 1000], [3, 4099]];
+    for (const [reduceBlock, chunk] of [[4096, undefined], [4096, 777], [65536, 1000]] as const) {
+      const gpu = createGpuBackend(ctx, { maxChunkElements: chunk, reduceBlock });
+      for (const shape of shapes) {
+        const n = numel(shape);
+        const delta = randomValues(n, 51 + n, 0.01);
+        const kept = keptOf(delta, 53 + n);
+        const [gd, cd] = [await gpu.fromArray(delta, shape), cpu.fromArray(delta, shape)];
+        const [gk, ck] = [await gpu.fromArray(kept, shape), cpu.fromArray(kept, shape)];
+        const got = await gpu.read(await gpu.rescaleL1(gk, gd, 1e-7));
+        const want = await cpu.read(await cpu.rescaleL1(ck, cd, 1e-7));
+        expect(got.length).toBe(n);
+        const [before, after] = [await cpu.sumAbs(cd), await cpu.sumAbs(ck)];
+        const factor = before >= 1e-7 && after >= 1e-7 ? before / after : 1;
+        if (n > 100) expect(factor).toBeGreaterThan(1.5);
+        const what = `shape=[${shape}] chunk=${chunk} block=${reduceBlock}`;
+        expectClose(got, want, (i) => 4 * F32_EPS * Math.abs(want[i]), what);
+        expectClose(want, Float32Array.from(kept, (v) => v * factor), (i) => 2 * F32_EPS * Math.abs(want[i]), `${what} (reference vs f64 factor)`);
+        [gd, gk].forEach((t) => gpu.release(t));
+        release(cd, ck);
+      }
+      gpu.destroy();
+    }
+  });
+
+  it('norms below eps (or NaN) leave x as it is; nothing is read back', async () => {
+    const gpu = createGpuBackend(ctx, { maxChunkElements: 777 });
+    const x = Float32Array.from({ length: 1001 }, (_, i) => (i % 3 ? 1e-9 : -2e-9));
+    const big = Float32Array.from({ length: 1001 }, (_, i) => i - 500);
+    const withNan = Float32Array.from(big, (v, i) => (i === 600 ? NaN : v));
+    const cases: [string, Float32Array, Float32Array, Float32Array][] = [
+      // Σ|x| ≈ 1.3e-6 ≥ 1e-7 but the reference is 0: factor 1.
+      ['reference norm 0', x, new Float32Array(1001), x],
+      ['kept norm below eps', Float32Array.from(x, (v) => v / 100), big, Float32Array.from(x, (v) => v / 100)],
+      ['NaN in the reference', big, withNan, big],
+    ];
+    const mapAsync = GPUBuffer.prototype.mapAsync;
+    let maps = 0;
+    for (const [what, kept, reference, want] of cases) {
+      const [gk, gr] = [await gpu.fromArray(kept, [1001]), await gpu.fromArray(reference, [1001])];
+      GPUBuffer.prototype.mapAsync = function (this: GPUBuffer, ...args: Parameters<GPUBuffer['mapAsync']>) {
+        maps++;
+        return mapAsync.apply(this, args);
+      };
+      let out;
+      try {
+        out = await gpu.rescaleL1(gk, gr, 1e-7);
+      } finally {
+        GPUBuffer.prototype.mapAsync = mapAsync;
+      }
+      expectSameBits(await gpu.read(out), want, what);
+      expectSameBits(await cpu.read(await cpu.rescaleL1(cpu.fromArray(kept, [1001]), cpu.fromArray(reference, [1001]), 1e-7)), want, `${what} (reference)`);
+      [gk, gr, out].forEach((t) => gpu.release(t));
+    }
+    expect(maps).toBe(0);
+    gpu.destroy();
   });
 });

@@ -2,12 +2,14 @@
  * Reductions (src/shaders/reduce.wgsl): Gram matrices of flattened tensors or of their rows, L1
  * norms, the smallest and largest entry, and the KL divergence of two tensors' row softmaxes. The GPU sums blocks in f32 and the host adds the block sums in f64; the reference
  * (reduce.cpu.ts) accumulates in f64 throughout, so the two agree to f32 rounding of the blocks.
+ * rescaleL1 never leaves the device: its block sums are added by one workgroup in compensated f32
+ * (about f64's result rounded to f32) and feed a scaling kernel through a one-value buffer.
  */
 import reduceWgsl from '../../shaders/reduce.wgsl?raw';
 import type { Tensor } from '../backend.ts';
-import type { BufferBinding } from '../context.ts';
+import type { BufferBinding, CommandBatch } from '../context.ts';
 import { chunkLength, chunkStart, type GpuTensor } from '../gpu-tensor.ts';
-import { defineKernel, shaderModule, WORKGROUP_SIZE } from '../kernel.ts';
+import { defineKernel, groupsFor, shaderModule, WORKGROUP_SIZE } from '../kernel.ts';
 import type { GpuOpRuntime } from './runtime.ts';
 
 export interface ReduceOps {
@@ -17,6 +19,13 @@ export interface ReduceOps {
   gramRows(xs: readonly Tensor[]): Promise<Float64Array>;
   /** Σ |x| over the whole tensor (L1 norm). */
   sumAbs(x: Tensor): Promise<number>;
+  /**
+   * x · l1RescaleFactor(‖reference‖₁, ‖x‖₁, eps) as a new tensor: DARE's and DELLA's rescale of
+   * what a mask kept (x) to the L1 norm of the task vector it came from (reference). The norms and
+   * the factor stay on the device (nothing is read back); the factor is applied as one f32 product
+   * per element.
+   */
+  rescaleL1(x: Tensor, reference: Tensor, eps: number): Promise<Tensor>;
   /** The smallest and largest entry, NaN ignored (+Infinity and −Infinity when there is none). */
   minMax(x: Tensor): Promise<{ min: number; max: number }>;
   /**
@@ -32,6 +41,8 @@ const REDUCE = shaderModule('reduce.wgsl', { file: 'reduce.wgsl', code: reduceWg
 const KERNELS = {
   dotPartials: defineKernel(REDUCE, 'dot_partials', { uses: ['a', 'b', 'partials'] }),
   absPartials: defineKernel(REDUCE, 'abs_partials', { uses: ['a', 'partials'] }),
+  rescaleFactor: defineKernel(REDUCE, 'l1_rescale_factor', { uses: ['partials', 'factor'] }),
+  scaleByFactor: defineKernel(REDUCE, 'scale_by_factor', { uses: ['a', 'factor', 'out'] }),
   minMaxPartials: defineKernel(REDUCE, 'min_max_partials', { uses: ['a', 'partials'] }),
   softmaxPartials: defineKernel(REDUCE, 'softmax_partials', { uses: ['a', 'partials'] }),
   klPartials: defineKernel(REDUCE, 'kl_partials', { uses: ['a', 'b', 'partials', 'rows'] }),
@@ -49,13 +60,18 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
   const { ctx } = rt;
 
   /**
-   * Sums over blocks that never straddle a row (reduce.wgsl), added per row in f64 on the host.
-   * `pairs` are (a, b) for dot products or (a, null) for Σ|a|. Returns sums[pair * rows + row].
+   * Record the block sums of `pairs` into one partials buffer (a batch temp): (a, b) pairs give dot
+   * products, (a, null) Σ|a|. Blocks never straddle a row (reduce.wgsl). Each (pair, chunk) job
+   * writes `count` sums from `slot` on; slots between jobs are padding (zeros when `zero`).
    */
-  async function partialSums(op: string, pairs: readonly [GpuTensor, GpuTensor | null][], rowLen: number, rows: number): Promise<Float64Array> {
-    const result = new Float64Array(pairs.length * rows);
+  function recordPartialSums(
+    batch: CommandBatch,
+    op: string,
+    pairs: readonly [GpuTensor, GpuTensor | null][],
+    rowLen: number,
+    opts: { zero?: boolean; usage?: number } = {},
+  ): { partials: GPUBuffer; slots: number; jobs: { pair: number; first: number; count: number; slot: number }[]; blocksPerRow: number } {
     const layout = pairs[0][0].layout;
-    if (layout.numel === 0 || rowLen === 0) return result;
     const block = rt.reduceBlock;
     const blocksPerRow = Math.ceil(rowLen / block);
     const blockOf = (g: number) => Math.floor(g / rowLen) * blocksPerRow + Math.floor((g % rowLen) / block);
@@ -71,8 +87,9 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
         slots += Math.ceil(count / align) * align;
       }
     });
-    const batch = ctx.batch(op);
-    const partials = batch.temp(ctx.acquire({ label: `${op} partial sums`, size: slots * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
+    const partials = batch.temp(
+      ctx.acquire({ label: `${op} partial sums`, size: slots * 4, usage: GPUBufferUsage.STORAGE | (opts.usage ?? 0), zero: opts.zero }),
+    );
     const chunkLists = pairs.map(([a, b]) => [rt.chunks(a, op), b ? rt.chunks(b, op) : null] as const);
     for (const job of jobs) {
       const [ac, bc] = chunkLists[job.pair];
@@ -89,6 +106,19 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
       if (bc) batch.dispatch(KERNELS.dotPartials, { params, buffers: { a: ac[job.chunk], b: bc[job.chunk], partials: target }, workgroups: job.count });
       else batch.dispatch(KERNELS.absPartials, { params, buffers: { a: ac[job.chunk], partials: target }, workgroups: job.count });
     }
+    return { partials, slots, jobs, blocksPerRow };
+  }
+
+  /**
+   * Sums over blocks that never straddle a row (reduce.wgsl), added per row in f64 on the host.
+   * `pairs` are (a, b) for dot products or (a, null) for Σ|a|. Returns sums[pair * rows + row].
+   */
+  async function partialSums(op: string, pairs: readonly [GpuTensor, GpuTensor | null][], rowLen: number, rows: number): Promise<Float64Array> {
+    const result = new Float64Array(pairs.length * rows);
+    const layout = pairs[0][0].layout;
+    if (layout.numel === 0 || rowLen === 0) return result;
+    const batch = ctx.batch(op);
+    const { partials, slots, jobs, blocksPerRow } = recordPartialSums(batch, op, pairs, rowLen, { usage: GPUBufferUsage.COPY_SRC });
     batch.readback(partials, 0, slots * 4);
     const [bytes] = await batch.submit();
     const values = new Float32Array(bytes);
@@ -195,6 +225,30 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
       const t = rt.tensor(x, 'sumAbs');
       return (await partialSums('sumAbs', [[t, null]], t.numel, 1))[0];
     },
+    async rescaleL1(x, reference, eps) {
+      const [t, r] = rt.sameSize([x, reference], 'rescaleL1');
+      return rt.output('rescaleL1', t.shape, async (out, layout) => {
+        if (layout.numel === 0) return;
+        const batch = ctx.batch('rescaleL1');
+        // Σ|reference| in the slots before `split`, Σ|x| from it on; zeroed padding between jobs
+        // lets the factor kernel add each side's slots as one range.
+        const { partials, slots, jobs } = recordPartialSums(batch, 'rescaleL1', [[r, null], [t, null]], t.numel, { zero: true });
+        const split = jobs.find((j) => j.pair === 1)!.slot;
+        const factor = batch.temp(ctx.acquire({ label: 'rescaleL1 factor', size: 16, usage: GPUBufferUsage.STORAGE }));
+        const factorRange = { buffer: factor, size: 16 };
+        batch.dispatch(KERNELS.rescaleFactor, {
+          params: { n: slots, split, eps: Math.fround(eps) },
+          buffers: { partials: { buffer: partials, size: slots * 4 }, factor: factorRange },
+          workgroups: 1,
+        });
+        const xc = rt.chunks(t, 'rescaleL1');
+        out.forEach((o, c) => {
+          const len = chunkLength(layout, c);
+          batch.dispatch(KERNELS.scaleByFactor, { params: { n: len }, buffers: { a: xc[c], factor: factorRange, out: o }, workgroups: groupsFor(len) });
+        });
+        await batch.submit();
+      });
+    },
     async minMax(x) {
       const t = rt.tensor(x, 'minMax');
       const result = { min: Infinity, max: -Infinity };
@@ -274,6 +328,15 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
       return result;
     },
   };
+}
+
+/**
+ * The factor that brings an L1 norm `after` back to `before` (mergekit's rescale of a sparsified
+ * task vector): before / after, or 1 when either norm is below `eps` (or NaN). The one rule of
+ * rescaleL1: the reference and the analysis use it as is, reduce.wgsl's l1_rescale_factor mirrors it.
+ */
+export function l1RescaleFactor(before: number, after: number, eps: number): number {
+  return before >= eps && after >= eps ? before / after : 1;
 }
 
 /** Rows of a tensor of `numel` entries cut in rows of `rowLength`, or an error. */
