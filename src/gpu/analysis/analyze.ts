@@ -20,6 +20,7 @@
  */
 import type { FloatDType } from '../../core/dtype.ts';
 import { resolveTensorParams, layerIndexOf } from '../../core/recipe/resolve.ts';
+import { isMatrixTensor } from '../../core/tensor-names.ts';
 import type { Recipe } from '../../core/recipe/types.ts';
 import type { ModelSource } from '../../core/source.ts';
 import type { Tensor } from '../backend.ts';
@@ -39,6 +40,7 @@ import {
   summarizeModelGroup,
   summarizeRecipeGroup,
 } from './summarize.ts';
+import { DEFAULT_SUBSPACE_RANK, summarizeSubspace, tensorSubspace } from './subspace.ts';
 import { tensorKindOf } from './tensor-kind.ts';
 import type {
   AnalysisProgress,
@@ -55,6 +57,8 @@ import type {
 export interface AnalyzeOptions {
   /** Seed of the counter-based generator for random masks (DARE, DELLA), as the merge's. */
   seed?: number;
+  /** Singular directions per weight matrix for the subspace statistics (subspace.ts). @default 16 */
+  subspaceRank?: number;
   /** Which statistics to compute (default: both). */
   parts?: { model?: boolean; recipe?: boolean };
   /** Model statistics by model set, recipe statistics by tensor and parameters: a hit skips their computation. */
@@ -113,7 +117,9 @@ export async function analyzeMerge(job: AnalyzeJob): Promise<AnalysisResult> {
   const wantModel = opts.parts?.model ?? true;
   const wantRecipe = opts.parts?.recipe ?? true;
   const key = opts.cache?.keyOf({ base: plan.base, models, tensors, castTo }) ?? modelSetKey(plan, models, tensors, castTo);
+  const subspaceRank = opts.subspaceRank ?? DEFAULT_SUBSPACE_RANK;
   let modelStats: ModelSetStats | null = wantModel ? (opts.cache?.get(key) ?? null) : null;
+  if (modelStats && modelStats.subspace.rank !== subspaceRank) modelStats = null;
   const computeModel = wantModel && modelStats === null;
   const steps = familyStepsOf(recipe.mergeMethod);
 
@@ -146,7 +152,7 @@ export async function analyzeMerge(job: AnalyzeJob): Promise<AnalysisResult> {
     }
   }
   if (computeModel) {
-    modelStats = modelSetStats(key, modelEntries, n, plan.numLayers);
+    modelStats = modelSetStats(key, modelEntries, n, plan.numLayers, subspaceRank);
     opts.cache?.set(key, modelStats);
   }
   return {
@@ -219,16 +225,21 @@ async function analyzeTensor(a: TensorArgs): Promise<{ model?: TensorModelStats;
     const inputs = await tensorInputs(a, inputsKey, own);
     if (a.computeModel) {
       const histograms = await ops.magnitudeHistograms(inputs.deltas);
+      const gram = Array.from(await backend.gram(inputs.deltas));
+      const rank = job.options?.subspaceRank ?? DEFAULT_SUBSPACE_RANK;
       out.model = {
         name: t.name,
         shape: [...t.shape],
         layer,
         kind,
         numel,
-        gram: Array.from(await backend.gram(inputs.deltas)),
+        gram,
         baseNormSq: inputs.base ? (await backend.gram([inputs.base]))[0] : null,
         signs: await ops.signCounts(inputs.deltas),
         histograms,
+        subspace: isMatrixTensor(t.name, t.shape)
+          ? await tensorSubspace(backend, inputs.deltas, { rank, normsSq: inputs.deltas.map((_, i) => gram[i * (inputs.deltas.length + 1)]) })
+          : null,
       };
     }
     if (trims) await addTrimStats(a, out.recipe!, { base: inputs.base!, deltas: inputs.deltas, own, inputsKey });
@@ -401,7 +412,7 @@ async function addTrimStats(
   }
 }
 
-function modelSetStats(key: string, entries: TensorModelStats[], n: number, numLayers: number): ModelSetStats {
+function modelSetStats(key: string, entries: TensorModelStats[], n: number, numLayers: number, subspaceRank: number): ModelSetStats {
   const kinds: Partial<Record<TensorKind, ModelGroupStats>> = {};
   for (const [kind, list] of Object.entries(byKind(entries))) kinds[kind as TensorKind] = summarizeModelGroup(kind, list, n);
   return {
@@ -412,6 +423,7 @@ function modelSetStats(key: string, entries: TensorModelStats[], n: number, numL
     nonLayer: summarizeModelGroup('outside the layers', entries.filter((e) => e.layer === null), n),
     byKind: kinds,
     pooledHistograms: poolHistograms(entries, n, (e) => e.histograms),
+    subspace: summarizeSubspace(entries, n, numLayers, subspaceRank),
   };
 }
 

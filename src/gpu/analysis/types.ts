@@ -10,8 +10,10 @@
  */
 import type { Sparsifier } from '../methods/sparsifiers.ts';
 import type { MagnitudeHistogram, SignCounts } from './ops.ts';
+import type { SubspaceStats, TensorSubspace } from './subspace.ts';
 
 export type { MagnitudeHistogram, SignCounts } from './ops.ts';
+export type { SubspaceGroupStats, SubspaceStats, TensorSubspace } from './subspace.ts';
 
 /** What a tensor is, from its name (the cosine view's attention / MLP switch). */
 export type TensorKind = 'attention' | 'mlp' | 'norm' | 'embedding' | 'other';
@@ -33,6 +35,8 @@ export interface TensorModelStats {
   signs: SignCounts;
   /** |δ_i| per model. */
   histograms: MagnitudeHistogram[];
+  /** Top singular values, effective rank and subspace overlap (subspace.ts); null for tensors that are not weight matrices. */
+  subspace: TensorSubspace | null;
 }
 
 /** Recipe-independent statistics of a group of tensors (a layer, a tensor kind, the whole model). */
@@ -68,6 +72,8 @@ export interface ModelSetStats {
   byKind: Partial<Record<TensorKind, ModelGroupStats>>;
   /** |δ_i| histograms summed over every tensor, per model. */
   pooledHistograms: number[][];
+  /** Subspace statistics of the weight matrices, by layer and kind (subspace.ts). */
+  subspace: SubspaceStats;
 }
 
 /** Recipe-dependent statistics of one tensor, for the recipe's method and parameters. */
