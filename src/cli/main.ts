@@ -17,6 +17,7 @@ import type { Recipe } from '../core/recipe/types.ts';
 import type { ModelSource } from '../core/source.ts';
 import { analyzeCommand } from './analyze.ts';
 import { pushCommand } from './push.ts';
+import { evalCommand, EVAL_USAGE } from './eval.ts';
 
 const USAGE = `merge-studio: model merging on WebGPU (mergekit recipes)
 
@@ -27,6 +28,7 @@ usage:
                                   [--quiet]   task-vector statistics of the recipe's models (FILE -: stdout)
   merge-studio push DIR org/name [--private] [--license ID] [--analysis FILE] [--message TEXT] [--quiet]
                                   publish an exported merge to the Hub with $HF_TOKEN (FILE: analyze --json)
+${EVAL_USAGE}
   merge-studio inspect PATH       tensors of a .safetensors file or model folder
   merge-studio methods            the merge methods and their parameters
 
@@ -60,6 +62,9 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WritableStream;
       case 'push':
         await pushCommand(rest, { stdout, stderr, usageError: (message) => new UsageError(message) });
         return 0;
+      case 'eval':
+        await evalCommand(rest, { stdout, stderr, usageError: (message) => new UsageError(message) });
+        return 0;
       case 'inspect':
         await inspectCommand(rest, stdout);
         return 0;
@@ -73,7 +78,7 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WritableStream;
         stdout.write(USAGE + '\n');
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${command}" (commands: merge, analyze, push, inspect, methods)`);
+        throw new UsageError(`unknown command "${command}" (commands: merge, analyze, push, eval, inspect, methods)`);
     }
   } catch (err) {
     stderr.write(`merge-studio: error: ${describeError(err)}\n`);

@@ -96,6 +96,9 @@ describe('weights: the residency rule', () => {
     expect(ModelWeights.plan(c, 'tiny', minimum)).toBe('streamed');
     expect(() => ModelWeights.plan(c, 'tiny', minimum - 1)).toThrow(ModelTooLargeError);
     expect(() => ModelWeights.plan(c, 'tiny', minimum - 1)).toThrow(/tiny is too large to run here: .* the limit is/);
+    // Without streaming (the studio's tab), over the budget is refused, naming the limit.
+    expect(ModelWeights.plan(c, 'tiny', total, false)).toBe('resident');
+    expect(() => ModelWeights.plan(c, 'tiny', total - 1, false)).toThrow(/^tiny is too large to run here: its f32 weights take 44.4 kB; the limit is 44.4 kB$/);
   });
 
   it('a streamed model gives the resident logits and holds no layer between passes', async () => {

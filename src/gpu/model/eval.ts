@@ -80,6 +80,12 @@ export function parseTaskSet(json: unknown, where: string): TaskSet {
   return { skills };
 }
 
+/** The first `n` examples of each skill (the studio's quick scoreboard; `merge-studio eval --examples n`). */
+export function firstExamples(tasks: TaskSet, n: number): TaskSet {
+  if (!(Number.isInteger(n) && n >= 1)) throw new TaskSetError('examples per skill', `must be a positive integer, not ${n}`);
+  return { skills: tasks.skills.map((s) => ({ ...s, examples: s.examples.slice(0, n) })) };
+}
+
 /** Read a task set file from a tree (e.g. tasks.json beside the demo models). */
 export async function readTaskSet(tree: FileTree, path: string, signal?: AbortSignal): Promise<TaskSet> {
   const src = await tree.open(path, signal);

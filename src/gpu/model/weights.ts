@@ -88,6 +88,8 @@ export interface WeightLoadOptions {
   weightBudget?: number;
   /** Force a residency (tests of streaming); `auto` applies the rule above. @default 'auto' */
   residency?: 'auto' | Residency;
+  /** Whether a model over the budget may be streamed; if not it is refused (the studio's tab limit). @default true */
+  streaming?: boolean;
   signal?: AbortSignal;
   /** Tensors decoded so far, of those loaded up front. */
   onProgress?: (done: number, total: number) => void;
@@ -116,10 +118,17 @@ export class ModelWeights implements Disposable {
   }
 
   /** The residency the rule picks for `config` under `budget` bytes (or ModelTooLargeError). */
-  static plan(config: LlamaConfig, id: string, budget: number): Residency {
+  static plan(config: LlamaConfig, id: string, budget: number, streaming = true): Residency {
     const p = parameterCounts(config);
     const total = 4 * p.total;
     if (total <= budget) return 'resident';
+    if (!streaming) {
+      throw new ModelTooLargeError(
+        total,
+        budget,
+        `${id} is too large to run here: its f32 weights take ${formatBytes(total)}; the limit is ${formatBytes(budget)}`,
+      );
+    }
     const minimum = 4 * (p.embeddings + p.head + p.layer);
     if (minimum > budget) {
       throw new ModelTooLargeError(
@@ -133,7 +142,7 @@ export class ModelWeights implements Disposable {
   }
 
   static async load(backend: Backend, source: ModelSource, config: LlamaConfig, opts: WeightLoadOptions = {}): Promise<ModelWeights> {
-    const residency = opts.residency && opts.residency !== 'auto' ? opts.residency : ModelWeights.plan(config, source.id, opts.weightBudget ?? Infinity);
+    const residency = opts.residency && opts.residency !== 'auto' ? opts.residency : ModelWeights.plan(config, source.id, opts.weightBudget ?? Infinity, opts.streaming);
     const loaded: Tensor[] = [];
     const specs = layerSpecs(config).filter((s) => s.present);
     const total = 2 + (config.tieWordEmbeddings ? 0 : 1) + (residency === 'resident' ? config.numLayers * specs.length : 0);
