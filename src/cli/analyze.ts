@@ -1,6 +1,6 @@
 /**
  * `merge-studio analyze RECIPE.yml [--json FILE]`: the studio's analysis numbers from the command
- * line. Prints a short summary (cosines, norms, kept fractions, shares, sign conflicts) and writes
+ * line. Prints a short summary (cosines, norms, kept fractions, shares, subspace overlap, sign conflicts) and writes
  * the whole AnalysisResult (src/gpu/analysis/types.ts) as JSON to FILE ("-": stdout).
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -11,6 +11,7 @@ import { analyzeMerge } from '../gpu/analysis/analyze.ts';
 import { GpuAnalysisOps } from '../gpu/analysis/gpu-ops.ts';
 import type { AnalysisOps } from '../gpu/analysis/ops.ts';
 import { ReferenceAnalysisOps } from '../gpu/analysis/reference-ops.ts';
+import { DEFAULT_SUBSPACE_RANK } from '../gpu/analysis/subspace.ts';
 import type { AnalysisProgress, AnalysisResult } from '../gpu/analysis/types.ts';
 import { methodLookup } from '../gpu/methods/index.ts';
 import { createBackend, isBackendKind, type BackendKind } from './backend.ts';
@@ -36,6 +37,11 @@ export async function analyzeCommand(args: string[], io: AnalyzeIo): Promise<voi
   if (maxChunkElements !== undefined && !(Number.isInteger(maxChunkElements) && maxChunkElements >= 256)) {
     throw usage(`--chunk-elements must be an integer of at least 256, not "${chunkText}"`);
   }
+  const subspaceText = values['subspace-rank'];
+  const subspaceRank = Number(subspaceText);
+  if (!(Number.isInteger(subspaceRank) && subspaceRank >= 1 && subspaceRank <= MAX_SUBSPACE_RANK)) {
+    throw usage(`--subspace-rank must be an integer in [1, ${MAX_SUBSPACE_RANK}], not "${subspaceText}"`);
+  }
   const jsonPath = values.json;
   const quiet = values.quiet;
   const log = (line: string) => {
@@ -59,7 +65,7 @@ export async function analyzeCommand(args: string[], io: AnalyzeIo): Promise<voi
       recipe,
       sources,
       ops,
-      options: { seed, signal: controller.signal, onProgress: progressReporter(log) },
+      options: { seed, subspaceRank, signal: controller.signal, onProgress: progressReporter(log) },
     });
     if (jsonPath === '-') io.stdout.write(JSON.stringify(result) + '\n');
     else {
@@ -86,6 +92,7 @@ function parse(args: string[], usage: AnalyzeIo['usageError']) {
         backend: { type: 'string', default: 'gpu' },
         seed: { type: 'string', default: '0' },
         'chunk-elements': { type: 'string' },
+        'subspace-rank': { type: 'string', default: String(DEFAULT_SUBSPACE_RANK) },
         quiet: { type: 'boolean', default: false },
       },
     });
@@ -108,6 +115,9 @@ function progressReporter(log: (line: string) => void) {
     log(`${p.tensorsDone}/${p.tensorsTotal} tensors`);
   };
 }
+
+/** More singular directions than this per matrix would make the subspace statistics cost like a full SVD. */
+const MAX_SUBSPACE_RANK = 256;
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
@@ -141,6 +151,19 @@ export function summary(r: AnalysisResult): string {
     for (let i = 0; i < n; i++) lines.push(`${names[i].padEnd(width)}  ${columns.map(([, f]) => f(i).padStart(14)).join('  ')}`);
   }
   lines.push('');
+  if (m && m.subspace.whole.tensors > 0) {
+    const s = m.subspace.whole;
+    lines.push(
+      `subspace overlap of the top-${m.subspace.rank} left singular vectors (‖U_iᵀU_j‖²_F / k, mean over ${s.tensors} weight matrices; ` +
+        `random subspaces: ${s.chance!.toFixed(4)})`,
+    );
+    lines.push(`${''.padEnd(width)}  ${names.map((x) => x.slice(-8).padStart(8)).join('  ')}  ${'eff. rank'.padStart(9)}`);
+    for (let i = 0; i < n; i++) {
+      const row = names.map((_, j) => (s.overlap[i * n + j] === null ? '–' : s.overlap[i * n + j]!.toFixed(4)).padStart(8)).join('  ');
+      lines.push(`${names[i].padEnd(width)}  ${row}  ${(s.effectiveRank[i] === null ? '–' : s.effectiveRank[i]!.toFixed(2)).padStart(9)}`);
+    }
+    lines.push('');
+  }
   if (m) lines.push(`sign conflicts: ${pct(m.whole.conflictAll)} of parameters have task vectors of both signs`);
   if (rs?.whole.conflictAll != null) lines.push(`after ${rs.method}'s trimming: ${pct(rs.whole.conflictAll)}`);
   for (const note of rs?.notes ?? []) lines.push(`note: ${note}`);

@@ -25,7 +25,8 @@ usage:
   merge-studio merge RECIPE.yml --out DIR [--backend gpu|cpu|cpu-reference] [--shard-size 5GB] [--seed N]
                                 [--replay-masks FILE] [--chunk-elements N] [--overwrite] [--quiet]
   merge-studio analyze RECIPE.yml [--json FILE] [--backend gpu|cpu|cpu-reference] [--seed N] [--chunk-elements N]
-                                  [--quiet]   task-vector statistics of the recipe's models (FILE -: stdout)
+                                  [--subspace-rank K] [--quiet]   task-vector statistics of the recipe's models,
+                                  top-K singular directions per weight matrix (default 16; FILE -: stdout)
   merge-studio push DIR org/name [--private] [--license ID] [--analysis FILE] [--message TEXT] [--quiet]
                                   publish an exported merge to the Hub with $HF_TOKEN (FILE: analyze --json)
 ${EVAL_USAGE}
