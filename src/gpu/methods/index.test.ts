@@ -23,6 +23,9 @@ const EXPECTED = [
   // beyond mergekit (METHODS.md "Beyond the reference")
   'consensus_ta',
   // the papers' methods (METHODS.md "Methods from the papers in seeds/")
+  'tsv',
+  'iso_c',
+  'iso_cts',
   'lines',
   'pcb',
   'widen',

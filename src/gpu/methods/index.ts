@@ -11,6 +11,8 @@ import { dareLinear } from './dare-linear.ts';
 import { dareTies } from './dare-ties.ts';
 import { della } from './della.ts';
 import { dellaLinear } from './della-linear.ts';
+import { isoC } from './iso-c.ts';
+import { isoCts } from './iso-cts.ts';
 import { karcher } from './karcher.ts';
 import { linear } from './linear.ts';
 import { lines } from './lines.ts';
@@ -26,6 +28,7 @@ import { pcb } from './pcb.ts';
 import { slerp } from './slerp.ts';
 import { taskArithmetic } from './task-arithmetic.ts';
 import { ties } from './ties.ts';
+import { tsv } from './tsv.ts';
 import type { MethodDescriptor } from './types.ts';
 import { widen } from './widen.ts';
 
@@ -47,6 +50,9 @@ export const METHODS = [
   modelStock,
   nearswap,
   passthrough,
+  tsv,
+  isoC,
+  isoCts,
   lines,
   pcb,
   widen,
