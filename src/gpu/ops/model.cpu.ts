@@ -39,8 +39,10 @@ export function modelCpu(rt: CpuOpRuntime): ModelOps {
         for (let h = 0; h < opts.heads; h++) {
           for (let p = 0; p < half; p++) {
             const at = r * width + h * headDim + p;
-            const [c, s] = [t[pos * headDim + p], t[pos * headDim + half + p]];
-            const [a, b] = [d[at], d[at + half]];
+            const c = t[pos * headDim + p];
+            const s = t[pos * headDim + half + p];
+            const a = d[at];
+            const b = d[at + half];
             out[at] = fr(fr(a * c) - fr(b * s));
             out[at + half] = fr(fr(b * c) + fr(a * s));
           }
@@ -92,7 +94,9 @@ export function modelCpu(rt: CpuOpRuntime): ModelOps {
       checkSameShape(rt, gate, up, 'swiglu', ['gate', 'up']);
       const g = rt.data(gate, 'swiglu');
       const u = rt.data(up, 'swiglu');
-      return rt.make(Float32Array.from(g, (x, i) => fr(fr(x / fr(1 + fr(Math.exp(-x)))) * u[i])), gate.shape);
+      const out = new Float32Array(g.length);
+      for (let i = 0; i < g.length; i++) out[i] = fr(fr(g[i] / fr(1 + fr(Math.exp(-g[i])))) * u[i]);
+      return rt.make(out, gate.shape);
     },
 
     async addRows(x, row) {
@@ -100,7 +104,9 @@ export function modelCpu(rt: CpuOpRuntime): ModelOps {
       checkRowVector(rt, row, width, 'addRows', 'row');
       const d = rt.data(x, 'addRows');
       const w = rt.data(row, 'addRows');
-      return rt.make(Float32Array.from(d, (v, i) => v + w[i % width]), x.shape);
+      const out = new Float32Array(d.length);
+      for (let i = 0; i < d.length; i++) out[i] = d[i] + w[i % width];
+      return rt.make(out, x.shape);
     },
 
     async gatherRows(table, indices) {
