@@ -54,7 +54,8 @@ describe('AnalysisPanel', () => {
       for (const ext of ['svg', 'png', 'csv']) expect(html).toContain(`data-testid="${id}.export.${ext}"`);
     }
     // The cosine cells carry the whole-model values (3 × 3); expert-1 and expert-3 share a task vector.
-    const cells = html.slice(html.indexOf('data-testid="analysis.cosine"'), html.indexOf('data-testid="analysis.layers.line"'));
+    const from = html.indexOf('data-testid="analysis.cosine"');
+    const cells = html.slice(from, html.indexOf('</figure>', from));
     const values = attrs(cells, 'rect', 'data-value').map(Number);
     expect(values).toEqual(result.modelStats!.whole.cosine);
     expect(values[2]).toBeCloseTo(1, 6);

@@ -108,84 +108,84 @@ function HeatmapSvg({
   const stops = Array.from({ length: 11 }, (_, k) => k / 10);
 
   return (
-        <svg
-          ref={svgRef}
-          viewBox={`0 0 ${WIDTH} ${height}`}
-          width="100%"
-          role="img"
-          tabIndex={0}
-          aria-label={`${data.title}. ${data.unit}. Arrow keys move between cells.`}
-          onKeyDown={onKey}
-          onFocus={() => setHover((h) => h ?? { i: 0, j: 0 })}
-          onBlur={() => setHover(null)}
-        >
-          <SvgTitle title={data.title} unit={data.unit} width={WIDTH} />
-          <defs>
-            <linearGradient id={gradientId}>
-              {stops.map((t) => (
-                <stop key={t} offset={`${t * 100}%`} stopColor={color(rampDomain[0] + t * (rampDomain[1] - rampDomain[0]))} />
-              ))}
-            </linearGradient>
-          </defs>
-          <g fontFamily={FONT} fontSize={10.5}>
-            {data.rowLabels.map((label, i) => (
-              <text key={`r${i}`} x={left - 6} y={TOP + i * cellH + cellH / 2 + 3.5} textAnchor="end" fill={TEXT}>
-                {label}
-              </text>
-            ))}
-            {data.columnLabels.map((label, j) =>
-              j % labelEvery === 0 || j === cols - 1 ? (
-                <text key={`c${j}`} x={left + j * cell + cell / 2} y={TOP + gridH + 13} textAnchor="middle" fill={MUTED} fontSize={10}>
-                  {label}
+    <svg
+      ref={svgRef}
+      viewBox={`0 0 ${WIDTH} ${height}`}
+      width="100%"
+      role="img"
+      tabIndex={0}
+      aria-label={`${data.title}. ${data.unit}. Arrow keys move between cells.`}
+      onKeyDown={onKey}
+      onFocus={() => setHover((h) => h ?? { i: 0, j: 0 })}
+      onBlur={() => setHover(null)}
+    >
+      <SvgTitle title={data.title} unit={data.unit} width={WIDTH} />
+      <defs>
+        <linearGradient id={gradientId}>
+          {stops.map((t) => (
+            <stop key={t} offset={`${t * 100}%`} stopColor={color(rampDomain[0] + t * (rampDomain[1] - rampDomain[0]))} />
+          ))}
+        </linearGradient>
+      </defs>
+      <g fontFamily={FONT} fontSize={10.5}>
+        {data.rowLabels.map((label, i) => (
+          <text key={`r${i}`} x={left - 6} y={TOP + i * cellH + cellH / 2 + 3.5} textAnchor="end" fill={TEXT}>
+            {label}
+          </text>
+        ))}
+        {data.columnLabels.map((label, j) =>
+          j % labelEvery === 0 || j === cols - 1 ? (
+            <text key={`c${j}`} x={left + j * cell + cell / 2} y={TOP + gridH + 13} textAnchor="middle" fill={MUTED} fontSize={10}>
+              {label}
+            </text>
+          ) : null,
+        )}
+        <text x={left + gridW / 2} y={TOP + gridH + 26} textAnchor="middle" fill={TEXT}>
+          {columnTitle}
+        </text>
+        {data.values.map((v, k) => {
+          const i = Math.floor(k / cols);
+          const j = k % cols;
+          const fill = color(v);
+          const text = formatValue(v, fraction);
+          const on = hover?.i === i && hover?.j === j;
+          return (
+            <g key={k}>
+              <rect
+                x={left + j * cell}
+                y={TOP + i * cellH}
+                width={cell}
+                height={cellH}
+                fill={fill}
+                stroke={on ? TEXT : '#ffffff'}
+                strokeWidth={on ? 2 : 0.5}
+                data-value={v ?? ''}
+                onPointerEnter={() => setHover({ i, j })}
+                onPointerLeave={() => setHover(null)}
+              >
+                <title>{`${cellName(data, { rowTitle, columnTitle }, i, j)}: ${text}`}</title>
+              </rect>
+              {showValues ? (
+                <text x={left + j * cell + cell / 2} y={TOP + i * cellH + cellH / 2 + 3.5} textAnchor="middle" fill={textOn(fill)} fontSize={10} pointerEvents="none">
+                  {text}
                 </text>
-              ) : null,
-            )}
-            <text x={left + gridW / 2} y={TOP + gridH + 26} textAnchor="middle" fill={TEXT}>
-              {columnTitle}
-            </text>
-            {data.values.map((v, k) => {
-              const i = Math.floor(k / cols);
-              const j = k % cols;
-              const fill = color(v);
-              const text = formatValue(v, fraction);
-              const on = hover?.i === i && hover?.j === j;
-              return (
-                <g key={k}>
-                  <rect
-                    x={left + j * cell}
-                    y={TOP + i * cellH}
-                    width={cell}
-                    height={cellH}
-                    fill={fill}
-                    stroke={on ? TEXT : '#ffffff'}
-                    strokeWidth={on ? 2 : 0.5}
-                    data-value={v ?? ''}
-                    onPointerEnter={() => setHover({ i, j })}
-                    onPointerLeave={() => setHover(null)}
-                  >
-                    <title>{`${cellName(data, { rowTitle, columnTitle }, i, j)}: ${text}`}</title>
-                  </rect>
-                  {showValues ? (
-                    <text x={left + j * cell + cell / 2} y={TOP + i * cellH + cellH / 2 + 3.5} textAnchor="middle" fill={textOn(fill)} fontSize={10} pointerEvents="none">
-                      {text}
-                    </text>
-                  ) : null}
-                </g>
-              );
-            })}
-            <rect x={rampX0} y={rampY} width={rampX1 - rampX0} height={RAMP_HEIGHT} fill={`url(#${gradientId})`} stroke={GRID} />
-            <text x={rampX0} y={rampY + RAMP_HEIGHT + 12} fill={MUTED} fontSize={10}>
-              {formatValue(rampDomain[0], fraction)}
-            </text>
-            {scale === 'diverging' ? (
-              <text x={(rampX0 + rampX1) / 2} y={rampY + RAMP_HEIGHT + 12} fill={MUTED} fontSize={10} textAnchor="middle">
-                0
-              </text>
-            ) : null}
-            <text x={rampX1} y={rampY + RAMP_HEIGHT + 12} fill={MUTED} fontSize={10} textAnchor="end">
-              {formatValue(rampDomain[1], fraction)}
-            </text>
-          </g>
-        </svg>
+              ) : null}
+            </g>
+          );
+        })}
+        <rect x={rampX0} y={rampY} width={rampX1 - rampX0} height={RAMP_HEIGHT} fill={`url(#${gradientId})`} stroke={GRID} />
+        <text x={rampX0} y={rampY + RAMP_HEIGHT + 12} fill={MUTED} fontSize={10}>
+          {formatValue(rampDomain[0], fraction)}
+        </text>
+        {scale === 'diverging' ? (
+          <text x={(rampX0 + rampX1) / 2} y={rampY + RAMP_HEIGHT + 12} fill={MUTED} fontSize={10} textAnchor="middle">
+            0
+          </text>
+        ) : null}
+        <text x={rampX1} y={rampY + RAMP_HEIGHT + 12} fill={MUTED} fontSize={10} textAnchor="end">
+          {formatValue(rampDomain[1], fraction)}
+        </text>
+      </g>
+    </svg>
   );
 }

@@ -5,9 +5,9 @@
  * when one tensor is shown.
  */
 import { area, curveStepAfter, format, line, scaleLinear, scaleLog } from 'd3';
-import { useState, type ReactNode } from 'react';
+import { useState, type Dispatch, type ReactNode, type RefObject, type SetStateAction } from 'react';
 import { AxisBottom, ChartFrame, FONT, legendHeight, MUTED, seriesColor, SvgLegend, SvgTitle, TEXT, type LegendItem } from './chart-kit.tsx';
-import { LAYER_AXIS } from './LayerLineChart.tsx';
+import { layerAxis, type LayerAxis } from './LayerLineChart.tsx';
 import { histogramCsv, type HistogramData } from './view-data.ts';
 
 export interface MagnitudeHistogramProps {
@@ -56,10 +56,43 @@ const PANEL_GAP = 10;
  */
 export function MagnitudeHistogram({ testId, data, download, controls }: MagnitudeHistogramProps) {
   const [hover, setHover] = useState<number | null>(null);
+  const thresholds = data.thresholds
+    ?.filter((t) => t.lo !== null || t.hi !== null)
+    .map((t) => `${t.label} keeps ${t.lo !== null ? `|δ| ≥ ${t.lo.toExponential(3)}` : ''}${t.lo !== null && t.hi !== null ? ' and ' : ''}${t.hi !== null ? `|δ| ≤ ${t.hi.toExponential(3)}` : ''}`)
+    .join(' · ');
+  const readout =
+    hover !== null
+      ? `|δ| in [${data.bins[hover].lo.toExponential(2)}, ${data.bins[hover].hi.toExponential(2)}): ` +
+        data.counts
+          .map((c, i) => `${c.label} ${c.values[hover]}${data.keptCounts ? ` (kept ${data.keptCounts[i].values[hover]})` : ''}`)
+          .join(' · ')
+      : thresholds
+        ? `Trim thresholds: ${thresholds}.`
+        : data.outside.map((o) => `${o.label}: ${o.zero} zero${o.below ? `, ${o.below} below ${powerLabel(Math.log2(data.bins[0].lo))}` : ''}${o.above ? `, ${o.above} ≥ ${data.bins.at(-1)!.hi}` : ''}${o.nonFinite ? `, ${o.nonFinite} Inf/NaN` : ''}`).join(' · ');
+  return (
+    <ChartFrame testId={testId} title={data.title} csv={() => histogramCsv(data)} download={download} footer={readout} controls={controls}>
+      {(ref, w) => <HistogramSvg data={data} svgRef={ref} axis={layerAxis(w)} hover={hover} setHover={setHover} />}
+    </ChartFrame>
+  );
+}
+
+function HistogramSvg({
+  data,
+  svgRef,
+  axis,
+  hover,
+  setHover,
+}: {
+  data: HistogramData;
+  svgRef: RefObject<SVGSVGElement | null>;
+  axis: LayerAxis;
+  hover: number | null;
+  setHover: Dispatch<SetStateAction<number | null>>;
+}) {
   const [first, last] = visibleBins(data);
-  const width = LAYER_AXIS.width;
-  const x0 = LAYER_AXIS.x0;
-  const x1 = LAYER_AXIS.x1;
+  const width = axis.width;
+  const x0 = axis.x0;
+  const x1 = axis.x1;
   const x = scaleLog()
     .base(2)
     .domain([data.bins[first].lo, data.bins[last].hi])
@@ -92,90 +125,72 @@ export function MagnitudeHistogram({ testId, data, download, controls }: Magnitu
     return pts;
   };
 
-  const thresholds = data.thresholds
-    ?.filter((t) => t.lo !== null || t.hi !== null)
-    .map((t) => `${t.label} keeps ${t.lo !== null ? `|δ| ≥ ${t.lo.toExponential(3)}` : ''}${t.lo !== null && t.hi !== null ? ' and ' : ''}${t.hi !== null ? `|δ| ≤ ${t.hi.toExponential(3)}` : ''}`)
-    .join(' · ');
-  const readout =
-    hover !== null
-      ? `|δ| in [${data.bins[hover].lo.toExponential(2)}, ${data.bins[hover].hi.toExponential(2)}): ` +
-        data.counts
-          .map((c, i) => `${c.label} ${c.values[hover]}${data.keptCounts ? ` (kept ${data.keptCounts[i].values[hover]})` : ''}`)
-          .join(' · ')
-      : thresholds
-        ? `Trim thresholds: ${thresholds}.`
-        : data.outside.map((o) => `${o.label}: ${o.zero} zero${o.below ? `, ${o.below} below ${powerLabel(Math.log2(data.bins[0].lo))}` : ''}${o.above ? `, ${o.above} ≥ ${data.bins.at(-1)!.hi}` : ''}${o.nonFinite ? `, ${o.nonFinite} Inf/NaN` : ''}`).join(' · ');
-
   return (
-    <ChartFrame testId={testId} title={data.title} csv={() => histogramCsv(data)} download={download} footer={readout} controls={controls}>
-      {(ref) => (
-        <svg ref={ref} viewBox={`0 0 ${width} ${height}`} width="100%" role="img" aria-label={`${data.title}: ${UNIT}, one plot per model`}>
-          <SvgTitle title={data.title} unit={UNIT} width={width} />
-          <SvgLegend items={items} x={8} y={legendTop} width={width - 16} />
-          {data.counts.map((c, i) => {
-            const y = yOf(i);
-            const color = seriesColor(c.label, i);
-            const step = line<[number, number]>()
-              .x((p) => x(p[0]))
-              .y((p) => y(p[1]))
-              .curve(curveStepAfter);
-            const fill = area<[number, number]>()
-              .x((p) => x(p[0]))
-              .y0(y(0))
-              .y1((p) => y(p[1]))
-              .curve(curveStepAfter);
-            const pts = pointsOf(c.values);
-            const t = data.thresholds?.[i];
-            const lo = t?.lo !== null && t?.lo !== undefined && t.lo > 0 && t.lo >= x.domain()[0] && t.lo <= x.domain()[1] ? t.lo : null;
-            const hi = t?.hi !== null && t?.hi !== undefined && t.hi > 0 && t.hi >= x.domain()[0] && t.hi <= x.domain()[1] ? t.hi : null;
-            // Labels of two close lines would touch: the upper one goes a line lower.
-            const crowded = lo !== null && hi !== null && x(hi) - x(lo) < 110;
-            return (
-              <g key={c.label} data-series={c.label} fontFamily={FONT}>
-                <line x1={x0 - 10} x2={x1 + 10} y1={y(0)} y2={y(0)} stroke={MUTED} strokeOpacity={0.5} />
-                <text x={x0 - 10} y={panelTop(i) + 9} fontSize={10.5} fontWeight={600} fill={color}>
-                  {c.label}
-                </text>
-                <text x={x0 - 14} y={panelTop(i) + 17} fontSize={9} fill={MUTED} textAnchor="end">
-                  {countFormat(y.domain()[1])}
-                </text>
-                <path d={fill(pts) ?? ''} fill={color} fillOpacity={0.14} stroke="none" pointerEvents="none" />
-                <path d={step(pts) ?? ''} fill="none" stroke={color} strokeWidth={1.5} pointerEvents="none" />
-                {data.keptCounts ? (
-                  <path d={step(pointsOf(data.keptCounts[i].values)) ?? ''} fill="none" stroke={color} strokeWidth={1.6} strokeDasharray="5 3" pointerEvents="none" data-series={`${c.label} kept`} />
-                ) : null}
-                {[lo, hi].map((v, side) =>
-                  v !== null ? (
-                    <g key={side} fontSize={9.5} pointerEvents="none">
-                      <line x1={x(v)} x2={x(v)} y1={panelTop(i) + 10} y2={y(0)} stroke={color} strokeDasharray="1 3" strokeWidth={1.6} data-threshold={v} />
-                      <text x={side === 0 ? x(v) - 3 : x(v) + 3} y={panelTop(i) + (side === 1 && crowded ? 22 : 9)} textAnchor={side === 0 ? 'end' : 'start'} fill={color}>
-                        {side === 0 ? '≥' : '≤'} {v.toExponential(1)}
-                      </text>
-                    </g>
-                  ) : null,
-                )}
-              </g>
-            );
-          })}
-          {Array.from({ length: last - first + 1 }, (_, j) => first + j).map((k) => (
-            <rect
-              key={k}
-              x={x(data.bins[k].lo)}
-              y={top}
-              width={Math.max(0, x(data.bins[k].hi) - x(data.bins[k].lo))}
-              height={bottom - top}
-              fill={hover === k ? '#000000' : 'transparent'}
-              fillOpacity={hover === k ? 0.06 : 0}
-              onPointerEnter={() => setHover(k)}
-              onPointerLeave={() => setHover(null)}
-            />
-          ))}
-          <AxisBottom ticks={xTicks} y={bottom} x0={x0 - 10} x1={x1 + 10} label="|δ| (log₂ scale)" />
-          <text x={x0 - 10} y={top - 4} fontFamily={FONT} fontSize={10} fill={TEXT}>
-            entries per bin (same scale in every plot)
-          </text>
-        </svg>
-      )}
-    </ChartFrame>
+    <svg ref={svgRef} viewBox={`0 0 ${width} ${height}`} width="100%" role="img" aria-label={`${data.title}: ${UNIT}, one plot per model`}>
+      <SvgTitle title={data.title} unit={UNIT} width={width} />
+      <SvgLegend items={items} x={8} y={legendTop} width={width - 16} />
+      {data.counts.map((c, i) => {
+        const y = yOf(i);
+        const color = seriesColor(c.label, i);
+        const step = line<[number, number]>()
+          .x((p) => x(p[0]))
+          .y((p) => y(p[1]))
+          .curve(curveStepAfter);
+        const fill = area<[number, number]>()
+          .x((p) => x(p[0]))
+          .y0(y(0))
+          .y1((p) => y(p[1]))
+          .curve(curveStepAfter);
+        const pts = pointsOf(c.values);
+        const t = data.thresholds?.[i];
+        const lo = t?.lo !== null && t?.lo !== undefined && t.lo > 0 && t.lo >= x.domain()[0] && t.lo <= x.domain()[1] ? t.lo : null;
+        const hi = t?.hi !== null && t?.hi !== undefined && t.hi > 0 && t.hi >= x.domain()[0] && t.hi <= x.domain()[1] ? t.hi : null;
+        // Labels of two close lines would touch: the upper one goes a line lower.
+        const crowded = lo !== null && hi !== null && x(hi) - x(lo) < 110;
+        return (
+          <g key={c.label} data-series={c.label} fontFamily={FONT}>
+            <line x1={x0 - 10} x2={x1 + 10} y1={y(0)} y2={y(0)} stroke={MUTED} strokeOpacity={0.5} />
+            <text x={x0 - 10} y={panelTop(i) + 9} fontSize={10.5} fontWeight={600} fill={color}>
+              {c.label}
+            </text>
+            <text x={x0 - 14} y={panelTop(i) + 17} fontSize={9} fill={MUTED} textAnchor="end">
+              {countFormat(y.domain()[1])}
+            </text>
+            <path d={fill(pts) ?? ''} fill={color} fillOpacity={0.14} stroke="none" pointerEvents="none" />
+            <path d={step(pts) ?? ''} fill="none" stroke={color} strokeWidth={1.5} pointerEvents="none" />
+            {data.keptCounts ? (
+              <path d={step(pointsOf(data.keptCounts[i].values)) ?? ''} fill="none" stroke={color} strokeWidth={1.6} strokeDasharray="5 3" pointerEvents="none" data-series={`${c.label} kept`} />
+            ) : null}
+            {[lo, hi].map((v, side) =>
+              v !== null ? (
+                <g key={side} fontSize={9.5} pointerEvents="none">
+                  <line x1={x(v)} x2={x(v)} y1={panelTop(i) + 10} y2={y(0)} stroke={color} strokeDasharray="1 3" strokeWidth={1.6} data-threshold={v} />
+                  <text x={side === 0 ? x(v) - 3 : x(v) + 3} y={panelTop(i) + (side === 1 && crowded ? 22 : 9)} textAnchor={side === 0 ? 'end' : 'start'} fill={color}>
+                    {side === 0 ? '≥' : '≤'} {v.toExponential(1)}
+                  </text>
+                </g>
+              ) : null,
+            )}
+          </g>
+        );
+      })}
+      {Array.from({ length: last - first + 1 }, (_, j) => first + j).map((k) => (
+        <rect
+          key={k}
+          x={x(data.bins[k].lo)}
+          y={top}
+          width={Math.max(0, x(data.bins[k].hi) - x(data.bins[k].lo))}
+          height={bottom - top}
+          fill={hover === k ? '#000000' : 'transparent'}
+          fillOpacity={hover === k ? 0.06 : 0}
+          onPointerEnter={() => setHover(k)}
+          onPointerLeave={() => setHover(null)}
+        />
+      ))}
+      <AxisBottom ticks={xTicks} y={bottom} x0={x0 - 10} x1={x1 + 10} label="|δ| (log₂ scale)" />
+      <text x={x0 - 10} y={top - 4} fontFamily={FONT} fontSize={10} fill={TEXT}>
+        entries per bin (same scale in every plot)
+      </text>
+    </svg>
   );
 }
