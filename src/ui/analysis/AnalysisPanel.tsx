@@ -10,6 +10,7 @@ import { TENSOR_KINDS, type AnalysisProgress, type AnalysisResult, type TensorKi
 import { Heatmap } from './Heatmap.tsx';
 import { LayerLineChart } from './LayerLineChart.tsx';
 import { MagnitudeHistogram } from './MagnitudeHistogram.tsx';
+import { SubspaceViews } from './SubspaceViews.tsx';
 import {
   coefficientSeries,
   cosineByLayer,
@@ -175,6 +176,7 @@ const AnalysisViews = memo(function AnalysisViews({ result, download }: { result
         </ul>
       ) : null}
       {result.modelStats ? <CosineView result={result} download={download} /> : null}
+      {result.modelStats ? <SubspaceViews result={result} download={download} /> : null}
       <LayerView result={result} download={download} />
       {result.modelStats ? <HistogramView result={result} download={download} /> : null}
     </div>
