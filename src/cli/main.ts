@@ -130,11 +130,13 @@ async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
   let backend: Awaited<ReturnType<typeof createBackend>> | undefined;
   try {
     const sources = await openModelsForRecipe(recipe, recipePath, { signal: controller.signal, log: (line) => !values.quiet && stderr.write(line + '\n') });
-    reportCompatibility(recipe, sources, (line) => !values.quiet && stderr.write(line + '\n'));
+    // Slices take layer ranges of models that may differ in depth: the planner checks what they use.
+    if (!recipe.slices) reportCompatibility(recipe, sources, (line) => !values.quiet && stderr.write(line + '\n'));
     const replayMasks = values['replay-masks'] ? await openLocalModel(values['replay-masks'] as string) : undefined;
     backend = await createBackend(backendKind, { maxChunkElements });
     if (!values.quiet) {
-      stderr.write(`merge-studio: ${recipe.mergeMethod} of ${recipe.models.length} models on ${backend.description}\n`);
+      const what = recipe.slices ? `${recipe.slices.length} slices` : `${recipe.models.length} models`;
+      stderr.write(`merge-studio: ${recipe.mergeMethod} of ${what} on ${backend.description}\n`);
       if (backend instanceof GpuBackend && backend.ctx.adapterInfo.isFallbackAdapter) {
         stderr.write('merge-studio: note: this WebGPU adapter runs in software on the CPU; --backend cpu is usually faster here\n');
       }

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Recipe } from '../core/recipe/types.ts';
 import { resolveModelRef } from '../core/recipe/model-ref.ts';
+import { referencedModels } from '../core/recipe/references.ts';
 import { openModel } from '../core/safetensors/model.ts';
 import type { ModelSource } from '../core/source.ts';
 import { openHubTree } from '../core/sources/hub.ts';
@@ -24,7 +25,7 @@ export async function openLocalModel(path: string, signal?: AbortSignal): Promis
 
 /** Opens each distinct model reference of the recipe once (headers only), keyed by the reference. */
 export async function openModelsForRecipe(recipe: Recipe, recipePath: string, opts: OpenOptions = {}): Promise<Map<string, ModelSource>> {
-  const refs = [...new Set([...recipe.models.map((m) => m.model), ...(recipe.baseModel ? [recipe.baseModel] : [])])];
+  const refs = referencedModels(recipe);
   const sources = new Map<string, ModelSource>();
   const hubUrl = opts.hubUrl ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co';
   const accessToken = opts.accessToken ?? process.env.HF_TOKEN ?? undefined;

@@ -9,6 +9,8 @@
  * the license, the image and the analysis.
  */
 import { stringify as yamlStringify } from 'yaml';
+import { referencedModels } from './recipe/references.ts';
+import { layerMapMarkdown } from './recipe/slices.ts';
 import type { Recipe } from './recipe/types.ts';
 
 /** What the card says about the task vectors, from an analysis of the merge's models. */
@@ -49,8 +51,13 @@ function looksLikeHubId(ref: string): boolean {
 
 /** Hub repo ids among the recipe's models (base first), without revisions, each once. */
 export function hubBaseModels(recipe: Recipe): string[] {
-  const refs = [...new Set([...(recipe.baseModel ? [recipe.baseModel] : []), ...recipe.models.map((m) => m.model)])];
+  const refs = referencedModels(recipe);
   return [...new Set(refs.filter(looksLikeHubId).map((r) => r.split('@')[0]))];
+}
+
+/** The models merged: the recipe's models, or every source of its slices (each once). */
+function mergedModels(recipe: Recipe): string[] {
+  return recipe.slices ? [...new Set(recipe.slices.flatMap((s) => s.sources.map((x) => x.model)))] : recipe.models.map((m) => m.model);
 }
 
 export function modelCard(input: ModelCardInput): string {
@@ -76,8 +83,9 @@ export function modelCard(input: ModelCardInput): string {
     ...(recipe.baseModel ? [`Base model: \`${recipe.baseModel}\``, ''] : []),
     'Merged models:',
     '',
-    ...recipe.models.map((m) => `- \`${m.model}\``),
+    ...mergedModels(recipe).map((m) => `- \`${m}\``),
     '',
+    ...(recipe.slices ? layerMapMarkdown(recipe.slices) : []),
   ];
   if (input.coefficientsImage) {
     lines.push(

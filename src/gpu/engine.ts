@@ -19,6 +19,7 @@ import { getMethod } from './methods/index.ts';
 import type { MethodDescriptor, MethodInput, ModelPass, TensorInputs } from './methods/types.ts';
 import { modelCard } from '../core/model-card.ts';
 import { isEmbeddingName } from '../core/tensor-names.ts';
+import { planSlices, type TensorSources } from './plan/slices.ts';
 
 export interface MergeProgress {
   tensorsDone: number;
@@ -109,6 +110,8 @@ export interface TensorPlan {
   merged: boolean;
   /** Rows to keep when embeddings of different vocab sizes are cut to the reference's rows. */
   rows?: number;
+  /** Slices: the models, input tensor names and parameter view this tensor is made from (absent: every model's tensor of the same name). */
+  inputs?: TensorSources;
 }
 
 export interface MergePlan {
@@ -120,6 +123,8 @@ export interface MergePlan {
   numLayers: number;
   tensors: TensorPlan[];
   notes: string[];
+  /** The output's config.json when it differs from the reference's (slices: the new layer count). */
+  config?: Record<string, unknown> | null;
 }
 
 function sourceFor(sources: ReadonlyMap<string, ModelSource>, ref: string): ModelSource {
@@ -132,6 +137,12 @@ function sourceFor(sources: ReadonlyMap<string, ModelSource>, ref: string): Mode
 /** Check shapes and names over all models and decide what each output tensor is. Headers only. */
 export function planMerge(recipe: Recipe, sources: ReadonlyMap<string, ModelSource>): MergePlan {
   const method = getMethod(recipe.mergeMethod);
+  if (recipe.slices) {
+    const sliced = planSlices(recipe, sources, method);
+    const models = [...new Set(sliced.tensors.flatMap((t) => t.inputs.models))];
+    const base = recipe.baseModel !== undefined ? sources.get(recipe.baseModel) : undefined;
+    return { method, reference: sliced.reference, base, models, numLayers: sliced.numLayers, tensors: sliced.tensors, notes: sliced.notes, config: sliced.config };
+  }
   const base = recipe.baseModel !== undefined ? sourceFor(sources, recipe.baseModel) : undefined;
   const models = recipe.models.map((m) => sourceFor(sources, m.model));
   if (method.base === 'required' && !base) {
@@ -219,7 +230,7 @@ export async function runMerge(job: MergeJob): Promise<MergeResult> {
       const t = plan.tensors[i];
       const raw = await next!;
       next = i + 1 < plan.tensors.length ? readAt(i + 1) : undefined;
-      const bytes = t.merged ? await mergeTensor(plan, t, raw, job, prepared) : raw.get(plan.reference)!;
+      const bytes = t.merged ? await mergeTensor(plan, t, raw, job, prepared) : raw.get(copiedFrom(plan, t))!;
       await writer.writeTensor(t.name, bytes);
       bytesDone += bytes.byteLength;
       const seconds = (Date.now() - started) / 1000;
@@ -255,20 +266,33 @@ function outputBytes(t: OutputTensorSpec): number {
 /** The raw bytes of one output tensor in every model that takes part (the reference only, for copies). */
 async function readInputs(plan: MergePlan, t: TensorPlan, signal?: AbortSignal): Promise<Map<ModelSource, Uint8Array>> {
   const models = !t.merged
-    ? [plan.reference]
-    : [...new Set([...(plan.base && plan.method.base !== 'unused' ? [plan.base] : []), ...plan.models])];
+    ? [copiedFrom(plan, t)]
+    : t.inputs
+      ? t.inputs.models
+      : [...new Set([...(plan.base && plan.method.base !== 'unused' ? [plan.base] : []), ...plan.models])];
   const bytes = await Promise.all(models.map((m) => readTensorBytes(m, t, signal)));
   return new Map(models.map((m, i) => [m, bytes[i]]));
 }
 
+/** The model a tensor that is not merged (I64 ids, ...) is copied from. */
+function copiedFrom(plan: MergePlan, t: TensorPlan): ModelSource {
+  return t.inputs ? (t.inputs.base ?? t.inputs.models[0]) : plan.reference;
+}
+
+/** The name of the tensor `m` gives for output tensor `t` (slices renumber layers). */
+function inputName(t: TensorPlan, m: ModelSource): string {
+  return t.inputs ? t.inputs.tensors[t.inputs.models.indexOf(m)] : t.name;
+}
+
 /** One model's bytes of a tensor, cut to the plan's rows when vocabularies differ. */
 export function readTensorBytes(m: ModelSource, t: TensorPlan, signal?: AbortSignal): Promise<Uint8Array> {
-  const info = m.tensors.get(t.name)!;
+  const name = inputName(t, m);
+  const info = m.tensors.get(name)!;
   if (t.rows !== undefined && info.shape[0] !== t.rows) {
     const numel = t.shape.reduce((a, b) => a * b, 1);
-    return m.readTensorRange(t.name, 0, byteLength(info.dtype, numel), signal);
+    return m.readTensorRange(name, 0, byteLength(info.dtype, numel), signal);
   }
-  return m.readTensor(t.name, signal);
+  return m.readTensor(name, signal);
 }
 
 /**
@@ -282,25 +306,29 @@ async function withTensorInputs<R>(
   job: MergeJob,
   use: (inputs: TensorInputs, own: (x: Tensor) => Tensor) => Promise<R>,
 ): Promise<R> {
-  const { recipe, backend } = job;
+  const { backend } = job;
+  // Slices: the tensor's own slice view (its sources, base and parameters); else the whole recipe.
+  const recipe = t.inputs?.recipe ?? job.recipe;
+  const baseModel = t.inputs ? t.inputs.base : plan.base && plan.method.base !== 'unused' ? plan.base : undefined;
+  const inputModels = t.inputs?.models ?? plan.models;
   const live: Tensor[] = [];
   const own = (x: Tensor) => (live.push(x), x);
   const loaded = new Map<ModelSource, Tensor>();
   const load = async (m: ModelSource): Promise<Tensor> => {
     const have = loaded.get(m);
     if (have) return have;
-    const tensor = own(await decodeInput(backend, raw.get(m)!, m.tensors.get(t.name)!.dtype as FloatDType, t.shape, recipe.dtype));
+    const tensor = own(await decodeInput(backend, raw.get(m)!, m.tensors.get(inputName(t, m))!.dtype as FloatDType, t.shape, recipe.dtype));
     loaded.set(m, tensor);
     return tensor;
   };
   try {
-    const { global, perModel } = resolveTensorParams(recipe, plan.method, t.name, plan.numLayers);
-    const base = plan.base && plan.method.base !== 'unused' ? await load(plan.base) : undefined;
+    const { global, perModel } = resolveTensorParams(recipe, plan.method, t.name, plan.numLayers, t.inputs?.slice);
+    const base = baseModel ? await load(baseModel) : undefined;
     const models: MethodInput[] = [];
     let deltaIndex = 0;
-    for (let i = 0; i < plan.models.length; i++) {
-      const m = plan.models[i];
-      const isBase = m === plan.base;
+    for (let i = 0; i < inputModels.length; i++) {
+      const m = inputModels[i];
+      const isBase = t.inputs ? m === t.inputs.base : m === plan.base;
       models.push({
         tensor: await load(m),
         params: perModel[i],
@@ -317,7 +345,7 @@ async function withTensorInputs<R>(
       models,
       params: global,
       seed: job.options?.seed ?? 0,
-      computeDtype: recipe.dtype ?? computeDtypeOf(plan.reference.tensors.get(t.name)!.dtype),
+      computeDtype: recipe.dtype ?? computeDtypeOf(t.inputs ? t.inputs.models[0].tensors.get(t.inputs.tensors[0])!.dtype : plan.reference.tensors.get(t.name)!.dtype),
     };
     return await use(inputs, own);
   } finally {
@@ -422,7 +450,7 @@ async function loadMask(backend: Backend, masks: ModelSource, key: string, t: Te
 
 async function sideFileNames(plan: MergePlan): Promise<string[]> {
   const names = ['mergekit_config.yml', 'README.md'];
-  if (plan.reference.config) names.push('config.json');
+  if (plan.config !== undefined ? plan.config : plan.reference.config) names.push('config.json');
   const present = new Set(await plan.reference.tree.list());
   for (const f of COPIED_FILES) if (present.has(f)) names.push(f);
   return names;
@@ -437,8 +465,9 @@ async function writeSideFiles(plan: MergePlan, recipe: Recipe, output: OutputFol
     await sink.close();
   };
   const floatOut = plan.tensors.find((t) => t.merged)?.outDtype;
-  if (plan.reference.config) {
-    const config: Record<string, unknown> = { ...plan.reference.config };
+  const outputConfig = plan.config !== undefined ? plan.config : plan.reference.config;
+  if (outputConfig) {
+    const config: Record<string, unknown> = { ...outputConfig };
     if (floatOut && isFloatDType(floatOut)) config.torch_dtype = TORCH_DTYPE_NAMES[floatOut];
     await put('config.json', enc.encode(JSON.stringify(config, null, 2) + '\n'));
   }

@@ -61,6 +61,7 @@ const schemas: MethodSchema[] = [
     perModelParams: [],
   },
   { name: 'arcee_fusion', params: [], perModelParams: [] },
+  { name: 'passthrough', params: [], perModelParams: [{ name: 'scale', kind: 'number', help: 'scale' }] },
 ];
 
 const byName = new Map(schemas.map((s) => [s.name, s]));

@@ -45,6 +45,37 @@ const EXPECTED: Record<string, Recipe> = {
     baseModel: f32('base'),
     parameters: { epsilon: 0.01 },
   },
+  'slices-passthrough': {
+    mergeMethod: 'passthrough',
+    models: [],
+    slices: [
+      { sources: [{ model: f32('expert1'), layerRange: [0, 3], parameters: {} }], parameters: {} },
+      { sources: [{ model: f32('expert2'), layerRange: [1, 4], parameters: {} }], parameters: {} },
+    ],
+    parameters: {},
+  },
+  'slices-slerp': {
+    mergeMethod: 'slerp',
+    models: [],
+    slices: [
+      {
+        sources: [
+          { model: f32('expert1'), layerRange: [0, 4], parameters: {} },
+          { model: f32('expert2'), layerRange: [0, 4], parameters: {} },
+        ],
+        parameters: {},
+      },
+      {
+        sources: [
+          { model: f32('expert1'), layerRange: [1, 3], parameters: {} },
+          { model: f32('expert2'), layerRange: [1, 3], parameters: {} },
+        ],
+        parameters: {},
+      },
+    ],
+    baseModel: f32('expert1'),
+    parameters: { t: [0, 0.5, 1] },
+  },
   sce: {
     mergeMethod: 'sce',
     models: [

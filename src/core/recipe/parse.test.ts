@@ -122,27 +122,94 @@ merge_method: linear
 });
 
 describe('keys Merge Studio does not support yet', () => {
-  it('tokenizer_source: base is what the merge does anyway: accepted', () => {
-    const r = parseRecipe('models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\ntokenizer_source: base\n', fakeMethods);
-    expect(r.mergeMethod).toBe('linear');
-  });
-
   it('with unsupported: warn, the rest is imported and each key left out is reported in the CLI\'s words, with its line', () => {
-    const yaml = 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nchat_template: chatml\ntokenizer_source: union\n';
+    const yaml = 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nmodules: {}\n';
     let refused = '';
     try {
       parseRecipe(yaml, fakeMethods, { file: 'recipe.yml' });
     } catch (e) {
       refused = (e as Error).message;
     }
+    expect(refused).toBe('recipe.yml: modules: not supported yet (per-module merges): list whole models under models, or layers under slices');
     const warnings: RecipeError[] = [];
     const r = parseRecipe(yaml, fakeMethods, { file: 'recipe.yml', unsupported: 'warn', onWarning: (w) => warnings.push(w) });
     expect(r).toEqual({ mergeMethod: 'linear', models: [{ model: 'a', parameters: { weight: 1 } }], parameters: {} });
-    expect(warnings.map((w) => [w.path, w.line])).toEqual([
-      ['chat_template', 3],
-      ['tokenizer_source', 4],
-    ]);
+    expect(warnings.map((w) => [w.path, w.line])).toEqual([['modules', 3]]);
     expect(warnings[0].message).toBe(refused);
+  });
+});
+
+describe('slices, tokenizers and chat templates (mergekit keys)', () => {
+  const SLICES = `slices:
+  - sources:
+      - model: org/a
+        layer_range: [0, 24]
+        parameters: {weight: 0.7}
+      - model: org/b
+        layer_range: [8, 32]
+    base_model: org/b
+    parameters: {weight: [0, 1]}
+  - sources:
+      - model: org/a
+        layer_range: [30, 40]
+        parameters: {weight: 1}
+merge_method: linear
+parameters:
+  normalize: false
+tokenizer:
+  source: union
+  tokens:
+    <|im_start|>:
+      source: org/a
+    <|im_end|>:
+      source: {kind: model_token, model: org/b, token: </s>}
+      force: true
+    <pad>:
+      source: {kind: zero}
+    <extra>:
+  pad_to_multiple_of: 64
+chat_template: chatml
+`;
+
+  it('parses slices (sources, layer ranges, slice and source parameters, slice base) and the tokenizer block', () => {
+    expect(parse(SLICES)).toEqual({
+      mergeMethod: 'linear',
+      models: [],
+      slices: [
+        {
+          sources: [
+            { model: 'org/a', layerRange: [0, 24], parameters: { weight: 0.7 } },
+            { model: 'org/b', layerRange: [8, 32], parameters: {} },
+          ],
+          baseModel: 'org/b',
+          parameters: { weight: [0, 1] },
+        },
+        { sources: [{ model: 'org/a', layerRange: [30, 40], parameters: { weight: 1 } }], parameters: {} },
+      ],
+      parameters: { normalize: false },
+      tokenizer: {
+        source: 'union',
+        tokens: {
+          '<|im_start|>': { source: { kind: 'model', model: 'org/a' } },
+          '<|im_end|>': { source: { kind: 'model_token', model: 'org/b', token: '</s>' }, force: true },
+          '<pad>': { source: { kind: 'zero' } },
+          '<extra>': {},
+        },
+        padToMultipleOf: 64,
+      },
+      chatTemplate: 'chatml',
+    } satisfies Recipe);
+  });
+
+  it('parses tokenizer_source and a Jinja chat_template', () => {
+    const r = parse('models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\ntokenizer_source: union\nchat_template: "{% for m in messages %}{{ m.content }}{% endfor %}"\n');
+    expect(r.tokenizerSource).toBe('union');
+    expect(r.chatTemplate).toBe('{% for m in messages %}{{ m.content }}{% endfor %}');
+  });
+
+  it('takes a {filter, value} condition and a gradient at every level', () => {
+    const r = parse('slices:\n  - sources:\n      - {model: a, layer_range: [0, 2], parameters: {weight: [{filter: mlp, value: [0, 1]}, {value: 1}]}}\n    parameters: {weight: [1, 0]}\nmerge_method: linear\n');
+    expect(r.slices?.[0].sources[0].parameters.weight).toEqual([{ filter: 'mlp', value: [0, 1] }, { value: 1 }]);
   });
 });
 
@@ -152,27 +219,95 @@ describe('parseRecipe errors name the place and the reason', () => {
       name: 'unknown top-level key',
       yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_methd: linear\n',
       path: 'merge_methd',
-      message: 'recipe.yml: unknown key "merge_methd" (allowed: models, merge_method, base_model, parameters, dtype, out_dtype)',
+      message:
+        'recipe.yml: unknown key "merge_methd" (allowed: slices, models, merge_method, base_model, parameters, dtype, out_dtype, tokenizer_source, tokenizer, chat_template)',
       line: 2,
     },
     {
-      name: 'slices',
+      name: 'empty slice sources',
       yaml: 'slices:\n  - sources: []\nmerge_method: passthrough\n',
-      path: 'slices',
-      message: 'recipe.yml: slices: not supported yet (layer slices, for passthrough / frankenmerges): list whole models under models',
+      path: 'slices[0].sources',
+      message: 'recipe.yml: slices[0].sources: []: list the slice\'s sources as {model, layer_range: [from, to]}',
       line: 2,
     },
     {
-      name: 'tokenizer_source',
-      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\ntokenizer_source: union\n',
-      path: 'tokenizer_source',
-      message: 'recipe.yml: tokenizer_source: not supported yet (tokenizer merging; only "base", the base model\'s tokenizer, is): remove it',
+      name: 'both models and slices',
+      yaml: 'models: [{model: a}]\nslices:\n  - sources: [{model: a, layer_range: [0, 1]}]\nmerge_method: passthrough\n',
+      path: 'slices',
+      message: 'recipe.yml: slices: give either models or slices, not both (models merges whole models, slices merges layer ranges)',
+      line: 3,
     },
     {
-      name: 'chat_template',
-      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nchat_template: chatml\n',
+      name: 'a layer range that is empty',
+      yaml: 'slices:\n  - sources:\n      - model: a\n        layer_range: [4, 4]\nmerge_method: passthrough\n',
+      path: 'slices[0].sources[0].layer_range',
+      message: 'recipe.yml: slices[0].sources[0].layer_range: [4, 4] is empty: to must be above from (to is excluded)',
+      line: 4,
+    },
+    {
+      name: 'a layer range that is not two indices',
+      yaml: 'slices:\n  - sources:\n      - model: a\n        layer_range: [0, 2, 4]\nmerge_method: passthrough\n',
+      path: 'slices[0].sources[0].layer_range',
+      message: 'recipe.yml: slices[0].sources[0].layer_range: [0,2,4] must be [from, to]: two layer indices, from included, to excluded',
+      line: 4,
+    },
+    {
+      name: 'sources of a slice with different layer counts',
+      yaml: 'slices:\n  - sources:\n      - {model: a, layer_range: [0, 4]}\n      - {model: b, layer_range: [0, 3]}\nmerge_method: slerp\nbase_model: a\nparameters: {t: 0.5}\n',
+      path: 'slices[0].sources[1].layer_range',
+      message:
+        'recipe.yml: slices[0].sources[1].layer_range: [0, 3] has 3 layers, the slice\'s first source 4: every source of a slice gives the same number of layers',
+      line: 4,
+    },
+    {
+      name: 'unknown key in a slice source',
+      yaml: 'slices:\n  - sources:\n      - {model: a, layer_range: [0, 4], layers: 3}\nmerge_method: passthrough\n',
+      path: 'slices[0].sources[0].layers',
+      message: 'recipe.yml: slices[0].sources[0]: unknown key "layers" in a slice source (allowed: model, layer_range, parameters)',
+      line: 3,
+    },
+    {
+      name: 'a global parameter in a slice source',
+      yaml: 'slices:\n  - sources:\n      - model: a\n        layer_range: [0, 4]\n        parameters: {normalize: true, weight: 1}\nmerge_method: linear\n',
+      path: 'slices[0].sources[0].parameters.normalize',
+      message: 'recipe.yml: slices[0].sources[0].parameters.normalize: "normalize" is a global parameter of linear: put it in the slice\'s or the top-level parameters',
+      line: 5,
+    },
+    {
+      name: 'a required per-model parameter missing at every level of a slice',
+      yaml: 'slices:\n  - sources:\n      - model: a\n        layer_range: [0, 4]\nmerge_method: linear\n',
+      path: 'slices[0].sources[0].parameters.weight',
+      message:
+        'recipe.yml: slices[0].sources[0]: model "a" has no "weight" parameter, required by linear (set it in the source\'s, the slice\'s or the top-level parameters)',
+      line: 3,
+    },
+    {
+      name: 'tokenizer_source and tokenizer together',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\ntokenizer_source: union\ntokenizer: {source: base}\n',
+      path: 'tokenizer',
+      message: 'recipe.yml: tokenizer: give either tokenizer_source or tokenizer, not both (tokenizer.source replaces tokenizer_source)',
+      line: 4,
+    },
+    {
+      name: 'a model_token source with both token and token_id',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\ntokenizer:\n  tokens:\n    x: {source: {kind: model_token, model: a, token: y, token_id: 3}}\n',
+      path: 'tokenizer.tokens.x.source',
+      message: 'recipe.yml: tokenizer.tokens.x.source: give exactly one of token (a token string) and token_id (an id in that model)',
+      line: 5,
+    },
+    {
+      name: 'a chat template that is neither a name nor Jinja',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nchat_template: vicuna\n',
       path: 'chat_template',
-      message: 'recipe.yml: chat_template: not supported yet: remove it',
+      message: 'recipe.yml: chat_template: "vicuna" is neither "auto", a built-in template (chatml, llama3, alpaca, mistral, zephyr) nor a Jinja template',
+      line: 3,
+    },
+    {
+      name: 'a chat template with a Jinja syntax error',
+      yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: linear\nchat_template: "{% for m in messages %}{{ m.content }}"\n',
+      path: 'chat_template',
+      message: 'recipe.yml: chat_template: is not a valid Jinja chat template: a {% for %} or {% if %} block is left open',
+      line: 3,
     },
     {
       name: 'unknown per-model parameter (typo)',
@@ -283,7 +418,7 @@ describe('parseRecipe errors name the place and the reason', () => {
       yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: tie\n',
       path: 'merge_method',
       message:
-        'recipe.yml: merge_method: unknown method "tie" (known: linear, task_arithmetic, ties, dare_ties, breadcrumbs_ties, della, slerp, nuslerp, model_stock, karcher, sce, ram, ramplus_tl, arcee_fusion)',
+        'recipe.yml: merge_method: unknown method "tie" (known: linear, task_arithmetic, ties, dare_ties, breadcrumbs_ties, della, slerp, nuslerp, model_stock, karcher, sce, ram, ramplus_tl, arcee_fusion, passthrough)',
       line: 2,
     },
     {
@@ -291,7 +426,7 @@ describe('parseRecipe errors name the place and the reason', () => {
       yaml: 'models: [{model: a, parameters: {weight: 1}}]\n',
       path: 'merge_method',
       message:
-        'recipe.yml: merge_method: missing (known: linear, task_arithmetic, ties, dare_ties, breadcrumbs_ties, della, slerp, nuslerp, model_stock, karcher, sce, ram, ramplus_tl, arcee_fusion)',
+        'recipe.yml: merge_method: missing (known: linear, task_arithmetic, ties, dare_ties, breadcrumbs_ties, della, slerp, nuslerp, model_stock, karcher, sce, ram, ramplus_tl, arcee_fusion, passthrough)',
     },
     {
       name: 'missing required weight',
@@ -324,7 +459,7 @@ describe('parseRecipe errors name the place and the reason', () => {
       name: 'missing models',
       yaml: 'merge_method: linear\n',
       path: 'models',
-      message: 'recipe.yml: models: missing: list the models to merge',
+      message: 'recipe.yml: models: missing: list the models to merge (or layer ranges under slices)',
     },
     {
       name: 'empty models',
@@ -383,7 +518,7 @@ describe('parseRecipe errors name the place and the reason', () => {
       name: 'an empty document',
       yaml: '# nothing\n',
       path: '',
-      message: 'recipe.yml: the recipe is empty (it needs models and merge_method)',
+      message: 'recipe.yml: the recipe is empty (it needs models or slices, and merge_method)',
     },
   ];
 

@@ -266,3 +266,55 @@ describe('numLayersOf', () => {
     expect(numLayersOf(null, ['model.embed_tokens.weight'])).toBe(0);
   });
 });
+
+describe('resolveTensorParams for a slice (mergekit planner semantics)', () => {
+  const ties = fakeMethod('ties');
+  // A slice as the planner hands it over: its sources as models, the recipe's top-level parameters.
+  const sliceRecipe: Recipe = {
+    mergeMethod: 'ties',
+    models: [
+      { model: 'a', parameters: { weight: 0.3, density: [{ filter: 'layers.7.', value: 0.9 }] } },
+      { model: 'b', parameters: {} },
+      { model: 'base', parameters: {} },
+    ],
+    baseModel: 'base',
+    parameters: { density: 0.2, lambda: 2, weight: 0.1 },
+  };
+  const sliceParameters: Record<string, ParamValue> = { weight: [0, 1], lambda: [{ filter: 'mlp', value: 0.5 }] };
+  const opts = (position: number) => ({
+    position,
+    sliceParameters,
+    // Output layer 1 is made of input layers 7 (a), 3 (b), 3 (base).
+    modelTensorNames: [layer(7), layer(3), layer(3)],
+    sliceKeys: ['slices', 1],
+  });
+
+  it('looks a parameter up in the source, then the slice, then the top level, then the default', () => {
+    const p = resolveTensorParams(sliceRecipe, ties, layer(1), 4, opts(0.25));
+    expect(p.perModel[0].weight).toBe(0.3); // source
+    expect(p.perModel[1].weight).toBe(0.25); // slice gradient [0, 1] at the slice position, not the layer's
+    expect(p.perModel[1].density).toBe(0.2); // top level
+    expect(p.global.lambda).toBe(0.5); // slice condition on the output name
+    expect(p.global.normalize).toBe(true); // default
+  });
+
+  it("matches a source's filters against its input tensor's name, the globals against the output name", () => {
+    const p = resolveTensorParams(sliceRecipe, ties, layer(1, 'self_attn.q_proj.weight'), 4, {
+      ...opts(1),
+      modelTensorNames: [layer(7, 'self_attn.q_proj.weight'), layer(3), layer(3)],
+    });
+    expect(p.perModel[0].density).toBe(0.9); // 'layers.7.' is in a's input name
+    expect(p.global.lambda).toBe(2); // 'mlp' is not in the output name: falls through to the top level
+  });
+
+  it('names the source of a missing required parameter by its place in the slices', () => {
+    const bare: Recipe = { ...sliceRecipe, parameters: {}, models: [{ model: 'a', parameters: {} }] };
+    try {
+      resolveTensorParams(bare, ties, layer(1), 4, { ...opts(0), sliceParameters: {} });
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(RecipeError);
+      expect((e as RecipeError).path).toBe('slices[1].sources[0].parameters.weight');
+    }
+  });
+});

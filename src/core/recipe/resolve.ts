@@ -65,17 +65,30 @@ export function evalGradient(values: readonly number[], t: number): number {
  * conditions by the first entry whose filter is absent, "*", or a substring of the name.
  * Undefined when no condition matches (the lookup then moves on to the next level).
  */
-export function resolveParamValue(value: ParamValue, tensorName: string, numLayers: number): ParamScalar | undefined {
+export function resolveParamValue(value: ParamValue, tensorName: string, numLayers: number, position?: number): ParamScalar | undefined {
   if (!Array.isArray(value)) return value;
   if (value.length === 0) return undefined;
-  if (value.every((v) => typeof v === 'number')) return evalGradient(value as number[], layerPosition(tensorName, numLayers));
+  const t = () => position ?? layerPosition(tensorName, numLayers);
+  if (value.every((v) => typeof v === 'number')) return evalGradient(value as number[], t());
   for (const cond of value as ParamCondition[]) {
     if (cond.filter === undefined || cond.filter === '*' || tensorName.includes(cond.filter)) {
       const v = cond.value;
-      return Array.isArray(v) ? evalGradient(v, layerPosition(tensorName, numLayers)) : v;
+      return Array.isArray(v) ? evalGradient(v, t()) : v;
     }
   }
   return undefined;
+}
+
+/** How a slice's tensor resolves its parameters (mergekit's planner). */
+export interface SliceResolveOptions {
+  /** The gradient position t: the layer's place in its slice (idx/(n−1), 1 when n = 1; 0 outside the layers). */
+  position: number;
+  /** The slice's parameters: looked up after a model's own, before the top-level ones. */
+  sliceParameters: Record<string, ParamValue>;
+  /** Per recipe model, the input tensor's name, which per-model filters match (as mergekit). */
+  modelTensorNames: readonly string[];
+  /** Where the slice is in the recipe (`['slices', 2]`), for messages. */
+  sliceKeys: readonly RecipeKey[];
 }
 
 export interface TensorParams {
@@ -92,12 +105,16 @@ export interface TensorParams {
  * needs no per-model parameters: its record then lacks them. Parameters with neither a value nor a
  * default are left out of the records.
  */
-export function resolveTensorParams(recipe: Recipe, method: MethodSchema, tensorName: string, numLayers: number): TensorParams {
+export function resolveTensorParams(recipe: Recipe, method: MethodSchema, tensorName: string, numLayers: number, slice?: SliceResolveOptions): TensorParams {
   const topLevel = recipe.parameters ?? {};
+  const sliceLevel = slice?.sliceParameters ?? {};
+  const position = slice?.position;
+  const modelKeys = (i: number): RecipeKey[] => (slice ? [...slice.sliceKeys, 'sources', i] : ['models', i]);
   const global: Record<string, ParamScalar> = {};
   for (const spec of method.params) {
-    const fromTop = lookup(topLevel, spec.name, tensorName, numLayers);
-    const value = fromTop ?? spec.default;
+    const fromSlice = lookup(sliceLevel, spec.name, tensorName, numLayers, position);
+    const fromTop = fromSlice === undefined ? lookup(topLevel, spec.name, tensorName, numLayers, position) : undefined;
+    const value = fromSlice ?? fromTop ?? spec.default;
     if (value === undefined) {
       if (isRequired(spec)) {
         throw new RecipeError(
@@ -108,31 +125,39 @@ export function resolveTensorParams(recipe: Recipe, method: MethodSchema, tensor
       }
       continue;
     }
-    checkResolved(spec, value, ['parameters', spec.name], tensorName);
+    const keys = fromSlice !== undefined ? [...(slice?.sliceKeys ?? []), 'parameters', spec.name] : ['parameters', spec.name];
+    checkResolved(spec, value, keys, tensorName);
     global[spec.name] = value;
   }
 
   const perModel = recipe.models.map((entry, i) => {
     const own = entry.parameters ?? {};
     const isBase = entry.model === recipe.baseModel;
+    const name = slice?.modelTensorNames[i] ?? tensorName;
     const params: Record<string, ParamScalar> = {};
     for (const spec of method.perModelParams) {
-      const fromModel = lookup(own, spec.name, tensorName, numLayers);
-      const fromTop = fromModel === undefined ? lookup(topLevel, spec.name, tensorName, numLayers) : undefined;
-      const value = fromModel ?? fromTop ?? spec.default;
+      const fromModel = lookup(own, spec.name, name, numLayers, position);
+      const fromSlice = fromModel === undefined ? lookup(sliceLevel, spec.name, name, numLayers, position) : undefined;
+      const fromTop = fromModel === undefined && fromSlice === undefined ? lookup(topLevel, spec.name, name, numLayers, position) : undefined;
+      const value = fromModel ?? fromSlice ?? fromTop ?? spec.default;
       if (value === undefined) {
         if (isRequired(spec) && !isBase) {
           throw new RecipeError(
-            ['models', i, 'parameters', spec.name],
-            `model ${quote(entry.model)}, tensor ${tensorName}: no value for ${method.name}'s required parameter ` +
+            [...modelKeys(i), 'parameters', spec.name],
+            `model ${quote(entry.model)}, tensor ${name}: no value for ${method.name}'s required parameter ` +
               `${quote(spec.name)} (not in the model's parameters nor the top-level parameters, or no condition matched)`,
-            { at: ['models', i] },
+            { at: modelKeys(i) },
           );
         }
         continue;
       }
-      const keys = fromModel !== undefined ? ['models', i, 'parameters', spec.name] : ['parameters', spec.name];
-      checkResolved(spec, value, keys, tensorName, entry.model);
+      const keys =
+        fromModel !== undefined
+          ? [...modelKeys(i), 'parameters', spec.name]
+          : fromSlice !== undefined
+            ? [...(slice?.sliceKeys ?? []), 'parameters', spec.name]
+            : ['parameters', spec.name];
+      checkResolved(spec, value, keys, name, entry.model);
       params[spec.name] = value;
     }
     return params;
@@ -140,8 +165,8 @@ export function resolveTensorParams(recipe: Recipe, method: MethodSchema, tensor
   return { global, perModel };
 }
 
-function lookup(params: Record<string, ParamValue>, name: string, tensorName: string, numLayers: number): ParamScalar | undefined {
-  return Object.hasOwn(params, name) ? resolveParamValue(params[name], tensorName, numLayers) : undefined;
+function lookup(params: Record<string, ParamValue>, name: string, tensorName: string, numLayers: number, position?: number): ParamScalar | undefined {
+  return Object.hasOwn(params, name) ? resolveParamValue(params[name], tensorName, numLayers, position) : undefined;
 }
 
 function checkResolved(spec: ParamSpec, value: ParamScalar, keys: RecipeKey[], tensorName: string, model?: string): void {

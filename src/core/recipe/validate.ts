@@ -5,7 +5,9 @@
  */
 import { FLOAT_DTYPES, isFloatDType, TORCH_DTYPE_NAMES } from '../dtype.ts';
 import type { MethodLookup, MethodSchema, ParamSpec } from '../params.ts';
+import { chatTemplateProblem } from '../tokenizer/chat-templates.ts';
 import { RecipeError, type RecipeKey } from './errors.ts';
+import { validateSlices } from './slices.ts';
 import type { Recipe } from './types.ts';
 
 /** Throws a RecipeError for the first problem found; returns normally for a runnable recipe. */
@@ -22,7 +24,11 @@ export function validateRecipe(recipe: Recipe, methods: MethodLookup, file?: str
     fail(['merge_method'], `unknown method ${quote(recipe.mergeMethod)}${knownMethodsSuffix(methods, ' (known: ', ')')}`);
   }
 
-  if (!Array.isArray(recipe.models) || recipe.models.length === 0) {
+  const slices = recipe.slices;
+  if (slices !== undefined) {
+    if (recipe.models.length > 0) fail(['slices'], 'give either models or slices, not both (models merges whole models, slices merges layer ranges)');
+    if (slices.length === 0) fail(['slices'], 'the recipe lists no slices (give a list of {sources: [{model, layer_range}]})');
+  } else if (!Array.isArray(recipe.models) || recipe.models.length === 0) {
     fail(['models'], 'the recipe lists no models (give a list of {model, parameters})');
   }
   const firstIndexOf = new Map<string, number>();
@@ -41,6 +47,13 @@ export function validateRecipe(recipe: Recipe, methods: MethodLookup, file?: str
   }
   checkDtype(recipe.dtype, 'dtype', fail);
   checkDtype(recipe.outDtype, 'out_dtype', fail);
+  if (recipe.tokenizerSource !== undefined && recipe.tokenizer !== undefined) {
+    fail(['tokenizer'], 'give either tokenizer_source or tokenizer, not both (tokenizer.source replaces tokenizer_source)');
+  }
+  if (recipe.chatTemplate !== undefined) {
+    const problem = chatTemplateProblem(recipe.chatTemplate);
+    if (problem) fail(['chat_template'], problem);
+  }
 
   const globalSpecs = specMap(method.params);
   const perModelSpecs = specMap(method.perModelParams);
@@ -66,6 +79,11 @@ export function validateRecipe(recipe: Recipe, methods: MethodLookup, file?: str
       checkParamValue(spec, value, keys, fail);
     }
   });
+
+  if (slices !== undefined) {
+    validateSlices(recipe, method, fail);
+    return;
+  }
 
   // Required parameters without a default must be given somewhere. A value given only through
   // conditions may still miss some tensors; resolveTensorParams reports those per tensor.
@@ -108,7 +126,7 @@ function specMap(specs: readonly ParamSpec[]): Map<string, ParamSpec> {
   return new Map(specs.map((s) => [s.name, s]));
 }
 
-function unknownParamReason(name: string, method: MethodSchema, allowed: string[]): string {
+export function unknownParamReason(name: string, method: MethodSchema, allowed: string[]): string {
   const list = allowed.length > 0 ? allowed.join(', ') : 'none';
   return `unknown parameter ${quote(name)} for ${method.name} (allowed: ${list})`;
 }
@@ -119,7 +137,7 @@ function knownMethodsSuffix(methods: MethodLookup, open: string, close: string):
 }
 
 /** Checks a parameter value's shape, type and range against its spec. */
-function checkParamValue(spec: ParamSpec, value: unknown, keys: RecipeKey[], fail: Fail): void {
+export function checkParamValue(spec: ParamSpec, value: unknown, keys: RecipeKey[], fail: Fail): void {
   if (!Array.isArray(value)) {
     const problem = scalarProblem(spec, value, false);
     if (problem) fail(keys, problem);

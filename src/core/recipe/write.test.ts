@@ -103,3 +103,54 @@ describe('recipeToYaml', () => {
     }
   });
 });
+
+describe('recipeToYaml: slices, tokenizer, chat template', () => {
+  const recipe: Recipe = {
+    mergeMethod: 'slerp',
+    models: [],
+    slices: [
+      {
+        sources: [
+          { model: 'org/a', layerRange: [0, 24], parameters: {} },
+          { model: 'org/b', layerRange: [8, 32], parameters: {} },
+        ],
+        baseModel: 'org/a',
+        parameters: { t: [0, 1] },
+      },
+      { sources: [{ model: 'org/a', layerRange: [24, 40], parameters: {} }, { model: 'org/b', layerRange: [24, 40], parameters: {} }], parameters: {} },
+    ],
+    baseModel: 'org/a',
+    parameters: { t: 0.5 },
+    dtype: 'F16',
+    tokenizer: {
+      source: 'union',
+      tokens: { '<|im_end|>': { source: { kind: 'model_token', model: 'org/b', tokenId: 2 }, force: true }, '<x>': {} },
+      padToMultipleOf: 32,
+    },
+    chatTemplate: "{% for m in messages %}{{ m['content'] }}\n{% endfor %}",
+  };
+
+  it('writes slices first with flow-style layer ranges, then the tokenizer keys last', () => {
+    const yaml = recipeToYaml(recipe);
+    expect(yaml.split('\n').slice(0, 9)).toEqual([
+      'slices:',
+      '  - sources:',
+      '      - model: org/a',
+      '        layer_range: [0, 24]',
+      '      - model: org/b',
+      '        layer_range: [8, 32]',
+      '    base_model: org/a',
+      '    parameters:',
+      '      t: [0, 1]',
+    ]);
+    expect(yaml).not.toContain('models:');
+    expect(yaml.indexOf('tokenizer:')).toBeGreaterThan(yaml.indexOf('dtype: float16'));
+    expect(yaml).toContain('token_id: 2');
+  });
+
+  it('round-trips through parseRecipe', () => {
+    const yaml = recipeToYaml(recipe);
+    expect(parseRecipe(yaml, fakeMethods)).toEqual(recipe);
+    expect(recipeToYaml(parseRecipe(yaml, fakeMethods))).toBe(yaml);
+  });
+});
