@@ -12,18 +12,22 @@ import { MergePanel } from './components/MergePanel.tsx';
 import { MethodPanel } from './components/MethodPanel.tsx';
 import { PublishPanel } from './components/PublishPanel.tsx';
 import { RecipePanel } from './components/RecipePanel.tsx';
+import { Scoreboard } from './components/Scoreboard.tsx';
 import { Shelf } from './components/Shelf.tsx';
 import { readDrop, takeDroppedItems, type DropContents } from './sources/dropped.ts';
 import { useStudio, useStudioStore } from './store-context.tsx';
+import type { EngineApi } from './worker/client.ts';
 
 export interface AppProps {
   canPickFolder: boolean;
   download(name: string, blob: Blob): void;
   /** Runs analyses in the engine worker; without it the analysis panel is left out. */
   analysisRunner?: AnalysisRunner;
+  /** Scores models in the engine worker; without it the scoreboard is left out. */
+  scoreEngine?: Pick<EngineApi, 'score'>;
 }
 
-export function App({ canPickFolder, download, analysisRunner }: AppProps) {
+export function App({ canPickFolder, download, analysisRunner, scoreEngine }: AppProps) {
   const store = useStudioStore();
   const [dragging, setDragging] = useState(false);
   const depth = useRef(0);
@@ -86,6 +90,7 @@ export function App({ canPickFolder, download, analysisRunner }: AppProps) {
           <MethodPanel />
           {analysisRunner ? <StudioAnalysisPanel download={download} /> : null}
           <MergePanel canPickFolder={canPickFolder} />
+          {scoreEngine ? <Scoreboard engine={scoreEngine} tasksUrl={`${import.meta.env.BASE_URL}demo/tasks.json`} /> : null}
           <PublishPanel analysisRunner={analysisRunner} />
           <RecipePanel onDownload={download} />
         </div>

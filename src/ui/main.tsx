@@ -123,7 +123,7 @@ async function start() {
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
     <StoreProvider store={store}>
-      <App canPickFolder={typeof window.showDirectoryPicker === 'function'} download={download} analysisRunner={analysisRunner} />
+      <App canPickFolder={typeof window.showDirectoryPicker === 'function'} download={download} analysisRunner={analysisRunner} scoreEngine={engine} />
     </StoreProvider>
   </StrictMode>,
 );

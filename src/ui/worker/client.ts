@@ -23,6 +23,7 @@ import {
   type SourceProgressInfo,
   type ToWorker,
 } from './protocol.ts';
+import type { ScoreProgressInfo, ScoreRequest, ScoreResult } from './score-protocol.ts';
 
 /** A failure reported by the engine worker; `name` is the original error class (HubAccessError...). */
 export class EngineError extends Error {
@@ -51,6 +52,17 @@ export interface EngineApi {
   clearCache(): Promise<RangeCacheInfo>;
   /** Task-vector statistics of the recipe's models. Optional so test fakes that do not analyze can leave it out. */
   analyze?(request: AnalysisRequest, onProgress: (p: AnalysisProgress) => void): AnalysisHandle;
+  /** Scores of the inputs and the merge (the scoreboard). Optional for test fakes. */
+  score?(request: ScoreRequest, onProgress: (p: ScoreProgressInfo) => void): ScoreHandle;
+}
+
+export type ScoreOutcome = { status: 'done'; result: ScoreResult } | { status: 'cancelled' };
+
+export interface ScoreHandle {
+  readonly jobId: number;
+  /** Resolves when scoring ends (done or cancelled); rejects with EngineError when it fails. */
+  readonly outcome: Promise<ScoreOutcome>;
+  cancel(): void;
 }
 
 export type AnalysisOutcome = { status: 'done'; result: AnalysisResult } | { status: 'cancelled' };
@@ -107,6 +119,7 @@ export class EngineClient implements EngineApi {
   readonly #pending = new Map<number, Pending>();
   readonly #jobs = new Map<number, RunningJob>();
   readonly #analyses = new Map<number, RunningAnalysis>();
+  readonly #scores = new Map<number, { resolve(o: ScoreOutcome): void; reject(e: EngineError): void; progress(p: ScoreProgressInfo): void }>();
 
   constructor(port: EnginePort) {
     this.#port = port;
@@ -176,6 +189,21 @@ export class EngineClient implements EngineApi {
       outcome,
       cancel: () => {
         if (this.#analyses.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
+      },
+    };
+  }
+
+  score(request: ScoreRequest, onProgress: (p: ScoreProgressInfo) => void): ScoreHandle {
+    const jobId = this.#nextId++;
+    const outcome = new Promise<ScoreOutcome>((resolve, reject) => {
+      this.#scores.set(jobId, { resolve, reject, progress: onProgress });
+    });
+    this.#port.postMessage({ kind: 'score', jobId, request });
+    return {
+      jobId,
+      outcome,
+      cancel: () => {
+        if (this.#scores.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
       },
     };
   }
@@ -268,6 +296,22 @@ export class EngineClient implements EngineApi {
         else job?.reject(new EngineError(msg.error));
         return;
       }
+      case 'score-progress':
+        this.#scores.get(msg.jobId)?.progress(msg.progress);
+        return;
+      case 'score-done': {
+        const job = this.#scores.get(msg.jobId);
+        this.#scores.delete(msg.jobId);
+        job?.resolve({ status: 'done', result: msg.result });
+        return;
+      }
+      case 'score-failed': {
+        const job = this.#scores.get(msg.jobId);
+        this.#scores.delete(msg.jobId);
+        if (msg.cancelled) job?.resolve({ status: 'cancelled' });
+        else job?.reject(new EngineError(msg.error));
+        return;
+      }
       default:
         assertNever(msg, 'message from the engine worker');
     }
@@ -280,6 +324,8 @@ export class EngineClient implements EngineApi {
     this.#jobs.clear();
     for (const a of this.#analyses.values()) a.reject(error);
     this.#analyses.clear();
+    for (const s of this.#scores.values()) s.reject(error);
+    this.#scores.clear();
   }
 }
 

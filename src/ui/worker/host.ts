@@ -42,6 +42,8 @@ import {
 } from './protocol.ts';
 import { configDifferences } from '../compat-summary.ts';
 import { timeAnalysis } from './calibrate.ts';
+import { ScoreCancelledError, ScoreService } from './score-service.ts';
+import type { ScoreRequest } from './score-protocol.ts';
 import { since, TransferMeter } from './transfer.ts';
 
 export interface EngineHostOptions {
@@ -78,6 +80,17 @@ export class EngineHost {
   #analysisOps: { choice: BackendChoice; ops: Promise<{ ops: AnalysisOps; resident: ResidentTensors }> } | null = null;
   /** One read wrapper per opened model, so the analysis cache sees the same source each run. */
   readonly #yielding = new WeakMap<ModelSource, ModelSource>();
+  /** The scoreboard: input scores cached per model, the merge kept in memory (score-service.ts). */
+  readonly #scores = new ScoreService({
+    model: (ref) => {
+      const m = this.#models.get(ref);
+      if (!m) return undefined;
+      let wrapped = this.#yielding.get(m);
+      if (!wrapped) this.#yielding.set(m, (wrapped = yieldingReads(m)));
+      return wrapped;
+    },
+    backend: (choice) => this.#backend(choice),
+  });
 
   constructor(opts: EngineHostOptions) {
     this.#opts = opts;
@@ -121,6 +134,8 @@ export class EngineHost {
         return this.#merge(msg.jobId, msg.request);
       case 'analyze':
         return this.#analyze(msg.jobId, msg.request);
+      case 'score':
+        return this.#score(msg.jobId, msg.request);
       case 'cancel':
         this.#jobs.get(msg.jobId)?.abort();
         return;
@@ -402,6 +417,23 @@ export class EngineHost {
         cancelled,
         error: cancelled ? { name: 'AnalysisCancelledError', message: 'analysis cancelled' } : toErrorInfo(err),
       });
+    } finally {
+      this.#jobs.delete(jobId);
+    }
+  }
+
+  async #score(jobId: number, request: ScoreRequest): Promise<void> {
+    const controller = new AbortController();
+    this.#jobs.set(jobId, controller);
+    try {
+      const throttle = this.#throttle();
+      const result = await this.#scores.run(request, controller.signal, (progress) => {
+        if (progress.done === progress.total || throttle()) this.#opts.post({ kind: 'score-progress', jobId, progress });
+      });
+      this.#opts.post({ kind: 'score-done', jobId, result });
+    } catch (err) {
+      const cancelled = err instanceof ScoreCancelledError || controller.signal.aborted;
+      this.#opts.post({ kind: 'score-failed', jobId, cancelled, error: cancelled ? { name: 'ScoreCancelledError', message: 'scoring cancelled' } : toErrorInfo(err) });
     } finally {
       this.#jobs.delete(jobId);
     }

@@ -10,6 +10,7 @@
  */
 import type { Recipe } from '../../core/recipe/types.ts';
 import type { AnalysisProgress, AnalysisResult } from '../../gpu/analysis/types.ts';
+import type { ScoreFromWorker, ScoreToWorker } from './score-protocol.ts';
 
 /** Where a model's files are: read by the worker, which opens the model and keeps it until forgotten. */
 export type SourceDescription =
@@ -174,7 +175,8 @@ export type ToWorker =
   | { kind: 'cancel'; jobId: number }
   | { kind: 'cache-info'; requestId: number }
   | { kind: 'set-cache-limit'; requestId: number; maxBytes: number }
-  | { kind: 'clear-cache'; requestId: number };
+  | { kind: 'clear-cache'; requestId: number }
+  | ScoreToWorker;
 
 /** Worker → page. */
 export type FromWorker =
@@ -191,7 +193,8 @@ export type FromWorker =
   | { kind: 'merge-failed'; jobId: number; error: ErrorInfo; cancelled: boolean }
   | { kind: 'analysis-progress'; jobId: number; progress: AnalysisProgress }
   | { kind: 'analysis-done'; jobId: number; result: AnalysisResult }
-  | { kind: 'analysis-failed'; jobId: number; error: ErrorInfo; cancelled: boolean };
+  | { kind: 'analysis-failed'; jobId: number; error: ErrorInfo; cancelled: boolean }
+  | ScoreFromWorker;
 
 export type ToWorkerKind = ToWorker['kind'];
 export type FromWorkerKind = FromWorker['kind'];
@@ -224,6 +227,9 @@ const FROM_WORKER_KINDS: readonly FromWorkerKind[] = [
   'analysis-progress',
   'analysis-done',
   'analysis-failed',
+  'score-progress',
+  'score-done',
+  'score-failed',
 ];
 const TO_WORKER_KINDS: readonly ToWorkerKind[] = [
   'open',
@@ -237,6 +243,7 @@ const TO_WORKER_KINDS: readonly ToWorkerKind[] = [
   'cache-info',
   'set-cache-limit',
   'clear-cache',
+  'score',
 ];
 
 /** Checks the envelope of a message from the worker (the kind); payloads are trusted as typed. */
