@@ -30,7 +30,7 @@ export function sameRequest(a: AnalysisRequest | null, b: AnalysisRequest | null
 }
 
 export interface AnalysisRunnerOptions {
-  /** Wait this long after the last `schedule` before running (slider drags). @default 150 */
+  /** Wait this long after the last `schedule` before running (slider drags). @default 100 */
   debounceMs?: number;
   setTimeout?: (f: () => void, ms: number) => unknown;
   clearTimeout?: (id: unknown) => void;
@@ -56,7 +56,7 @@ export class AnalysisRunner {
 
   constructor(engine: Pick<EngineApi, 'analyze'>, opts: AnalysisRunnerOptions = {}) {
     this.#engine = engine;
-    this.#debounceMs = opts.debounceMs ?? 150;
+    this.#debounceMs = opts.debounceMs ?? 100;
     this.#setTimeout = opts.setTimeout ?? ((f, ms) => setTimeout(f, ms));
     this.#clearTimeout = opts.clearTimeout ?? ((id) => clearTimeout(id as ReturnType<typeof setTimeout>));
   }
