@@ -22,7 +22,8 @@ const fmt = (v: number | null) => (v === null ? '–' : v.toFixed(3));
 /** The one line under the overlap heatmap's title: what a value means, and the chance level. */
 function overlapUnit(s: SubspaceStats, g: SubspaceGroupStats | null): string {
   const chance = g?.chance ?? s.whole.chance;
-  return `‖U_iᵀU_j‖²_F / k of the top-${s.rank} left singular vectors: 0 orthogonal … 1 same subspace (random ≈ ${fmt(chance)})`;
+  // U_i^T rather than a superscript T, which common UI fonts lack.
+  return `‖U_i^T U_j‖²_F / k of the top-${s.rank} left singular vectors: 0 orthogonal … 1 same subspace (random ≈ ${fmt(chance)})`;
 }
 
 /** One sentence on what the overlap heatmap shows (and, for a subspace method, why it matters to it). */
