@@ -20,6 +20,7 @@ import type { MethodDescriptor, MethodInput, ModelPass, TensorInputs } from './m
 import { modelCard } from '../core/model-card.ts';
 import { isEmbeddingName } from '../core/tensor-names.ts';
 import { planSlices, type TensorSources } from './plan/slices.ts';
+import { gatherVocab, mergesTokenizer, planTokenizer, type TokenizerPlan, type VocabGather } from './plan/tokenizer.ts';
 
 export interface MergeProgress {
   tensorsDone: number;
@@ -112,6 +113,8 @@ export interface TensorPlan {
   rows?: number;
   /** Slices: the models, input tensor names and parameter view this tensor is made from (absent: every model's tensor of the same name). */
   inputs?: TensorSources;
+  /** Tokenizer merging: the inputs' rows regathered per output token (embeddings and LM heads). */
+  vocab?: VocabGather;
 }
 
 export interface MergePlan {
@@ -155,6 +158,8 @@ export function planMerge(recipe: Recipe, sources: ReadonlyMap<string, ModelSour
   }
   const reference = base ?? models[0];
   const everyone = base ? [base, ...models.filter((m) => m !== base)] : models;
+  // A rebuilt vocabulary gathers embedding rows per token (plan/tokenizer.ts) instead of cutting them.
+  const vocabRebuilt = mergesTokenizer(recipe);
   const notes: string[] = [];
   const tensors: TensorPlan[] = [];
   const outDtypeOf = (info: TensorInfo): TensorInfo['dtype'] =>
@@ -173,7 +178,7 @@ export function planMerge(recipe: Recipe, sources: ReadonlyMap<string, ModelSour
       if (!isFloatDType(other.dtype)) {
         throw new MergeInputError(`tensor ${info.name}: ${m.id} stores ${other.dtype}, ${reference.id} stores ${info.dtype}`);
       }
-      if (sameShape(other.shape, info.shape)) continue;
+      if (sameShape(other.shape, info.shape) || (vocabRebuilt && isEmbeddingName(info.name))) continue;
       const vocabCut =
         isEmbeddingName(info.name) &&
         other.shape.length === info.shape.length &&
@@ -208,6 +213,7 @@ export async function runMerge(job: MergeJob): Promise<MergeResult> {
   const started = Date.now();
   try {
     const plan = planMerge(recipe, sources);
+    const tokenizer = await planTokenizer(recipe, plan, sources, opts.signal);
     const prepared = plan.method.prepare ? await plan.method.prepare(modelPass(plan, job)) : undefined;
     checkAborted(opts.signal);
     const specs: OutputTensorSpec[] = plan.tensors.map((t) => ({ name: t.name, dtype: t.outDtype, shape: t.shape }));
@@ -245,10 +251,10 @@ export async function runMerge(job: MergeJob): Promise<MergeResult> {
     }
     const files = await writer.finish();
     checkAborted(opts.signal);
-    await writeSideFiles(plan, recipe, output, opts.signal);
+    await writeSideFiles(plan, recipe, output, tokenizer, opts.signal);
     await output.commit();
     return {
-      files: [...files, ...(await sideFileNames(plan))],
+      files: [...files, ...(await sideFileNames(plan, tokenizer))],
       tensors: plan.tensors.length,
       bytes: bytesDone,
       seconds: (Date.now() - started) / 1000,
@@ -271,7 +277,8 @@ async function readInputs(plan: MergePlan, t: TensorPlan, signal?: AbortSignal):
       ? t.inputs.models
       : [...new Set([...(plan.base && plan.method.base !== 'unused' ? [plan.base] : []), ...plan.models])];
   const bytes = await Promise.all(models.map((m) => readTensorBytes(m, t, signal)));
-  return new Map(models.map((m, i) => [m, bytes[i]]));
+  const raw = new Map(models.map((m, i) => [m, bytes[i]]));
+  return t.vocab ? gatherVocab(t.vocab, t.name, raw, (m) => m.tensors.get(inputName(t, m))!) : raw;
 }
 
 /** The model a tensor that is not merged (I64 ids, ...) is copied from. */
@@ -448,16 +455,17 @@ async function loadMask(backend: Backend, masks: ModelSource, key: string, t: Te
   throw new MergeInputError(`mask ${key} in ${masks.id}: dtype ${info.dtype} is not a mask (use F32, BF16, F16, U8 or BOOL)`);
 }
 
-async function sideFileNames(plan: MergePlan): Promise<string[]> {
+async function sideFileNames(plan: MergePlan, tokenizer: TokenizerPlan | undefined): Promise<string[]> {
   const names = ['mergekit_config.yml', 'README.md'];
   if (plan.config !== undefined ? plan.config : plan.reference.config) names.push('config.json');
   const present = new Set(await plan.reference.tree.list());
-  for (const f of COPIED_FILES) if (present.has(f)) names.push(f);
+  for (const f of COPIED_FILES) if (present.has(f) && !tokenizer?.skip.has(f)) names.push(f);
+  if (tokenizer) names.push(...tokenizer.files.keys());
   return names;
 }
 
 /** config.json (torch_dtype updated), tokenizer files, the recipe and a model card. */
-async function writeSideFiles(plan: MergePlan, recipe: Recipe, output: OutputFolder, signal?: AbortSignal) {
+async function writeSideFiles(plan: MergePlan, recipe: Recipe, output: OutputFolder, tokenizer: TokenizerPlan | undefined, signal?: AbortSignal) {
   const enc = new TextEncoder();
   const put = async (path: string, bytes: Uint8Array) => {
     const sink = await output.create(path);
@@ -469,14 +477,16 @@ async function writeSideFiles(plan: MergePlan, recipe: Recipe, output: OutputFol
   if (outputConfig) {
     const config: Record<string, unknown> = { ...outputConfig };
     if (floatOut && isFloatDType(floatOut)) config.torch_dtype = TORCH_DTYPE_NAMES[floatOut];
+    if (tokenizer?.vocabSize !== undefined) config.vocab_size = tokenizer.vocabSize;
     await put('config.json', enc.encode(JSON.stringify(config, null, 2) + '\n'));
   }
   const present = new Set(await plan.reference.tree.list(signal));
   for (const f of COPIED_FILES) {
-    if (!present.has(f)) continue;
+    if (!present.has(f) || tokenizer?.skip.has(f)) continue;
     const src = await plan.reference.tree.open(f, signal);
     if (src) await put(f, await src.read(0, src.size, signal));
   }
+  for (const [f, bytes] of tokenizer?.files ?? []) await put(f, bytes);
   const yaml = recipeToYaml(recipe);
   await put('mergekit_config.yml', enc.encode(yaml));
   await put('README.md', enc.encode(modelCard({ recipe, yaml, methodPrettyName: plan.method.prettyName, referenceUrl: plan.method.referenceUrl })));

@@ -15,6 +15,7 @@ import type { Recipe, RecipeSlice } from '../../core/recipe/types.ts';
 import type { ModelSource, TensorInfo } from '../../core/source.ts';
 import { isEmbeddingName, isInputEmbeddingName } from '../../core/tensor-names.ts';
 import type { MethodDescriptor } from '../methods/types.ts';
+import { mergesTokenizer } from './tokenizer.ts';
 
 /** Where one output tensor's inputs come from and how its parameters resolve (a slice's view). */
 export interface TensorSources {
@@ -92,6 +93,8 @@ export function planSlices(recipe: Recipe, sources: ReadonlyMap<string, ModelSou
   const outDtypeOf = (info: TensorInfo): TensorInfo['dtype'] => (isFloatDType(info.dtype) ? (recipe.outDtype ?? recipe.dtype ?? info.dtype) : info.dtype);
   const notes: string[] = [];
   const tensors: SlicedTensor[] = [];
+  // A rebuilt vocabulary gathers embedding rows per token (plan/tokenizer.ts) instead of cutting them.
+  const vocabRebuilt = mergesTokenizer(recipe);
 
   const views = slices.map((slice, si) => sliceView(recipe, slice, si, method, open, indexOf));
 
@@ -100,7 +103,7 @@ export function planSlices(recipe: Recipe, sources: ReadonlyMap<string, ModelSou
     for (const info of referenceIndex.outside) {
       if (!pick(info.name)) continue;
       const names = view.models.map(() => info.name);
-      tensors.push(plannedTensor(info.name, names, view, 0, outDtypeOf, notes));
+      tensors.push(plannedTensor(info.name, names, view, 0, outDtypeOf, notes, vocabRebuilt));
     }
   };
   outside(isInputEmbeddingName, views[0]);
@@ -113,7 +116,7 @@ export function planSlices(recipe: Recipe, sources: ReadonlyMap<string, ModelSou
       const first = indexOf(view.models[0]).byLayer.get(inputLayers[0]) ?? [];
       for (const info of first) {
         const names = view.models.map((m, j) => renumbered(info.name, inputLayers[0], inputLayers[j]));
-        tensors.push(plannedTensor(renumbered(info.name, inputLayers[0], next + i), names, view, position, outDtypeOf, notes));
+        tensors.push(plannedTensor(renumbered(info.name, inputLayers[0], next + i), names, view, position, outDtypeOf, notes, vocabRebuilt));
       }
     }
     next += n;
@@ -191,6 +194,7 @@ function plannedTensor(
   position: number,
   outDtypeOf: (info: TensorInfo) => TensorInfo['dtype'],
   notes: string[],
+  vocabRebuilt: boolean,
 ): SlicedTensor {
   const infos = view.models.map((m, j) => {
     const info = m.tensors.get(names[j]);
@@ -203,7 +207,7 @@ function plannedTensor(
   const merged = isFloatDType(ref.dtype);
   let rows: number | undefined;
   infos.forEach((info, j) => {
-    if (j === refIndex || sameShape(info.shape, ref.shape)) return;
+    if (j === refIndex || sameShape(info.shape, ref.shape) || (vocabRebuilt && isEmbeddingName(name))) return;
     if (merged && !isFloatDType(info.dtype)) throw new SlicesPlanError(`tensor ${names[j]}: ${view.models[j].id} stores ${info.dtype}, ${view.models[refIndex].id} stores ${ref.dtype}`);
     const cut = isEmbeddingName(name) && info.shape.length === ref.shape.length && sameShape(info.shape.slice(1), ref.shape.slice(1)) && info.shape[0] > ref.shape[0];
     if (!cut) {
