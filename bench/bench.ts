@@ -7,6 +7,7 @@
  *                    [--from procedural|disk] [--compare-mergekit] [--no-pool] [--no-analysis]
  *                    [--json FILE] [--linalg | --linalg-only] [--linalg-large]
  *                    [--linalg-sizes 256,512,1024] [--linalg-factor-sizes 1024]
+ *                    [--subspace | --subspace-only] [--subspace-large]
  *
  * Sizes: `small` (hidden 512, 8 layers, vocab 8000), `mk` (issue 9's mergekit comparison set: hidden
  * 2048, intermediate 5632, 4 layers, vocab 32000, 337 M parameters), `1b` (TinyLlama-1.1B's shape),
@@ -22,6 +23,7 @@
  * ratio to a plain copy (read every input, write one model) and to mergekit. JSON goes to
  * bench/results/<date>-<host>.json (or --json). `--linalg` adds matrix-product GFLOP/s and the
  * polar / SVD times of src/gpu/linalg (bench/linalg.ts); `--linalg-only` runs just that.
+ * `--subspace` adds the analysis's subspace statistics (bench/subspace.ts); `--subspace-only` runs just that.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,6 +44,7 @@ import { GpuBackend } from '../src/gpu/gpu-backend.ts';
 import { methodLookup } from '../src/gpu/methods/index.ts';
 import { benchAnalysis, reportAnalysis } from './analysis.ts';
 import { benchLinalg, reportLinalg, type LinalgRow } from './linalg.ts';
+import { benchSubspace, reportSubspace, type SubspaceRow } from './subspace.ts';
 
 const { values } = parseArgs({
   options: {
@@ -58,6 +61,9 @@ const { values } = parseArgs({
     'linalg-large': { type: 'boolean', default: false },
     'linalg-sizes': { type: 'string', default: '256,512,1024' },
     'linalg-factor-sizes': { type: 'string', default: '1024' },
+    subspace: { type: 'boolean', default: false },
+    'subspace-only': { type: 'boolean', default: false },
+    'subspace-large': { type: 'boolean', default: false },
   },
 });
 
@@ -313,7 +319,8 @@ function table(rows: readonly Row[]): void {
 
 async function main() {
   const linalgOnly = values['linalg-only'] === true;
-  const sizes = linalgOnly ? [] : (values.sizes as string).split(',');
+  const subspaceOnly = values['subspace-only'] === true;
+  const sizes = linalgOnly || subspaceOnly ? [] : (values.sizes as string).split(',');
   const useMergekit = values['compare-mergekit'] === true && values.from === 'disk' && mergekitAvailable();
   if (values['compare-mergekit'] && !useMergekit) {
     console.error(values.from !== 'disk' ? 'mergekit comparison needs --from disk' : 'mergekit is not installed here: comparing with the times recorded for issue 9');
@@ -346,19 +353,24 @@ async function main() {
   } finally {
     for (const b of backends.values()) b.destroy();
   }
-  if (!linalgOnly) table(rows);
+  if (!linalgOnly && !subspaceOnly) table(rows);
   if (linalg) reportLinalg(linalg);
   let analysis: Awaited<ReturnType<typeof benchAnalysis>> | undefined;
-  if (!values['no-analysis'] && !linalgOnly) {
+  if (!values['no-analysis'] && !linalgOnly && !subspaceOnly) {
     console.error('analysis of the demo checkpoints (TIES, three experts): first run, then re-runs as one density slider moves');
     analysis = await benchAnalysis((values.backends as string).split(',') as BackendKind[]);
     reportAnalysis(analysis);
   }
+  let subspace: SubspaceRow[] | undefined;
+  if (values.subspace || subspaceOnly) {
+    subspace = await benchSubspace((values.backends as string).split(',') as BackendKind[], { large: values['subspace-large'] === true });
+    reportSubspace(subspace);
+  }
   const machine = { host: hostname(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory: totalmem(), node: process.version };
   const date = new Date().toISOString();
-  const file = values.json ?? join(import.meta.dirname, 'results', `${date.slice(0, 10)}-${machine.host}-${linalgOnly ? 'linalg' : sizes.join('_')}.json`);
+  const file = values.json ?? join(import.meta.dirname, 'results', `${date.slice(0, 10)}-${machine.host}-${linalgOnly ? 'linalg' : subspaceOnly ? 'subspace' : sizes.join('_')}.json`);
   mkdirSync(join(file, '..'), { recursive: true });
-  writeFileSync(file, JSON.stringify({ date, machine, from: values.from, pool: !values['no-pool'], sets, rows, analysis, linalg }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ date, machine, from: values.from, pool: !values['no-pool'], sets, rows, analysis, linalg, subspace }, null, 2) + '\n');
   console.error(`results: ${file}`);
 }
 
