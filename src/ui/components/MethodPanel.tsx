@@ -121,7 +121,7 @@ function ModelParams({ params, numLayers }: { params: readonly ParamSpec[]; numL
   const setGlobalParam = useStudio((s) => s.setGlobalParam);
   if (params.length === 0) return null;
   const live = useStudioAnalysis() !== null;
-  const columns = { gridTemplateColumns: `minmax(100px, 170px) repeat(${params.length}, minmax(150px, 1fr))${live ? ' minmax(132px, 170px)' : ''}` };
+  const columns = { gridTemplateColumns: `minmax(90px, 170px) repeat(${params.length}, minmax(164px, 1fr))${live ? ' minmax(112px, 170px)' : ''}` };
   return (
     <fieldset className="param-group">
       <legend>Per-model parameters</legend>

@@ -88,14 +88,20 @@ describe('analysis through the engine worker', () => {
     expect(progress.at(-1)!.tensorsDone).toBe(progress.at(-1)!.tensorsTotal);
   });
 
-  it('reuses the model statistics when only the recipe changed', async () => {
-    const { client } = await opened();
+  it('reuses the model statistics when only the recipe changed, and sends them to the page once', async () => {
+    const { client, received } = await opened();
     const first = await client.analyze({ recipe: recipe(0.6), backend: 'cpu', seed: 0 }, () => undefined).outcome;
     const parts: AnalysisProgress['parts'][] = [];
     const second = await client.analyze({ recipe: recipe(0.2), backend: 'cpu', seed: 0 }, (p) => parts.push(p.parts)).outcome;
     if (first.status !== 'done' || second.status !== 'done') throw new Error('analysis did not finish');
     expect(parts.every((p) => !p.model && p.recipe)).toBe(true);
     expect(second.result.modelStats).toEqual(first.result.modelStats);
+    // The second message refers to the statistics the page holds instead of carrying them again.
+    const done = received.filter((m) => m.kind === 'analysis-done');
+    expect(done.map((m) => [m.result.modelStats === null, m.sameModelStats])).toEqual([
+      [false, undefined],
+      [true, first.result.modelStats!.key],
+    ]);
     // Lower densities keep less and leave fewer conflicts after trimming.
     expect(second.result.recipeStats!.whole.keptFraction![0]).toBeLessThan(first.result.recipeStats!.whole.keptFraction![0]);
     expect(second.result.recipeStats!.whole.conflictAll!).toBeLessThan(first.result.recipeStats!.whole.conflictAll!);

@@ -11,13 +11,21 @@ import type { Recipe } from '../../core/recipe/types.ts';
 import { analyzeMerge } from '../../gpu/analysis/analyze.ts';
 import type { AnalysisOps } from '../../gpu/analysis/ops.ts';
 
-/** Tensors of each synthetic model: an embedding and one layer, about 30 k parameters. */
+/**
+ * Tensors of each synthetic model: a Llama layer and the tensors around it, small (19 k parameters)
+ * but as many as a small model has per layer, since a software adapter's cost is mostly per tensor
+ * (dispatches, readbacks) and the CPU's mostly per element.
+ */
 const SHAPES: readonly { name: string; shape: number[] }[] = [
-  { name: 'model.embed_tokens.weight', shape: [97, 64] },
-  { name: 'model.layers.0.self_attn.q_proj.weight', shape: [64, 64] },
-  { name: 'model.layers.0.mlp.up_proj.weight', shape: [172, 64] },
-  { name: 'model.layers.0.mlp.down_proj.weight', shape: [64, 172] },
-  { name: 'model.layers.0.input_layernorm.weight', shape: [64] },
+  { name: 'model.embed_tokens.weight', shape: [97, 32] },
+  ...['q_proj', 'k_proj', 'v_proj', 'o_proj'].map((p) => ({ name: `model.layers.0.self_attn.${p}.weight`, shape: [32, 32] })),
+  { name: 'model.layers.0.mlp.gate_proj.weight', shape: [86, 32] },
+  { name: 'model.layers.0.mlp.up_proj.weight', shape: [86, 32] },
+  { name: 'model.layers.0.mlp.down_proj.weight', shape: [32, 86] },
+  { name: 'model.layers.0.input_layernorm.weight', shape: [32] },
+  { name: 'model.layers.0.post_attention_layernorm.weight', shape: [32] },
+  { name: 'model.norm.weight', shape: [32] },
+  { name: 'lm_head.weight', shape: [97, 32] },
 ];
 
 /** Deterministic values in (−0.1, 0.1) (xorshift), so every run times the same work. */

@@ -3,7 +3,7 @@
  * promise. Progress arrives through callbacks; a merge can be cancelled. The worker (or, in tests,
  * an in-process host) sits behind a MessagePort-like `EnginePort`.
  */
-import type { AnalysisProgress, AnalysisResult } from '../../gpu/analysis/types.ts';
+import type { AnalysisProgress, AnalysisResult, ModelSetStats } from '../../gpu/analysis/types.ts';
 import {
   assertNever,
   isFromWorker,
@@ -119,6 +119,8 @@ export class EngineClient implements EngineApi {
   readonly #pending = new Map<number, Pending>();
   readonly #jobs = new Map<number, RunningJob>();
   readonly #analyses = new Map<number, RunningAnalysis>();
+  /** The last model statistics received (the worker does not send the same ones again). */
+  #modelStats: ModelSetStats | null = null;
   readonly #scores = new Map<number, { resolve(o: ScoreOutcome): void; reject(e: EngineError): void; progress(p: ScoreProgressInfo): void }>();
 
   constructor(port: EnginePort) {
@@ -183,7 +185,7 @@ export class EngineClient implements EngineApi {
     const outcome = new Promise<AnalysisOutcome>((resolve, reject) => {
       this.#analyses.set(jobId, { resolve, reject, progress: onProgress });
     });
-    this.#port.postMessage({ kind: 'analyze', jobId, request });
+    this.#port.postMessage({ kind: 'analyze', jobId, request, heldModelStats: this.#modelStats?.key });
     return {
       jobId,
       outcome,
@@ -286,7 +288,18 @@ export class EngineClient implements EngineApi {
       case 'analysis-done': {
         const job = this.#analyses.get(msg.jobId);
         this.#analyses.delete(msg.jobId);
-        job?.resolve({ status: 'done', result: msg.result });
+        // Model statistics are sent once per model set (the bulk of a result); later results refer to them.
+        let result = msg.result;
+        if (msg.sameModelStats !== undefined) {
+          if (this.#modelStats?.key !== msg.sameModelStats) {
+            job?.reject(new EngineError({ name: 'ProtocolError', message: `the engine referred to model statistics ${msg.sameModelStats} the page does not hold` }));
+            return;
+          }
+          result = { ...result, modelStats: this.#modelStats };
+        } else if (result.modelStats) {
+          this.#modelStats = result.modelStats;
+        }
+        job?.resolve({ status: 'done', result });
         return;
       }
       case 'analysis-failed': {

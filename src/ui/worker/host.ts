@@ -133,7 +133,7 @@ export class EngineHost {
       case 'merge':
         return this.#merge(msg.jobId, msg.request);
       case 'analyze':
-        return this.#analyze(msg.jobId, msg.request);
+        return this.#analyze(msg.jobId, msg.request, msg.heldModelStats);
       case 'score':
         return this.#score(msg.jobId, msg.request);
       case 'cancel':
@@ -274,7 +274,7 @@ export class EngineHost {
 
   /**
    * The calibration analysis on each backend (each made for it and destroyed after): a first run to
-   * build pipelines, then three timed runs taking turns, keeping each backend's fastest (what else
+   * build pipelines, then two timed runs taking turns, keeping each backend's fastest (what else
    * runs on the machine only ever makes a run slower).
    */
   async #measureBackends(): Promise<BackendSpeeds> {
@@ -286,7 +286,7 @@ export class EngineHost {
       const cpuOps = opsOf(cpu);
       const gpuOps = opsOf(gpu);
       const times = { cpu: [] as number[], gpu: [] as number[] };
-      for (let round = 0; round < 3; round++) {
+      for (let round = 0; round < 2; round++) {
         times.cpu.push(await timeAnalysis(cpuOps, round === 0));
         times.gpu.push(await timeAnalysis(gpuOps, round === 0));
       }
@@ -372,7 +372,7 @@ export class EngineHost {
     }
   }
 
-  async #analyze(jobId: number, request: AnalysisRequest): Promise<void> {
+  async #analyze(jobId: number, request: AnalysisRequest, heldModelStats?: string): Promise<void> {
     const controller = new AbortController();
     this.#jobs.set(jobId, controller);
     try {
@@ -407,7 +407,12 @@ export class EngineHost {
           },
         },
       });
-      this.#opts.post({ kind: 'analysis-done', jobId, result });
+      // The page holds these model statistics already: the message carries only what changed.
+      if (heldModelStats !== undefined && result.modelStats?.key === heldModelStats) {
+        this.#opts.post({ kind: 'analysis-done', jobId, result: { ...result, modelStats: null }, sameModelStats: heldModelStats });
+      } else {
+        this.#opts.post({ kind: 'analysis-done', jobId, result });
+      }
     } catch (err) {
       const cancelled = err instanceof AnalysisCancelledError || controller.signal.aborted;
       if (!cancelled) await this.#dropBrokenAnalysisOps();

@@ -171,7 +171,8 @@ export type ToWorker =
   | { kind: 'probe-gpu'; requestId: number }
   | { kind: 'measure-backends'; requestId: number }
   | { kind: 'merge'; jobId: number; request: MergeRequest }
-  | { kind: 'analyze'; jobId: number; request: AnalysisRequest }
+  /** `heldModelStats`: the key of the model statistics the page already holds (they are not sent again). */
+  | { kind: 'analyze'; jobId: number; request: AnalysisRequest; heldModelStats?: string }
   | { kind: 'cancel'; jobId: number }
   | { kind: 'cache-info'; requestId: number }
   | { kind: 'set-cache-limit'; requestId: number; maxBytes: number }
@@ -192,7 +193,8 @@ export type FromWorker =
   | { kind: 'merge-done'; jobId: number; result: MergeResultInfo; download: { name: string; blob: Blob } | null }
   | { kind: 'merge-failed'; jobId: number; error: ErrorInfo; cancelled: boolean }
   | { kind: 'analysis-progress'; jobId: number; progress: AnalysisProgress }
-  | { kind: 'analysis-done'; jobId: number; result: AnalysisResult }
+  /** `sameModelStats`: the result's model statistics are the page's held ones (sent as null). */
+  | { kind: 'analysis-done'; jobId: number; result: AnalysisResult; sameModelStats?: string }
   | { kind: 'analysis-failed'; jobId: number; error: ErrorInfo; cancelled: boolean }
   | ScoreFromWorker;
 
