@@ -6,13 +6,14 @@
  *   Task-specific: the top p triplets U_t, s_t, V_t of R_t = τ_t − U_c·(U_cᵀ·τ_t).
  *   Δ = mean(s_1..s_T, σ_c)·polar([U_1..U_T, U_c])·polar([V_1..V_T, V_c])ᵀ; result b + α·Δ.
  * p = 0 is Iso-C; every non-matrix tensor gets b + α·mean_t τ_t.
- * SVDs are thinSvd (Gram + host eigendecomposition), polar factors Newton–Schulz (src/gpu/linalg).
+ * SVDs are thinSvd (Gram + host eigendecomposition, src/gpu/linalg); the stacked singular
+ * vectors' polar factors come from their small Gram matrix (qrPolar, subspace.ts).
  */
 import { TensorScope, type Tensor } from '../backend.ts';
 import { thinSvd } from '../linalg/svd.ts';
 import { isoC } from './iso-c.ts';
 import { nonBaseModels, ParamReader } from './common.ts';
-import { addScaledProduct, isMatrixTensor, orthonormalColumnsPolar, subspaceMerge, SUBSPACE_PARAMS } from './subspace.ts';
+import { addScaledProduct, isMatrixTensor, qrPolar, subspaceMerge, SUBSPACE_PARAMS } from './subspace.ts';
 import type { MethodDescriptor } from './types.ts';
 
 /** Round half to even (Python's round, as the paper's code). */
@@ -84,9 +85,9 @@ export const isoCts: MethodDescriptor = {
       const uCat = scope.add(await backend.concatColumns([...us, uc]));
       const vCat = scope.add(await backend.concatColumns([...vs, vc]));
       for (const x of [...us, ...vs, uc, vc]) scope.drop(x);
-      const pu = scope.add(await orthonormalColumnsPolar(backend, uCat));
+      const pu = scope.add(await qrPolar(backend, uCat));
       scope.drop(uCat);
-      const pv = scope.add(await orthonormalColumnsPolar(backend, vCat));
+      const pv = scope.add(await qrPolar(backend, vCat));
       scope.drop(vCat);
       return await addScaledProduct(backend, base, pu, new Float32Array(r).fill(mean), pv, alpha);
     });

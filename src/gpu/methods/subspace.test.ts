@@ -4,16 +4,15 @@
  * through the engine on small models: a tall and a wide weight matrix, a square one, a matrix with
  * fewer dimensions than tasks, an embedding, an LM head and a norm.
  * Tolerance: |got − want| <= 2e-6 + 1e-5·max|want| per tensor (f32 Gram-based SVD and
- * Newton–Schulz against f64 Jacobi on matrices of condition number < 100). The polar helper: 1e-6
- * for nearly orthonormal columns, 2e-4 at condition number 10⁴ (Newton–Schulz: ~u·κ; the Gram
- * route would be off by ~4e-3 there).
+ * QR-based polar factors against f64 Jacobi on matrices of condition number < 1000). The polar
+ * helper qrPolar: 1e-6 at condition numbers up to 20, 2e-4 at 10⁴ (its error is ~u·κ).
  */
 import { describe, expect, it } from 'vitest';
 import { parseRecipe } from '../../core/recipe/parse.ts';
 import { methodLookup } from './index.ts';
 import { isoCtsSizes } from './iso-cts.ts';
 import { backendsUnderTest, mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
-import { orthonormalColumnsPolar } from './subspace.ts';
+import { qrPolar } from './subspace.ts';
 import { expectClose, fineTune, randomValues, seeded } from './test-harness.ts';
 
 const SPECS: TensorSpec[] = [
@@ -208,7 +207,7 @@ describe.each(backendsUnderTest())('subspace methods ($name)', { timeout: 180_00
   });
 });
 
-describe.each(backendsUnderTest())('orthonormalColumnsPolar ($name)', { timeout: 180_000 }, ({ get }) => {
+describe.each(backendsUnderTest())('qrPolar ($name)', { timeout: 180_000 }, ({ get }) => {
   /** X = U·diag(σ)·Vᵀ with random orthonormal U (m×n), V (n×n): its polar factor is U·Vᵀ. */
   function withSpectrum(m: number, n: number, sigma: number[], seed: number) {
     const rand = seeded(seed);
@@ -218,13 +217,16 @@ describe.each(backendsUnderTest())('orthonormalColumnsPolar ($name)', { timeout:
   }
 
   it.each([
-    ['nearly orthonormal columns (Gram route)', Array.from({ length: 9 }, (_, j) => 1 + 0.1 * Math.sin(j)), 1e-6],
-    ['condition number 10⁴ (Newton–Schulz)', Array.from({ length: 9 }, (_, j) => 10 ** (-4 * (j / 8))), 2e-4],
-  ])('%s', async (_, sigma, tol) => {
+    ['nearly orthonormal columns', false, Array.from({ length: 9 }, (_, j) => 1 + 0.1 * Math.sin(j)), 1e-6],
+    ['a wide matrix of condition number 20', true, Array.from({ length: 9 }, (_, j) => 20 ** (-j / 8)), 1e-6],
+    ['condition number 10⁴ (a shifted CholeskyQR pass)', false, Array.from({ length: 9 }, (_, j) => 10 ** (-4 * (j / 8))), 2e-4],
+  ])('%s', async (_, wide, sigma, tol) => {
     const backend = get();
-    const { x, polar: want } = withSpectrum(23, 9, sigma, 11);
-    const input = await backend.upload(Float32Array.from(x.a), [23, 9]);
-    const got = await orthonormalColumnsPolar(backend, input);
+    const made = withSpectrum(23, 9, sigma, 11);
+    const [x, want] = wide ? [transpose(made.x), transpose(made.polar)] : [made.x, made.polar];
+    const input = await backend.upload(Float32Array.from(x.a), [x.rows, x.cols]);
+    const got = await qrPolar(backend, input);
+    expect(got.shape).toEqual([x.rows, x.cols]);
     expectClose(await backend.read(got), want.a, 0, tol);
     backend.release(got);
     backend.release(input);

@@ -6,8 +6,9 @@
 import { isMatrixTensor } from '../../core/tensor-names.ts';
 import { TensorScope, type Backend, type Tensor } from '../backend.ts';
 import { symmetricEigen } from '../linalg/eigh.ts';
-import { readF64, uploadMatrix } from '../linalg/host.ts';
+import { uploadMatrix } from '../linalg/host.ts';
 import { polar } from '../linalg/polar.ts';
+import { qr, RankDeficientError } from '../linalg/qr.ts';
 import { nonBaseModels, ParamReader, requireBase } from './common.ts';
 import type { MergeContext, MethodDescriptor } from './types.ts';
 
@@ -45,42 +46,68 @@ export async function polarFactor(backend: Backend, x: Tensor): Promise<Tensor> 
   return (await polar(backend, x)).polar;
 }
 
-/** Below this λ_min/λ_max of XᵀX (κ(X) above 100) the Gram route loses too much: Newton–Schulz. */
-const GRAM_POLAR_MIN_RATIO = 1e-4;
-
 /**
- * The polar factor of a tall X whose columns are nearly orthonormal (singular vectors of several
- * tasks side by side) as X·(XᵀX)^−½: one Gram product, the eigendecomposition of the small Gram
- * matrix on the host in f64, one product — two products where Newton–Schulz needs two per step
- * (about 8 steps here). Its error is ~u·κ(X)², fine for κ near 1; a worse-conditioned X (tasks
- * sharing directions) goes to Newton–Schulz (~u·κ).
+ * R·(RᵀR)^−½ for an r×r upper-triangular R (row-major f64): the polar factor of R, in f64 on the
+ * host; undefined when RᵀR is not positive definite to f64 precision.
  */
-export async function orthonormalColumnsPolar(backend: Backend, x: Tensor): Promise<Tensor> {
-  const [rows, cols] = x.shape;
-  if (cols === 0 || cols > rows) return polarFactor(backend, x);
-  let eig;
-  {
-    using g = await backend.matmul(x, x, { transA: true });
-    eig = symmetricEigen(await readF64(backend, g), cols);
-  }
-  const { values, vectors } = eig;
-  if (!(values[cols - 1] > GRAM_POLAR_MIN_RATIO * values[0])) return polarFactor(backend, x);
-  // (XᵀX)^−½ = W·Λ^−½·Wᵀ, in f64.
-  const inv = new Float64Array(cols * cols);
-  for (let i = 0; i < cols; i++) {
-    for (let j = i; j < cols; j++) {
+function triangularPolar(R: Float64Array, r: number): Float64Array | undefined {
+  const rtr = new Float64Array(r * r);
+  for (let i = 0; i < r; i++) {
+    for (let j = i; j < r; j++) {
       let s = 0;
-      for (let e = 0; e < cols; e++) s += (vectors[i * cols + e] * vectors[j * cols + e]) / Math.sqrt(values[e]);
-      inv[i * cols + j] = s;
-      inv[j * cols + i] = s;
+      for (let k = 0; k <= Math.min(i, j); k++) s += R[k * r + i] * R[k * r + j];
+      rtr[i * r + j] = s;
+      rtr[j * r + i] = s;
     }
   }
-  using root = await uploadMatrix(backend, inv, cols, cols);
-  using y = await backend.matmul(x, root);
-  // One Newton–Schulz step, Y ← Y − ½·Y·(YᵀY − I): squares the error of the f32 Gram route.
-  using gram = await backend.matmul(y, y, { transA: true });
-  using e = await backend.addDiagonal(gram, -1);
-  return await backend.matmul(y, e, { alpha: -0.5, addend: y, beta: 1 });
+  const { values, vectors } = symmetricEigen(rtr, r);
+  if (!(values[r - 1] > 0)) return undefined;
+  const invRoot = new Float64Array(r * r);
+  for (let i = 0; i < r; i++) {
+    for (let j = i; j < r; j++) {
+      let s = 0;
+      for (let e = 0; e < r; e++) s += (vectors[i * r + e] * vectors[j * r + e]) / Math.sqrt(values[e]);
+      invRoot[i * r + j] = s;
+      invRoot[j * r + i] = s;
+    }
+  }
+  const out = new Float64Array(r * r);
+  for (let i = 0; i < r; i++) {
+    for (let k = i; k < r; k++) {
+      const v = R[i * r + k];
+      if (v !== 0) for (let j = 0; j < r; j++) out[i * r + j] += v * invRoot[k * r + j];
+    }
+  }
+  return out;
+}
+
+/**
+ * The polar factor P·Qᵀ of X through a thin QR of its tall side: X = Q·R (CholeskyQR2, f32
+ * products, R in f64 on the host), polar(X) = Q·polar(R) with polar(R) = R·(RᵀR)^−½ from an f64
+ * eigendecomposition of the small r×r RᵀR; a wide X goes through Xᵀ. About five products whatever
+ * the condition number κ (Newton–Schulz from X takes about log₁.₅κ + 5 steps of two), and as
+ * accurate (~u·κ): the f32 work is the QR, which is backward stable. A rank-deficient X, whose
+ * polar factor is not unique, goes to Newton–Schulz (src/gpu/linalg/polar.ts).
+ */
+export async function qrPolar(backend: Backend, x: Tensor): Promise<Tensor> {
+  const [rows, cols] = x.shape;
+  const tall = rows >= cols;
+  const r = Math.min(rows, cols);
+  if (r === 0) return polarFactor(backend, x);
+  using transposed = tall ? undefined : await backend.transpose(x);
+  let factors;
+  try {
+    factors = await qr(backend, transposed ?? x);
+  } catch (err) {
+    if (err instanceof RankDeficientError) return polarFactor(backend, x);
+    throw err;
+  }
+  using q = factors.Q;
+  const w = triangularPolar(factors.R, r);
+  if (!w) return polarFactor(backend, x);
+  using wt = await uploadMatrix(backend, w, r, r);
+  // Tall: Q·W. Wide: polar(X) = polar(Xᵀ)ᵀ = Wᵀ·Qᵀ.
+  return tall ? await backend.matmul(q, wt) : await backend.matmul(wt, q, { transA: true, transB: true });
 }
 
 /** b + alpha·Δ with Δ = P·diag(s)·Qᵀ for column factors P (m×r), Q (n×r). */

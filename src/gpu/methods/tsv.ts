@@ -4,11 +4,12 @@
  * top k singular triplets of each τ_t, side by side, Û = [U_1..U_T] (m×Tk), ŝ, V̂ = [V_1..V_T]
  * (n×Tk); Δ = polar(Û)·diag(ŝ)·polar(V̂)ᵀ decorrelates the tasks' subspaces; result b + α·Δ.
  * k = 0 (fewer dimensions than tasks) and every non-matrix tensor: b + α·mean_t τ_t.
- * SVDs are thinSvd (Gram + host eigendecomposition), polar factors Newton–Schulz (src/gpu/linalg).
+ * SVDs are thinSvd (Gram + host eigendecomposition, src/gpu/linalg); the stacked singular
+ * vectors' polar factors come from their small Gram matrix (qrPolar, subspace.ts).
  */
 import { TensorScope } from '../backend.ts';
 import { thinSvd } from '../linalg/svd.ts';
-import { addScaledProduct, orthonormalColumnsPolar, subspaceMerge, SUBSPACE_PARAMS } from './subspace.ts';
+import { addScaledProduct, qrPolar, subspaceMerge, SUBSPACE_PARAMS } from './subspace.ts';
 import type { MethodDescriptor } from './types.ts';
 
 export const tsv: MethodDescriptor = {
@@ -39,9 +40,9 @@ export const tsv: MethodDescriptor = {
       for (const u of us) scope.drop(u);
       const vHat = scope.add(await backend.concatColumns(vs));
       for (const v of vs) scope.drop(v);
-      const pu = scope.add(await orthonormalColumnsPolar(backend, uHat));
+      const pu = scope.add(await qrPolar(backend, uHat));
       scope.drop(uHat);
-      const pv = scope.add(await orthonormalColumnsPolar(backend, vHat));
+      const pv = scope.add(await qrPolar(backend, vHat));
       scope.drop(vHat);
       return await addScaledProduct(backend, base, pu, s, pv, alpha);
     });
