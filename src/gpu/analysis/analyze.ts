@@ -3,7 +3,8 @@
  * merge (src/gpu/engine.ts), keeping only small per-tensor summaries.
  *
  * - Model statistics (recipe-independent, cached per model set): task-vector dot products → norms,
- *   cosines, change relative to the base; sign conflicts; |δ| histograms.
+ *   cosines, change relative to the base; sign conflicts; |δ| histograms; the weight matrices' top
+ *   singular values, effective ranks and subspace overlaps (subspace.ts).
  * - Recipe statistics (the method and parameters as they are now): for the task-vector family, the
  *   entries each model keeps (the method's own sparsifier functions, same seed and keys as the merge),
  *   their overlap, consensus and conflicts, and each model's share of the merged delta; for every
