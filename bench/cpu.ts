@@ -11,7 +11,9 @@
  * copy of the same bytes (read every input tensor, write the base's) is timed in the same process as
  * the floor. Every measurement is repeated and the median reported, with the ratio to mergekit
  * 0.1.4's time for the same shape (single-threaded torch, reading and writing included) and to the
- * copy. CPU use is process CPU time / wall time (2.0 = both cores busy on a 2-core machine).
+ * copy. CPU is the process's CPU time (all threads, user + system: page faults count) and CPU use
+ * CPU time / wall time (2.0 = both cores busy on a 2-core machine); on a machine shared with other
+ * work, CPU time is the steadier figure.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -164,12 +166,19 @@ interface Sample {
   seconds: number;
   cpuSeconds: number;
   peakRss: number;
+  /** ArrayBuffer and SharedArrayBuffer bytes alive at once, at most (includes garbage not yet collected). */
+  peakArrayBuffers: number;
 }
 
 /** Time `run` with CPU time and sampled peak RSS. */
 async function measure(run: () => Promise<void>): Promise<Sample> {
   let peakRss = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 10);
+  let peakArrayBuffers = process.memoryUsage().arrayBuffers;
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    peakRss = Math.max(peakRss, m.rss);
+    peakArrayBuffers = Math.max(peakArrayBuffers, m.arrayBuffers);
+  }, 10);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   try {
@@ -179,7 +188,7 @@ async function measure(run: () => Promise<void>): Promise<Sample> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
-  return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRss: Math.max(peakRss, process.memoryUsage().rss) };
+  return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRss: Math.max(peakRss, process.memoryUsage().rss), peakArrayBuffers };
 }
 
 /** The floor: read every input tensor of every model, write the base's bytes as the output. */
@@ -203,6 +212,7 @@ interface Row {
   seconds: number[];
   cpuSeconds: number[];
   peakRss: number;
+  peakArrayBuffers: number;
   inputBytes: number;
   freshBytes?: number;
 }
@@ -220,7 +230,8 @@ async function main() {
   const copy: Sample[] = [];
   for (let r = 0; r < repeat; r++) copy.push(await measure(() => plainCopy(sources, out)));
   const copySeconds = median(copy.map((s) => s.seconds));
-  console.error(`plain copy (read 4 models, write 1): ${copySeconds.toFixed(2)} s median of ${copy.map((s) => s.seconds.toFixed(2)).join(', ')}`);
+  const copyCpu = median(copy.map((s) => s.cpuSeconds));
+  console.error(`plain copy (read 4 models, write 1): ${copySeconds.toFixed(2)} s (CPU ${copyCpu.toFixed(1)} s) median of ${copy.map((s) => s.seconds.toFixed(2)).join(', ')}`);
 
   const rows: Row[] = [];
   for (const kind of (values.backends as string).split(',')) {
@@ -231,7 +242,7 @@ async function main() {
       for (const method of (values.methods as string).split(',')) {
         const recipe = parseRecipe(recipeFor(method), methodLookup, { file: `${method}.yml` });
         const used = new Set([...recipe.models.map((m) => m.model), ...(recipe.baseModel ? [recipe.baseModel] : [])]);
-        const row: Row = { backend: kind, method, seconds: [], cpuSeconds: [], peakRss: 0, inputBytes: used.size * bytesPerModel };
+        const row: Row = { backend: kind, method, seconds: [], cpuSeconds: [], peakRss: 0, peakArrayBuffers: 0, inputBytes: used.size * bytesPerModel };
         const fresh0 = backend instanceof FastCpuBackend ? backend.memoryStats().freshBytes : 0;
         for (let r = 0; r < repeat; r++) {
           const s = await measure(async () => {
@@ -240,7 +251,8 @@ async function main() {
           row.seconds.push(s.seconds);
           row.cpuSeconds.push(s.cpuSeconds);
           row.peakRss = Math.max(row.peakRss, s.peakRss);
-          console.error(`  ${method}: ${s.seconds.toFixed(2)} s (CPU ${(s.cpuSeconds / s.seconds).toFixed(2)}×), peak RSS ${formatBytes(s.peakRss)}`);
+          row.peakArrayBuffers = Math.max(row.peakArrayBuffers, s.peakArrayBuffers);
+          console.error(`  ${method}: ${s.seconds.toFixed(2)} s, CPU ${s.cpuSeconds.toFixed(1)} s (${(s.cpuSeconds / s.seconds).toFixed(2)}×), peak RSS ${formatBytes(s.peakRss)}`);
         }
         if (backend instanceof FastCpuBackend) row.freshBytes = (backend.memoryStats().freshBytes - fresh0) / repeat;
         rows.push(row);
@@ -251,15 +263,15 @@ async function main() {
   }
   rmSync(out, { recursive: true, force: true });
 
-  console.log(`\n${(params / 1e6).toFixed(1)} M parameters per model (BF16), base + 3 experts, disk to disk; medians of ${repeat}. Plain copy: ${copySeconds.toFixed(2)} s.`);
+  console.log(`\n${(params / 1e6).toFixed(1)} M parameters per model (BF16), base + 3 experts, disk to disk; medians of ${repeat}. Plain copy: ${copySeconds.toFixed(2)} s, CPU ${copyCpu.toFixed(1)} s.`);
   console.log(`Memory bound (models + 3) × largest f32 tensor + 512 MB = ${formatBytes(7 * largestF32 + 512e6)} (4 models).\n`);
-  console.log('| backend | method | time (s) | runs (s) | CPU use | input GB/s | output M params/s | vs mergekit | vs copy | peak RSS | fresh buffers per run |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('| backend | method | time (s) | runs (s) | CPU (s) | CPU use | input GB/s | output M params/s | vs mergekit | vs copy (time) | vs copy (CPU) | peak RSS | peak buffers | fresh pool buffers per run |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const t = median(r.seconds);
     const mk = MERGEKIT_SECONDS[r.method];
     console.log(
-      `| ${r.backend} | ${r.method} | ${t.toFixed(2)} | ${r.seconds.map((s) => s.toFixed(1)).join(' ')} | ${(median(r.cpuSeconds) / t).toFixed(2)} | ${(r.inputBytes / t / 1e9).toFixed(2)} | ${(params / t / 1e6).toFixed(1)} | ${mk ? `${(mk / t).toFixed(2)}×` : '–'} | ${(t / copySeconds).toFixed(2)}× | ${formatBytes(r.peakRss)} | ${r.freshBytes !== undefined ? formatBytes(r.freshBytes) : '–'} |`,
+      `| ${r.backend} | ${r.method} | ${t.toFixed(2)} | ${r.seconds.map((s) => s.toFixed(1)).join(' ')} | ${median(r.cpuSeconds).toFixed(1)} | ${(median(r.cpuSeconds) / t).toFixed(2)} | ${(r.inputBytes / t / 1e9).toFixed(2)} | ${(params / t / 1e6).toFixed(1)} | ${mk ? `${(mk / t).toFixed(2)}×` : '–'} | ${(t / copySeconds).toFixed(2)}× | ${(median(r.cpuSeconds) / copyCpu).toFixed(2)}× | ${formatBytes(r.peakRss)} | ${formatBytes(r.peakArrayBuffers)} | ${r.freshBytes !== undefined ? formatBytes(r.freshBytes) : '–'} |`,
     );
   }
   if (values.json) writeFileSync(values.json as string, JSON.stringify({ hidden, intermediate, layers, vocab, params, bytesPerModel, copy, rows }, null, 2));

@@ -10,8 +10,8 @@
  * views (`v[k]`). The source itself is the cache key of the compiled kernel (threads.ts).
  *
  * A kernel source is the body of `new Function('rt', source)`, run once per thread; it returns
- * `{ begin(), run(v, p, state, start, end, chunk), end(v, p, state, slot) }`: `begin` makes the
- * per-job `state` of a thread (zeroed histograms), `run` does the items [start, end) (elements, or rows
+ * `{ begin(slot), run(v, p, state, start, end, chunk), end(v, p, state, slot) }`: `begin` makes the
+ * per-job `state` of the thread writing results slot `slot` (zeroed histograms), `run` does the items [start, end) (elements, or rows
  * for row consumers) of chunk number `chunk`, `end` flushes the state into slot `slot` of the
  * results. Views and parameters arrive as arguments and are read into locals (a closure per job
  * would keep V8 from specializing the loop). `rt` is the per-thread runtime (runtime.ts).
@@ -51,10 +51,19 @@ export type Consumer =
   | { kind: 'rowDots'; rowLen: number; res: Binding }
   /** per-thread digit histograms of key(root 0) for 1–2 selectors of `bins` bins, into res[slot·S·bins + s·bins + digit] */
   | { kind: 'histogram'; bins: number; selectors: DigitSelector[]; res: Binding }
-  /** per chunk: how many keys equal keys[s], into res[chunk·S + s] */
-  | { kind: 'keyCount'; keys: number[]; res: Binding }
+  /** per chunk: how many keys equal keys[s], into res[chunk·S + s] (and are below it, into below[chunk·S + s]) */
+  | { kind: 'keyCount'; keys: number[]; res: Binding; below?: Binding }
   /** res[0] = index of the match number `nth` (0-based) of key == `key` in [start, end), res[1] = 1 if found */
   | { kind: 'keyFind'; key: number; nth: number; res: Binding }
+  /** keys[k] = key(root 0) at element index[k] (items are the k) */
+  | { kind: 'gather'; index: Binding; keys: Binding }
+  /**
+   * For 1–2 key windows [lo, hi] (inclusive): per chunk, below[chunk·W + w] = entries with key < lo_w,
+   * and every entry inside some window appended (index, key) to its thread's region of `capacity`
+   * entries in candIndex/candKey (slot·capacity + position; positions past capacity are counted, not
+   * written); table[chunk·3 ..] = [slot, first position, count] says where each chunk's entries went.
+   */
+  | { kind: 'collect'; windows: [number, number][]; capacity: number; below: Binding; table: Binding; candIndex: Binding; candKey: Binding }
   /**
    * DELLA: per row (items are rows of rowLen), rank entries by (key, index) and set mask[i] = 1 where
    * the counter-based uniform of i is below thresholds[rank] / 2^24
@@ -224,6 +233,16 @@ function elementCode(b: Builder, roots: readonly Node[]): ElementCode {
   return { body, roots: roots.map((r) => names.get(r)!), rows };
 }
 
+/** A loop over the positions index[k], k in [from, to) (rows found by division: positions jump). */
+function gatherLoop(el: ElementCode, index: string, from: string, to: string, perElement: string[]): string[] {
+  const lines = [`for (let k = ${from}; k < ${to}; k++) {`, `  const i = ${index}[k];`];
+  for (const r of el.rows) lines.push(`  const ${r.name} = Math.floor(i / ${r.rowLen});`);
+  for (const l of el.body) lines.push(`  ${l}`);
+  for (const l of perElement) lines.push(`  ${l}`);
+  lines.push('}');
+  return lines;
+}
+
 /** A loop over elements [from, to) running `code` per element after the row counters advance. */
 function elementLoop(el: ElementCode, from: string, to: string, perElement: string[]): string[] {
   const lines: string[] = [];
@@ -368,11 +387,14 @@ export function planKernel(roots: readonly Node[], consumer: Consumer): KernelPl
     }
     case 'keyCount': {
       const res = b.view(c.res);
+      const below = c.below ? b.view(c.below) : undefined;
       const keys = c.keys.map((k) => b.param(k));
+      const counters = keys.map((_, k) => `n${k} = 0${below ? `, m${k} = 0` : ''}`);
       run = [
-        `let ${keys.map((_, k) => `n${k} = 0`).join(', ')};`,
-        ...elementLoop(el, 'start', 'end', [keyOf(r0, 'key'), ...keys.map((k, j) => `if (key === ${k}) n${j}++;`)]),
+        `let ${counters.join(', ')};`,
+        ...elementLoop(el, 'start', 'end', [keyOf(r0, 'key'), ...keys.map((k, j) => `if (key === ${k}) n${j}++;${below ? ` else if (key < ${k}) m${j}++;` : ''}`)]),
         ...keys.map((_, j) => `${res}[chunk * ${keys.length} + ${j}] = n${j};`),
+        ...(below ? keys.map((_, j) => `${below}[chunk * ${keys.length} + ${j}] = m${j};`) : []),
       ];
       break;
     }
@@ -380,6 +402,39 @@ export function planKernel(roots: readonly Node[], consumer: Consumer): KernelPl
       const res = b.view(c.res);
       const key = b.param(c.key);
       run = [`let left = ${b.param(c.nth)};`, ...elementLoop(el, 'start', 'end', [keyOf(r0, 'key'), `if (key === ${key}) { if (left === 0) { ${res}[0] = i; ${res}[1] = 1; return; } left--; }`])];
+      break;
+    }
+    case 'gather': {
+      const index = b.view(c.index);
+      const keys = b.view(c.keys);
+      run = gatherLoop(el, index, 'start', 'end', [keyOf(r0, 'key'), `${keys}[k] = key;`]);
+      break;
+    }
+    case 'collect': {
+      const below = b.view(c.below);
+      const table = b.view(c.table);
+      const ci = b.view(c.candIndex);
+      const ck = b.view(c.candKey);
+      const cap = b.param(c.capacity);
+      const w = c.windows.map(([lo, hi]) => [b.param(lo), b.param(hi)]);
+      const inside = w.map(([lo, hi]) => `(key >= ${lo} && key <= ${hi})`).join(' || ');
+      run = [
+        `const at = state.slot * ${cap};`,
+        'let put = state.pos;',
+        'const first = put;',
+        `let ${w.map((_, k) => `b${k} = 0`).join(', ')};`,
+        ...elementLoop(el, 'start', 'end', [
+          keyOf(r0, 'key'),
+          ...w.map(([lo], k) => `if (key < ${lo}) b${k}++;`),
+          `if (${inside}) { if (put < ${cap}) { ${ci}[at + put] = i; ${ck}[at + put] = key; } put++; }`,
+        ]),
+        ...w.map((_, k) => `${below}[chunk * ${w.length} + ${k}] = b${k};`),
+        `${table}[chunk * 3] = state.slot;`,
+        `${table}[chunk * 3 + 1] = first;`,
+        `${table}[chunk * 3 + 2] = put - first;`,
+        'state.pos = put;',
+      ];
+      state = [['pos', '0']];
       break;
     }
     case 'ranked': {
@@ -420,8 +475,8 @@ export function planKernel(roots: readonly Node[], consumer: Consumer): KernelPl
     'const { TB, TH, rankRow, scratch } = rt;',
     'const fr = Math.fround;',
     'const S = new Float32Array(1), SU = new Uint32Array(S.buffer);',
-    'function begin() {',
-    `  return { ${state.map(([name, init]) => `${name}: ${init}`).join(', ')} };`,
+    'function begin(slot) {',
+    `  return { ${['slot', ...state.map(([name, init]) => `${name}: ${init}`)].join(', ')} };`,
     '}',
     'function run(v, p, state, start, end, chunk) {',
     ...indent(b.header(run), '  '),

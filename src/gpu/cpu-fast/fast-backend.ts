@@ -44,7 +44,7 @@ import type { KeyDigitSelector } from '../ops/select.ts';
 import { BufferPool, Storage, VIEW_BYTES, type PoolStats, type ViewType } from './buffers.ts';
 import { isRowConsumer, planKernel, type Binding, type Consumer } from './codegen.ts';
 import { evaluationCost, inputsOf, Node, topoOrder, type DataFormat, type LinTerm } from './expr.ts';
-import { selectBand } from './select.ts';
+import { DEFAULT_SELECT_TUNING, selectBand, type SelectTuning } from './select.ts';
 import { ThreadPool, type WorkerFactory } from './threads.ts';
 
 /** Elements per chunk of a pass (and per partial sum of a reduction). */
@@ -108,6 +108,10 @@ export class FastCpuBackend implements Backend {
   readonly pool: BufferPool;
   readonly threads: ThreadPool;
   readonly #sharedOutputs: boolean;
+  /** keepRankBand's sampled path (select.ts); tests narrow the window to force the exact fallback. */
+  selectTuning: SelectTuning = { ...DEFAULT_SELECT_TUNING };
+  /** How many keepRankBand selections took each path (tests, benchmarks). */
+  readonly selectPaths = { sampled: 0, exact: 0 };
   readonly #live = new Set<FastTensor>();
   readonly #release = (t: FastTensor) => this.release(t);
 
@@ -224,13 +228,13 @@ export class FastCpuBackend implements Backend {
   }
 
   /**
-   * Pooled storage for results of `length` elements of `type`, zeroed (threads that get no chunk
-   * leave their slot as it is).
+   * Pooled storage for results of `length` elements of `type`, zeroed unless `zero` is false
+   * (threads that get no chunk leave their slot as it is).
    */
-  results(type: ViewType, length: number): { storage: Storage; binding: Binding } {
+  results(type: ViewType, length: number, zero = true): { storage: Storage; binding: Binding } {
     const bytes = VIEW_BYTES[type] * length;
     const storage = Storage.pooled(this.pool, bytes);
-    storage.u8().fill(0);
+    if (zero) storage.u8().fill(0);
     return { storage, binding: binding(storage, type, length, true) };
   }
 
@@ -476,7 +480,7 @@ export class FastCpuBackend implements Backend {
         const to = Math.max(from, Math.min(n, Math.floor(hi)));
         if (from >= to) return lazy(new Node(n, { kind: 'fill', value: 0 }), x.shape);
         if (from === 0 && to === n) return lazy(node, x.shape);
-        const band = await selectBand(this, node, from, to);
+        const band = await selectBand(this, node, from, to, this.selectTuning);
         return lazy(new Node(n, { kind: 'keepBand', x: node, band }), x.shape);
       },
 

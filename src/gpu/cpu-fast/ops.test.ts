@@ -50,6 +50,7 @@ function afterEach(fast: FastCpuBackend, what: string) {
 }
 
 describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) => {
+  const sigmas0 = fast.selectTuning.windowSigmas;
   it('decode, read and encode every dtype pair bit for bit (specials included)', async () => {
     for (const n of LENGTHS) {
       const values = randomValues(n, n + 1, 3);
@@ -166,6 +167,49 @@ describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) =
         }
       }
     }
+    afterEach(fast, name);
+  });
+
+  it('keepRankBand on large tensors (the sampled one-pass path, its exact fallbacks) keeps the same entries', async () => {
+    const shape = [301, 997];
+    const n = 301 * 997;
+    const cases: [string, Float32Array, 'sampled' | 'either'][] = [
+      // One pass collecting a key window around each bound.
+      ['random', randomValues(n, 17, 2), 'sampled'],
+      // Ties everywhere: each bound's window is one key; one pass counts it per chunk.
+      ['tied', tiedValues(n, 19), 'sampled'],
+      // Mostly zeros (an unchanged task vector): a bound among the zeros and one among the rest
+      // make a window too large to collect, and the exact path runs.
+      ['sparse', randomValues(n, 23).map((v, i) => (i % 97 === 0 ? v : 0)), 'either'],
+    ];
+    const bands: [number, number][] = [
+      [n - Math.floor(n * 0.2), n],
+      [Math.floor(n * 0.4), n - 3001],
+    ];
+    for (const [kind, values, path] of cases) {
+      for (const dtype of ['BF16', 'F32'] as const) {
+        const [f, r] = await inputs(fast, values, shape, dtype);
+        for (const [lo, hi] of bands) {
+          using want = await reference.keepRankBand(r, lo, hi);
+          const expected = await reference.read(want);
+          // The default window, then one far too narrow: the sample misses and the exact path takes over.
+          for (const sigmas of [sigmas0, 0.001]) {
+            fast.selectTuning.windowSigmas = sigmas;
+            const before = { ...fast.selectPaths };
+            const what = `${name} ${kind} ${dtype} [${lo}, ${hi}) window ${sigmas}σ`;
+            using got = await fast.keepRankBand(f, lo, hi);
+            expectSameBits(await fast.read(got), expected, what);
+            const took = fast.selectPaths.sampled > before.sampled ? 'sampled' : 'exact';
+            // A narrow window can still hold the rank where many entries share its key (BF16).
+            if (sigmas === sigmas0 && path !== 'either') expect(took, what).toBe(path);
+            else if (kind === 'random' && dtype === 'F32') expect(took, what).toBe('exact');
+          }
+        }
+        fast.release(f);
+        reference.release(r);
+      }
+    }
+    fast.selectTuning.windowSigmas = sigmas0;
     afterEach(fast, name);
   });
 

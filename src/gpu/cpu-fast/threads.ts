@@ -73,7 +73,7 @@ const MIN_PARALLEL_WORK = 1 << 15;
 interface Kernel {
   /** Set once the thread has warmed the kernel up (see runChunks). */
   warm?: boolean;
-  begin(): unknown;
+  begin(slot: number): unknown;
   run(v: unknown[], p: Float64Array, s: unknown, start: number, end: number, chunk: number): void;
   end(v: unknown[], p: Float64Array, s: unknown, slot: number): void;
 }
@@ -98,7 +98,7 @@ function runChunks(k: Kernel, v: unknown[], params: Float64Array, counter: Int32
     if (c >= chunks) break;
     const start = c * chunkItems;
     if (s === null) {
-      s = k.begin();
+      s = k.begin(slot);
       if (!k.warm) {
         // Empty ranges first, so that the code around the loop has type feedback before V8
         // optimizes the loop in flight (else the optimized code deoptimizes at the loop's end,
