@@ -59,6 +59,18 @@ describe('merge-studio merge', () => {
     expect([...tensors.values()].every((t) => t.dtype === 'F16')).toBe(true);
   });
 
+  it('reports the whole-model passes of a method before the merge (LiNeS without alpha)', async () => {
+    const lines = recipe(
+      'lines.yml',
+      `models:\n  - model: ${MODELS}/llama-f32/expert1\n  - model: ${MODELS}/llama-f32/expert2\nmerge_method: lines\nbase_model: ${MODELS}/llama-f32/base\nparameters: {beta: 0.5}\n`,
+    );
+    const { code, stderr } = await cli(['merge', lines, '--out', join(work, 'lines-out'), '--backend', 'cpu']);
+    expect(code).toBe(0);
+    const passLine = stderr.indexOf('pass 1 (lines: L1 norms for the default alpha): 39/39 tensors');
+    expect(passLine).toBeGreaterThanOrEqual(0);
+    expect(stderr.indexOf('39/39 tensors, ')).toBeGreaterThan(passLine);
+  });
+
   it('shards by --shard-size with transformers names and an index', async () => {
     const out = join(work, 'sharded');
     const { code } = await cli(['merge', recipe('ties2.yml', TIES), '--out', out, '--backend', 'cpu', '--shard-size', '100kB', '--quiet']);

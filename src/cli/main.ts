@@ -17,6 +17,7 @@ import type { Recipe } from '../core/recipe/types.ts';
 import type { ModelSource } from '../core/source.ts';
 import { analyzeCommand } from './analyze.ts';
 import { pushCommand } from './push.ts';
+import { extractLoraCommand } from './extract-lora.ts';
 import { evalCommand, EVAL_USAGE } from './eval.ts';
 
 const USAGE = `merge-studio: model merging on WebGPU (mergekit recipes)
@@ -30,6 +31,9 @@ usage:
   merge-studio push DIR org/name [--private] [--license ID] [--analysis FILE] [--message TEXT] [--quiet]
                                   publish an exported merge to the Hub with $HF_TOKEN (FILE: analyze --json)
 ${EVAL_USAGE}
+  merge-studio extract-lora MODEL --base BASE --rank R --out DIR [--backend gpu|cpu|cpu-reference] [--overwrite] [--quiet]
+                                  a PEFT LoRA adapter turning BASE into MODEL (truncated SVD per linear module;
+                                  the relative error of each on stderr). A recipe reads it back as BASE+DIR.
   merge-studio inspect PATH       tensors of a .safetensors file or model folder
   merge-studio methods            the merge methods and their parameters
 
@@ -65,6 +69,9 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WritableStream;
         return 0;
       case 'eval':
         await evalCommand(rest, { stdout, stderr, usageError: (message) => new UsageError(message) });
+        return 0;
+      case 'extract-lora':
+        await extractLoraCommand(rest, { stdout, stderr, usageError: (message) => new UsageError(message) });
         return 0;
       case 'inspect':
         await inspectCommand(rest, stdout);
@@ -187,9 +194,14 @@ function progressReporter(stderr: NodeJS.WritableStream, quiet: boolean) {
   return (p: MergeProgress) => {
     if (quiet) return;
     const now = Date.now();
-    const last = p.tensorsDone === p.tensorsTotal;
+    const last = p.pass ? p.pass.tensorsDone === p.pass.tensorsTotal : p.tensorsDone === p.tensorsTotal;
     if (!last && now - lastLine < 1000) return;
     lastLine = now;
+    if (p.pass) {
+      // A whole-model pass before the merge (PCB, LiNeS's default alpha): nothing written yet.
+      stderr.write(`merge-studio: pass ${p.pass.index} (${p.pass.label}): ${p.pass.tensorsDone}/${p.pass.tensorsTotal} tensors\n`);
+      return;
+    }
     stderr.write(
       `merge-studio: ${p.tensorsDone}/${p.tensorsTotal} tensors, ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}, ${formatBytes(p.rate)}/s\n`,
     );
