@@ -68,11 +68,11 @@ test('the YAML panel: typed edits apply, a typo is marked on its line with the f
 
   // A change typed in the YAML is the recipe; a key the studio does not support yet is left out with a warning,
   // tokenizer_source: base is what the studio does anyway.
-  const edited = `${yaml.replace(/weight: [\d.]+/, 'weight: 0.42')}chat_template: chatml\ntokenizer_source: base\n`;
+  const edited = `${yaml.replace(/weight: [\d.]+/, 'weight: 0.42')}modules:\n  text_decoder: {}\ntokenizer_source: base\n`;
   await editor.fill(edited);
   await expect.poll(async () => studio.recipeYaml()).toContain('weight: 0.42');
   const warnings = page.getByTestId('recipe.warnings');
-  await expect(warnings).toContainText('chat_template: not supported yet');
+  await expect(warnings).toContainText('modules: not supported yet');
   await expect(warnings).not.toContainText('tokenizer_source');
   await expect(error).toHaveCount(0);
 

@@ -128,9 +128,11 @@ describe('recipe text in the studio', () => {
   });
 
   it('a key the studio does not support yet is a warning naming it; the rest is read', () => {
-    const read = readRecipeText('models:\n  - model: a\n    parameters: {weight: 1}\nmerge_method: linear\nchat_template: chatml\n', 'recipe.yml');
+    const read = readRecipeText('models:\n  - model: a\n    parameters: {weight: 1}\nmerge_method: linear\nmodules: {text_decoder: {}}\n', 'recipe.yml');
     expect('recipe' in read && read.recipe.mergeMethod).toBe('linear');
-    expect('warnings' in read && read.warnings).toEqual(['recipe.yml: chat_template: not supported yet: remove it (line 5): left out']);
+    expect('warnings' in read && read.warnings).toEqual([
+      'recipe.yml: modules: not supported yet (per-module merges): list whole models under models, or layers under slices (line 5): left out',
+    ]);
   });
 
   it('a filter that is part of no tensor name is a warning naming it and its place', () => {

@@ -312,10 +312,10 @@ describe('the recipe', () => {
       suggestion: 'density',
     });
     expect(store.getState().recipe).toBe(before);
-    expect(store.getState().editRecipe('models:\n  - model: org/a\n    parameters: {weight: 1, density: 0.5}\nmerge_method: ties\nbase_model: org/b\nchat_template: chatml\n')).toBeNull();
+    expect(store.getState().editRecipe('models:\n  - model: org/a\n    parameters: {weight: 1, density: 0.5}\nmerge_method: ties\nbase_model: org/b\nmodules: {text_decoder: {}}\n')).toBeNull();
     expect(store.getState().recipe).toMatchObject({ mergeMethod: 'ties', baseModel: 'org/b', models: [{ model: 'org/a', parameters: { weight: 1, density: 0.5 } }] });
     expect(store.getState().shelf.map((m) => m.ref)).toEqual(['org/b', 'org/a']);
-    expect(store.getState().recipeWarnings).toEqual([expect.stringContaining('chat_template: not supported yet')]);
+    expect(store.getState().recipeWarnings).toEqual([expect.stringContaining('modules: not supported yet')]);
     expect(store.getState().recipeNotice).toBeNull();
   });
 
