@@ -448,7 +448,7 @@ export function planKernel(roots: readonly Node[], consumer: Consumer): KernelPl
         ['keysB', `scratch('ranked keys b', Uint32Array, ${c.rowLen})`],
         ['idxA', `scratch('ranked index a', Uint32Array, ${c.rowLen})`],
         ['idxB', `scratch('ranked index b', Uint32Array, ${c.rowLen})`],
-        ['counts', `scratch('ranked counts', Uint32Array, 256)`],
+        ['counts', `scratch('ranked counts', Uint32Array, 6144)`],
       ];
       run = [
         'for (let r = start; r < end; r++) {',

@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeFloats, type FloatDType } from '../../core/dtype.ts';
 import type { Tensor } from '../backend.ts';
-import { CpuBackend } from '../cpu-backend.ts';
+import { CPU_OP_FAMILIES, CpuBackend } from '../cpu-backend.ts';
 import { expectSameBits, randomValues, tiedValues } from '../ops/testing.testutil.ts';
 import { FastCpuBackend } from './fast-backend.ts';
 import { nodeWorkers } from './node-threads.ts';
@@ -139,6 +139,26 @@ describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) =
     afterEach(fast, name);
   });
 
+  it('keepRanked ranks rows of ties, constant rows, one-entry rows and few distinct keys like the reference', async () => {
+    const rows: [string, number[], Float32Array][] = [
+      ['tied', [40, 1000], tiedValues(40000, 3)],
+      ['constant rows', [30, 512], Float32Array.from({ length: 30 * 512 }, (_, i) => (Math.floor(i / 512) % 3) - 1)],
+      ['one column', [777, 1], randomValues(777, 5)],
+      ['two keys', [20, 3001], Float32Array.from({ length: 20 * 3001 }, (_, i) => (i % 7 === 0 ? 0.5 : -0.25))],
+      ['wide range', [16, 4099], randomValues(16 * 4099, 8).map((v, i) => v * 2 ** ((i % 60) - 30))],
+    ];
+    for (const [kind, shape, values] of rows) {
+      for (const dtype of ['BF16', 'F32'] as const) {
+        const [f, r] = await inputs(fast, values, shape, dtype);
+        const key = { seed: 9, model: 0, tensor: kind };
+        await same(fast, await fast.keepRanked(f, 0.4, 0.2, key), await reference.keepRanked(r, 0.4, 0.2, key), `${name} ${kind} ${dtype}`);
+        fast.release(f);
+        reference.release(r);
+      }
+    }
+    afterEach(fast, name);
+  });
+
   it('keepRankBand keeps the same entries (ties by index) and countKeyDigits counts the same', async () => {
     for (const n of LENGTHS) {
       const bands: [number, number][] = [
@@ -243,6 +263,12 @@ describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) =
       }
     }
     afterEach(fast, name);
+  });
+
+  it('has every op of the reference backend', () => {
+    const names = CPU_OP_FAMILIES.flatMap((family) => Object.keys(family(new Proxy({}, { get: () => () => undefined }) as never)));
+    expect(names.length).toBeGreaterThan(15);
+    for (const op of names) expect(typeof (fast as unknown as Record<string, unknown>)[op], op).toBe('function');
   });
 
   it('linear algebra (delegated to the reference loops) gives the reference results', async () => {

@@ -13,9 +13,9 @@ export interface KernelRuntime {
   /** f32 value of each F16 bit pattern. */
   TH: Float32Array;
   /**
-   * Element positions 0..n-1 of `vals` in ascending (|value|, position) order: an LSD radix sort on
-   * the keys, 8 bits a pass (passes where every key has the same digit are skipped). Returns the
-   * array (idxA or idxB) that holds the order.
+   * Element positions 0..n-1 of `vals` in ascending (|value|, position) order: an LSD radix sort
+   * over the key bits that vary within the row, in at most 3 passes of up to 11 bits (`counts` holds
+   * 6144 entries). Returns the array (idxA or idxB) that holds the order.
    */
   rankRow: (vals: Float32Array, n: number, keysA: Uint32Array, keysB: Uint32Array, idxA: Uint32Array, idxB: Uint32Array, counts: Uint32Array) => Uint32Array;
   /** A per-thread array kept between jobs, grown as needed (contents undefined). */
@@ -38,30 +38,69 @@ export function makeRuntime(): KernelRuntime {
   }
 
   function rankRow(vals: Float32Array, n: number, keysA: Uint32Array, keysB: Uint32Array, idxA: Uint32Array, idxB: Uint32Array, counts: Uint32Array): Uint32Array {
+    // Only the key bits that differ within the row matter (BF16-derived values share their low
+    // bits): at most 3 LSD passes of up to 11 bits over them, all digits counted in one pass; the
+    // first pass reads positions as they are, the last moves positions only.
     const bits = new Uint32Array(vals.buffer, vals.byteOffset, n);
+    let or = 0;
+    let and = 0x7fffffff;
     for (let i = 0; i < n; i++) {
-      keysA[i] = bits[i] & 0x7fffffff;
-      idxA[i] = i;
+      const key = bits[i] & 0x7fffffff;
+      keysA[i] = key;
+      or |= key;
+      and &= key;
+    }
+    const varying = (or ^ and) >>> 0;
+    if (varying === 0) {
+      for (let i = 0; i < n; i++) idxA[i] = i;
+      return idxA;
+    }
+    const low = 31 - Math.clz32(varying & -varying);
+    const span = 32 - Math.clz32(varying) - low;
+    const passes = Math.ceil(span / 11);
+    const width = Math.ceil(span / passes);
+    const bins = 1 << width;
+    const mask = bins - 1;
+    counts.fill(0, 0, passes * bins);
+    for (let i = 0; i < n; i++) {
+      const key = keysA[i] >>> low;
+      counts[key & mask]++;
+      if (passes > 1) counts[bins + ((key >>> width) & mask)]++;
+      if (passes > 2) counts[2 * bins + ((key >>> (2 * width)) & mask)]++;
     }
     let ka = keysA;
     let kb = keysB;
     let ia = idxA;
     let ib = idxB;
-    for (let shift = 0; shift < 32; shift += 8) {
-      counts.fill(0);
-      for (let i = 0; i < n; i++) counts[(ka[i] >>> shift) & 255]++;
-      if (counts[(ka[0] >>> shift) & 255] === n) continue;
+    for (let p = 0; p < passes; p++) {
+      const shift = low + p * width;
+      const at = p * bins;
       let sum = 0;
-      for (let d = 0; d < 256; d++) {
-        const c = counts[d];
-        counts[d] = sum;
+      for (let k = at; k < at + bins; k++) {
+        const c = counts[k];
+        counts[k] = sum;
         sum += c;
       }
-      for (let i = 0; i < n; i++) {
-        const key = ka[i];
-        const at = counts[(key >>> shift) & 255]++;
-        kb[at] = key;
-        ib[at] = ia[i];
+      const first = p === 0;
+      const last = p === passes - 1;
+      if (first && last) {
+        for (let i = 0; i < n; i++) ib[counts[at + ((ka[i] >>> shift) & mask)]++] = i;
+      } else if (first) {
+        for (let i = 0; i < n; i++) {
+          const key = ka[i];
+          const to = counts[at + ((key >>> shift) & mask)]++;
+          kb[to] = key;
+          ib[to] = i;
+        }
+      } else if (last) {
+        for (let i = 0; i < n; i++) ib[counts[at + ((ka[i] >>> shift) & mask)]++] = ia[i];
+      } else {
+        for (let i = 0; i < n; i++) {
+          const key = ka[i];
+          const to = counts[at + ((key >>> shift) & mask)]++;
+          kb[to] = key;
+          ib[to] = ia[i];
+        }
       }
       const k = ka;
       ka = kb;

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nodeWorkers } from './node-threads.ts';
-import { ThreadPool, type Job } from './threads.ts';
+import { ThreadPool, workerSource, type Job, type WorkerReply } from './threads.ts';
 
 const pools: ThreadPool[] = [];
 afterAll(() => pools.forEach((p) => p.destroy()));
@@ -91,6 +91,19 @@ describe('fast CPU backend thread pool', () => {
     const again = shared(20);
     await p.run(job('encode', 20, again, { waitForWorker: true }));
     expect(new Set(again.subarray(0, 20)).size).toBe(2);
+  });
+
+  it('the Web Worker script runs jobs with nothing but `self` (no Node API)', () => {
+    const posted: WorkerReply[] = [];
+    const self: { postMessage: (m: WorkerReply) => void; onmessage?: (e: { data: unknown }) => void } = { postMessage: (m) => posted.push(m) };
+    new Function('self', 'require', 'process', workerSource('web'))(self, undefined, undefined);
+    const out = shared(6);
+    const j = job('lincomb', 6, out);
+    const counter = new Int32Array(new SharedArrayBuffer(8));
+    self.onmessage!({ data: { kind: 'job', id: 7, kernel: 1, source: j.source, buffers: [out.buffer], views: [[0, 'i32', 0, out.length]], params: j.params, counter, chunks: 6, chunkItems: 4096, items: 6 * 4096, slot: 2 } });
+    expect(posted).toEqual([{ kind: 'done', id: 7 }]);
+    expect([...out.subarray(0, 6)]).toEqual([3, 3, 3, 3, 3, 3]);
+    expect([...counter]).toEqual([7, 6]);
   });
 
   it('an idle pool keeps no thread alive: the process exits without destroy, and with it', async () => {
