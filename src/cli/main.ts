@@ -86,7 +86,7 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WritableStream;
         stdout.write(USAGE + '\n');
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${command}" (commands: merge, analyze, push, eval, inspect, methods)`);
+        throw new UsageError(`unknown command "${command}" (commands: merge, analyze, push, eval, extract-lora, inspect, methods)`);
     }
   } catch (err) {
     stderr.write(`merge-studio: error: ${describeError(err)}\n`);

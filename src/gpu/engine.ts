@@ -21,6 +21,7 @@ import { modelCard } from '../core/model-card.ts';
 import { isEmbeddingName } from '../core/tensor-names.ts';
 import { planSlices, type TensorSources } from './plan/slices.ts';
 import { gatherVocab, mergesTokenizer, planTokenizer, type TokenizerPlan, type VocabGather } from './plan/tokenizer.ts';
+import { withAdapter } from './plan/lora.ts';
 
 export interface MergeProgress {
   tensorsDone: number;
@@ -324,7 +325,9 @@ async function withTensorInputs<R>(
   const load = async (m: ModelSource): Promise<Tensor> => {
     const have = loaded.get(m);
     if (have) return have;
-    const tensor = own(await decodeInput(backend, raw.get(m)!, m.tensors.get(inputName(t, m))!.dtype as FloatDType, t.shape, recipe.dtype));
+    const name = inputName(t, m);
+    const adapt = (x: Tensor) => withAdapter(backend, m, name, x, job.options?.signal);
+    const tensor = own(await decodeInput(backend, raw.get(m)!, m.tensors.get(name)!.dtype as FloatDType, t.shape, recipe.dtype, adapt));
     loaded.set(m, tensor);
     return tensor;
   };
@@ -425,9 +428,31 @@ function computeDtypeOf(dtype: TensorInfo['dtype']): FloatDType {
   return isFloatDType(dtype) ? dtype : 'F32';
 }
 
-/** Decode one model's tensor; cast through the recipe's `dtype` first, as mergekit casts its inputs. */
-export async function decodeInput(backend: Backend, bytes: Uint8Array, dtype: FloatDType, shape: readonly number[], castTo: FloatDType | undefined): Promise<Tensor> {
-  const tensor = await backend.decode(bytes, dtype, shape);
+/**
+ * Decode one model's tensor; cast through the recipe's `dtype` first, as mergekit casts its inputs.
+ * `adjust` (a LoRA adapter's delta) runs on the decoded values before the cast and may return a new tensor.
+ */
+export async function decodeInput(
+  backend: Backend,
+  bytes: Uint8Array,
+  dtype: FloatDType,
+  shape: readonly number[],
+  castTo: FloatDType | undefined,
+  adjust?: (x: Tensor) => Promise<Tensor>,
+): Promise<Tensor> {
+  let tensor = await backend.decode(bytes, dtype, shape);
+  if (adjust) {
+    try {
+      const adjusted = await adjust(tensor);
+      if (adjusted !== tensor) {
+        backend.release(tensor);
+        tensor = adjusted;
+      }
+    } catch (err) {
+      backend.release(tensor);
+      throw err;
+    }
+  }
   // Widening to F32 is exact; narrowing (or F16 <-> BF16) rounds, and the math must see the rounded values.
   if (!castTo || castTo === 'F32' || castTo === dtype) return tensor;
   try {

@@ -22,7 +22,7 @@ describe('parseModelRef', () => {
     ['org/-name', '"-name" may only use letters, digits, "_", "-" and ".", and must start and end with a letter, digit or "_"'],
     ['org/na me', '"na me" may only use letters'],
     ['org/na--me', '"na--me" contains "--" or ".."'],
-    ['org/name+lora/adapter', '"+" (mergekit\'s model+LoRA syntax) is not supported yet'],
+    ['org/name+lora/adapter', '"+" joins a model and a LoRA adapter (model+adapter): resolve each part on its own (splitAdapterRef)'],
     [`org/${'x'.repeat(97)}`, 'the name is 97 characters long (at most 96)'],
   ])('rejects %j', (ref, reason) => {
     expect(() => parseModelRef(ref)).toThrow(ModelRefError);

@@ -47,7 +47,7 @@ export function parseModelRef(ref: string): HubModelRef {
 
 function repoIdProblem(repo: string): string | undefined {
   if (repo === '') return 'the repo id is empty';
-  if (repo.includes('+')) return '"+" (mergekit\'s model+LoRA syntax) is not supported yet';
+  if (repo.includes('+')) return '"+" joins a model and a LoRA adapter (model+adapter): resolve each part on its own (splitAdapterRef)';
   const parts = repo.split('/');
   if (parts.length > 2) return `${parts.length} parts separated by "/" (at most 2: org/name)`;
   for (const part of parts) {
@@ -105,4 +105,18 @@ export function resolveModelRef(ref: string, opts: ResolveModelRefOptions): Reso
     if (!(e instanceof ModelRefError)) throw e;
     throw new ModelRefError(ref, `no such local path (looked for ${candidates.join(', ')}), and ${e.reason}`);
   }
+}
+
+/**
+ * mergekit's `model+adapter` reference (a model with a PEFT LoRA adapter applied): the two parts,
+ * split at the first "+", or undefined for a plain reference. A local path that exists with a "+" in
+ * its name is the caller's to check first.
+ */
+export function splitAdapterRef(ref: string): { model: string; adapter: string } | undefined {
+  const plus = ref.indexOf('+');
+  if (plus < 0) return undefined;
+  const model = ref.slice(0, plus);
+  const adapter = ref.slice(plus + 1);
+  if (model.trim() === '' || adapter.trim() === '') throw new ModelRefError(ref, 'write a model with a LoRA adapter as model+adapter, both parts given');
+  return { model, adapter };
 }
