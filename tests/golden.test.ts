@@ -72,7 +72,8 @@ function maskFragile(dir: string, fragileFile: string | undefined, got: Map<stri
   return masked;
 }
 
-describe.each(['gpu', 'gpu-chunked', 'cpu'])('golden cases through the CLI (%s backend)', (backend) => {
+// cpu: the fast CPU backend; cpu-reference: the plain TypeScript reference it is tested against.
+describe.each(['gpu', 'gpu-chunked', 'cpu', 'cpu-reference'])('golden cases through the CLI (%s backend)', (backend) => {
   // PCB streams the model seven times; on a software adapter with 1000-element chunks that takes a minute.
   it.each(cases)('%s', { timeout: 240_000 }, async (name) => {
     expect(cases.length).toBeGreaterThanOrEqual(12);
@@ -81,7 +82,7 @@ describe.each(['gpu', 'gpu-chunked', 'cpu'])('golden cases through the CLI (%s b
     const out = join(work, `${backend}-${name}`);
     const args = ['merge', join(dir, 'recipe.yml'), '--out', out, '--quiet'];
     // gpu-chunked: every tensor of 4096+ elements spans several GPU buffers (the out-of-core path).
-    args.push(...(backend === 'cpu' ? ['--backend', 'cpu'] : ['--backend', 'gpu']));
+    args.push(...(backend.startsWith('cpu') ? ['--backend', backend] : ['--backend', 'gpu']));
     if (backend === 'gpu-chunked') args.push('--chunk-elements', '1000');
     if (existsSync(join(dir, 'masks.safetensors'))) args.push('--replay-masks', join(dir, 'masks.safetensors'));
     const { code, stderr } = await cli(args);
