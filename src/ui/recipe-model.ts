@@ -208,6 +208,8 @@ export function recipeProblem(recipe: Recipe): { message: string; path: string }
     if (method.base === 'required' && recipe.baseModel === undefined) {
       return { message: `${method.prettyName} needs a base model: mark one model on the shelf as the base`, path: 'base_model' };
     }
+    // A recipe of slices merges each slice's sources (the engine checks them slice by slice).
+    if (recipe.slices && recipe.slices.length > 0) return null;
     const count = recipe.models.length;
     if (count < method.minModels) {
       return { message: `${method.prettyName} needs at least ${method.minModels} model${method.minModels > 1 ? 's' : ''} in the merge besides the base`, path: 'models' };

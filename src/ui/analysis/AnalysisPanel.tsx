@@ -103,7 +103,7 @@ export function AnalysisPanel({
       </header>
       {waiting !== null ? (
         <p className="hint waiting" data-testid="analysis.waiting">
-          The analysis starts when the recipe can merge: {waiting}.
+          No analysis yet: {waiting}.
         </p>
       ) : (
         <StatusLine status={status} result={result} recipe={recipe} />

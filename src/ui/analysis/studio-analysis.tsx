@@ -63,6 +63,7 @@ function modelsWaiting(s: StudioState): string | null {
 }
 
 function waitingReason(s: StudioState): string | null {
+  if (s.recipe.slices?.length) return 'the analysis compares whole models (a recipe with models:), not layer slices';
   return recipeProblem(s.recipe)?.message ?? modelsWaiting(s) ?? (s.measuringBackends ? 'measuring which backend is faster on this machine (once)' : null);
 }
 

@@ -1,12 +1,12 @@
 /** What the studio checks before merging: the compatibility of the merge's models (headers only). */
 import type { StateCreator } from 'zustand/vanilla';
+import { referencedModels } from '../../core/recipe/references.ts';
 import { toErrorInfo } from '../worker/protocol.ts';
 import type { AnalysisSlice, CompatState, StudioDeps, StudioState } from './types.ts';
 
-/** The models a merge of this state reads: the merge's models and the base, without repeats. */
+/** The models a merge of this state reads (the base, the models or the slices' sources, a tokenizer donor), without repeats. */
 export function mergeRefs(state: Pick<StudioState, 'recipe'>): string[] {
-  const { recipe } = state;
-  return [...new Set([...(recipe.baseModel !== undefined ? [recipe.baseModel] : []), ...recipe.models.map((m) => m.model)])];
+  return referencedModels(state.recipe);
 }
 
 export function createAnalysisSlice(deps: StudioDeps): StateCreator<StudioState, [], [], AnalysisSlice> {

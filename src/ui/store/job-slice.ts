@@ -2,6 +2,7 @@
 import type { StateCreator } from 'zustand/vanilla';
 import { parseByteSize } from '../../core/units.ts';
 import { recipeProblem } from '../recipe-model.ts';
+import { mergeRefs } from './analysis-slice.ts';
 import type { MergeHandle } from '../worker/client.ts';
 import { toErrorInfo, type OutputTarget, type SourceProgressInfo } from '../worker/protocol.ts';
 import type { JobSlice, StudioDeps, StudioState } from './types.ts';
@@ -41,7 +42,7 @@ export function createJobSlice(deps: StudioDeps): StateCreator<StudioState, [], 
         if (state.job.status === 'running' || state.job.status === 'picking') return;
         const problem = recipeProblem(state.recipe);
         if (problem) return fail('RecipeError', problem.message);
-        const refs = [...new Set([...state.recipe.models.map((m) => m.model), ...(state.recipe.baseModel ? [state.recipe.baseModel] : [])])];
+        const refs = mergeRefs(state);
         for (const ref of refs) {
           const model = state.shelf.find((m) => m.ref === ref);
           if (model?.load.status !== 'ready') {

@@ -1,5 +1,6 @@
 /** The shelf: models the user brought (Hub, dropped files, demo set), each opened by the engine. */
 import type { StateCreator } from 'zustand/vanilla';
+import { referencedModels } from '../../core/recipe/references.ts';
 import { parseHubRef } from '../../core/sources/hub-ref.ts';
 import { toErrorInfo, type SourceDescription } from '../worker/protocol.ts';
 import type { Recipe } from '../../core/recipe/types.ts';
@@ -200,7 +201,7 @@ export function createModelsSlice(deps: StudioDeps): StateCreator<StudioState, [
           else fresh.push(entry);
         }
         set({ shelf: [...fresh, ...shelf] });
-        const named = new Set([get().recipe.baseModel, ...get().recipe.models.map((m) => m.model)]);
+        const named = new Set(referencedModels(get().recipe));
         if (![...demoRefs].some((r) => named.has(r)) && get().importRecipe(demo.recipe, 'demo recipe')) set({ recipeNotice: null });
         for (const d of demo.models) open(d.ref);
       },

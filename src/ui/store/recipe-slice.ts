@@ -1,6 +1,7 @@
 /** The recipe being edited: a plain mergekit Recipe, kept valid for the method's schema as it changes. */
 import type { StateCreator } from 'zustand/vanilla';
 import { isAbsolutePath, parseModelRef } from '../../core/recipe/model-ref.ts';
+import { referencedModels } from '../../core/recipe/references.ts';
 import type { Recipe } from '../../core/recipe/types.ts';
 import { adaptRecipeToMethod, EMPTY_MEMORY, findMethod, modelParamsFor, readRecipeText, rememberModels, rememberRecipe, startingGlobalParams } from '../recipe-model.ts';
 import type { ModelOrigin, RecipeSlice, ShelfModel, StudioDeps, StudioState } from './types.ts';
@@ -48,7 +49,7 @@ export function createRecipeSlice(_deps: StudioDeps): StateCreator<StudioState, 
      * names whose files are missing.
      */
     const applyRecipe = (recipe: Recipe, fresh: boolean): string[] => {
-      const refs = [...new Set([...(recipe.baseModel !== undefined ? [recipe.baseModel] : []), ...recipe.models.map((m) => m.model)])];
+      const refs = referencedModels(recipe);
       const shelf = get().shelf;
       const known = new Map(shelf.map((m) => [m.ref, m]));
       const added: ShelfModel[] = [];

@@ -319,6 +319,18 @@ describe('the recipe', () => {
     expect(store.getState().recipeNotice).toBeNull();
   });
 
+  it('a recipe of slices brings every source onto the shelf, and the merge waits for them all', async () => {
+    const { store, checks, finishOpens } = setup();
+    const yaml =
+      'slices:\n  - sources:\n      - model: org/a\n        layer_range: [0, 2]\n      - model: org/b\n        layer_range: [0, 2]\n' +
+      'merge_method: slerp\nbase_model: org/a\nparameters:\n  t: 0.5\n';
+    expect(store.getState().importRecipe(yaml, 'recipe.yml')).toBe(true);
+    expect(store.getState().shelf.map((m) => m.ref)).toEqual(['org/a', 'org/b']);
+    expect(store.getState().compat).toMatchObject({ status: 'waiting', loading: ['org/a', 'org/b'] });
+    await finishOpens();
+    expect(checks.at(-1)).toMatchObject({ refs: ['org/b'], base: 'org/a' });
+  });
+
   it('the demo set lands on the shelf with its recipe, base marked', async () => {
     const { store, opens, finishOpens } = setup();
     await store.getState().loadDemoSet();

@@ -5,6 +5,7 @@
  */
 import { checkCompatibility, type CompatModel } from '../../core/compat.ts';
 import { numLayersOf } from '../../core/recipe/resolve.ts';
+import { referencedModels } from '../../core/recipe/references.ts';
 import { validateRecipe } from '../../core/recipe/validate.ts';
 import { openModel } from '../../core/safetensors/model.ts';
 import type { OutputFolder } from '../../core/safetensors/writer.ts';
@@ -307,7 +308,7 @@ export class EngineHost {
       const { recipe } = request;
       validateRecipe(recipe, methodLookup);
       const sources = new Map<string, ModelSource>();
-      for (const ref of [...recipe.models.map((m) => m.model), ...(recipe.baseModel !== undefined ? [recipe.baseModel] : [])]) {
+      for (const ref of referencedModels(recipe)) {
         const model = this.#models.get(ref);
         if (!model) throw new MergeInputError(`model "${ref}" is not loaded: add it to the shelf (or drop its folder) first`);
         sources.set(ref, yieldingReads(model));
@@ -379,7 +380,7 @@ export class EngineHost {
       const { recipe } = request;
       validateRecipe(recipe, methodLookup);
       const sources = new Map<string, ModelSource>();
-      for (const ref of [...recipe.models.map((m) => m.model), ...(recipe.baseModel !== undefined ? [recipe.baseModel] : [])]) {
+      for (const ref of referencedModels(recipe)) {
         const model = this.#models.get(ref);
         if (!model) throw new MergeInputError(`model "${ref}" is not loaded: add it to the shelf (or drop its folder) first`);
         let wrapped = this.#yielding.get(model);
