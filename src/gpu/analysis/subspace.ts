@@ -166,7 +166,7 @@ interface Factors {
 }
 
 /**
- * Small matrices on the host in f64: read τ (one read per model), the Gram matrix of its smaller
+ * Small matrices on the host in f64: read the τ (one read for all models), the Gram matrix of its smaller
  * side, its eigendecomposition (eigh.ts), and U = τ·W/σ (tall) or U = W (wide), σ_j = ‖τ·w_j‖ or
  * ‖τᵀ·w_j‖. Exact to f64 rounding, and on a software GPU far cheaper than a chain of small dispatches.
  */
@@ -175,15 +175,16 @@ async function hostFactors(backend: Backend, taus: readonly Tensor[], usable: re
   const N = taus.length;
   const r = Math.min(m, n);
   const tall = m >= n;
+  const values = await readAll(backend, taus, usable);
   const us: Float64Array[] = [];
   const singularValues: number[][] = [];
   for (let t = 0; t < N; t++) {
-    if (!usable[t]) {
+    const x = values[t];
+    if (!x) {
       us.push(new Float64Array(m * k));
       singularValues.push([]);
       continue;
     }
-    const x = await backend.read(taus[t]);
     // G = τᵀτ (tall, n×n) or ττᵀ (wide, m×m), accumulated row by row of τ.
     const gram = new Float64Array(r * r);
     if (tall) {
@@ -249,6 +250,34 @@ async function hostFactors(backend: Backend, taus: readonly Tensor[], usable: re
     }
   }
   return { singularValues, gramOfU };
+}
+
+/**
+ * The usable task vectors' values, read back together (one read: on a GPU each read waits for the
+ * queue, which on a software adapter costs more than the copy); undefined for the others.
+ */
+async function readAll(backend: Backend, taus: readonly Tensor[], usable: readonly boolean[]): Promise<(Float32Array | undefined)[]> {
+  const picked = taus.filter((_, t) => usable[t]);
+  const out: (Float32Array | undefined)[] = taus.map(() => undefined);
+  if (picked.length === 0) return out;
+  const [m, n] = taus[0].shape;
+  let all: Float32Array;
+  if (picked.length === 1) all = await backend.read(picked[0]);
+  else {
+    using joined = await backend.concatColumns(picked);
+    all = await backend.read(joined);
+  }
+  // [τ_a τ_b …] is m × (count·n): model p's row i is columns [p·n, (p+1)·n) of row i.
+  const width = picked.length * n;
+  let p = 0;
+  taus.forEach((_, t) => {
+    if (!usable[t]) return;
+    const x = new Float32Array(m * n);
+    for (let i = 0; i < m; i++) x.set(all.subarray(i * width + p * n, i * width + (p + 1) * n), i * n);
+    out[t] = x;
+    p++;
+  });
+  return out;
 }
 
 /**
