@@ -14,6 +14,7 @@ import { nearswap } from './nearswap.ts';
 import { nuslerp } from './nuslerp.ts';
 import { passthrough } from './passthrough.ts';
 import { slerp } from './slerp.ts';
+import { backendsUnderTest, mergeModels } from './model-harness.ts';
 import { expectClose, fineTune, randomValues, runMethod, seeded } from './test-harness.ts';
 import { MethodError } from './types.ts';
 
@@ -392,5 +393,32 @@ describe('passthrough', () => {
     expect(Array.from(await runMethod(passthrough, { shape: [3], models: [{ values: v, params: { scale: 2 } }] }))).toEqual([
       2, -4, 1,
     ]);
+  });
+});
+
+describe.each(backendsUnderTest())('nuslerp_row_wise through the engine ($name)', ({ get }) => {
+  it('slerps each column of 2-D task vectors (columnDots, scaleColumns), 1-D tensors whole', async () => {
+    const rand = seeded(21);
+    const specs = [
+      { name: 'model.layers.0.mlp.down_proj.weight', shape: [9, 14] },
+      { name: 'model.layers.0.input_layernorm.weight', shape: [14] },
+    ];
+    const base = new Map(specs.map((s) => [s.name, randomValues(s.shape.reduce((a, b) => a * b, 1), rand)]));
+    const models = [0.2, 0.4].map((scale) => new Map(specs.map((s) => [s.name, fineTune(base.get(s.name)!, rand, scale)])));
+    const got = await mergeModels({
+      backend: get(),
+      method: 'nuslerp',
+      specs,
+      base,
+      models,
+      params: '{nuslerp_flatten: false, nuslerp_row_wise: true}',
+      modelParams: ['{weight: 0.6}', '{weight: 0.4}'],
+    });
+    for (const s of specs) {
+      const [b, x1, x2] = [base.get(s.name)!, models[0].get(s.name)!, models[1].get(s.name)!];
+      const [rows, cols] = s.shape.length === 2 ? s.shape : [s.shape[0], 1];
+      const want = combo([[1, b], [1, nuslerpRef(0.4, sub(x1, b), sub(x2, b), colsOf(rows, cols))]]);
+      expectClose(got.tensors.get(s.name)!, want, REL, ABS);
+    }
   });
 });
