@@ -233,7 +233,7 @@ function methodsHelp(): string {
     for (const p of [...m.params.map((p) => ({ p, scope: 'global' })), ...m.perModelParams.map((p) => ({ p, scope: 'per model' }))]) {
       const range = p.p.min !== undefined || p.p.max !== undefined ? ` [${p.p.min ?? '-inf'}, ${p.p.max ?? 'inf'}]` : '';
       const options = p.p.options ? ` (${p.p.options.join(' | ')})` : '';
-      const dflt = p.p.required ? 'required' : `default ${String(p.p.default)}`;
+      const dflt = p.p.required ? 'required' : p.p.default === undefined ? 'optional, no default' : `default ${String(p.p.default)}`;
       lines.push(`  ${p.p.name} (${p.scope}, ${p.p.kind}${range}${options}, ${dflt}): ${p.p.help}`);
     }
   }
