@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseRecipe } from '../../core/recipe/parse.ts';
+import { MergeCancelledError, type MergeProgress } from '../engine.ts';
 import { methodLookup } from './index.ts';
 import { backendsUnderTest, mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
 import { expectClose, fineTune, randomValues, seeded } from './test-harness.ts';
@@ -94,6 +95,26 @@ describe.each(backendsUnderTest())('lines ($name)', ({ get }) => {
     expect(passes.every((p) => p.pass!.label.startsWith('lines:') && p.pass!.index === 1 && p.tensorsDone === 0)).toBe(true);
     expect(got.progress.filter((p) => !p.pass).map((p) => p.tensorsDone)).toEqual(SPECS.map((_, i) => i + 1));
     expect(got.reads).toBe(2 * SPECS.length * 3);
+  });
+
+  it('cancelled during the pass: stops there and writes nothing', async () => {
+    const { base, models } = makeModels(6, 2);
+    const seen: MergeProgress[] = [];
+    const run = mergeModels({
+      backend: get(),
+      method: 'lines',
+      specs: SPECS,
+      base,
+      models,
+      numLayers: 3,
+      params: '{beta: 0.5}',
+      onProgress: (p, controller) => {
+        seen.push(p);
+        if (p.pass?.tensorsDone === 2) controller.abort();
+      },
+    });
+    await expect(run).rejects.toThrow(MergeCancelledError);
+    expect(seen.map((p) => p.pass?.tensorsDone)).toEqual([1, 2]);
   });
 
   it('a given alpha skips the pass; one layer (L = 1) gets alpha + beta', async () => {

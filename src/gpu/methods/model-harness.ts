@@ -10,7 +10,7 @@ import { serializeSafetensors } from '../../core/safetensors/writer.ts';
 import { memoryFileTree, MemoryOutputFolder } from '../../core/sources/memory.ts';
 import type { ModelSource } from '../../core/source.ts';
 import { readSafetensorsBytes } from '../../../tests/helpers/safetensors-file.ts';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { Backend } from '../backend.ts';
 import { GpuContext } from '../context.ts';
 import { CpuBackend } from '../cpu-backend.ts';
@@ -44,6 +44,8 @@ export interface ModelMerge {
   modelParams?: readonly (string | undefined)[];
   numLayers?: number;
   backend?: Backend;
+  /** Called with every progress report (e.g. to cancel through `controller`). */
+  onProgress?: (p: MergeProgress, controller: AbortController) => void;
 }
 
 export interface ModelMergeResult {
@@ -77,7 +79,17 @@ export async function mergeModels(spec: ModelMerge): Promise<ModelMergeResult> {
   const out = new MemoryOutputFolder();
   const progress: MergeProgress[] = [];
   const backend = spec.backend ?? new CpuBackend();
-  await runMerge({ recipe, sources, backend, output: out, options: { onProgress: (p) => progress.push(structuredClone(p)) } });
+  const controller = new AbortController();
+  const onProgress = (p: MergeProgress) => {
+    progress.push(structuredClone(p));
+    spec.onProgress?.(p, controller);
+  };
+  try {
+    await runMerge({ recipe, sources, backend, output: out, options: { onProgress, signal: controller.signal } });
+  } finally {
+    // A failed or cancelled merge commits nothing.
+    if (!out.files.has('model.safetensors')) expect(out.files.size).toBe(0);
+  }
   const files = readSafetensorsBytes(out.files.get('model.safetensors')!);
   const tensors = new Map<string, Float32Array>();
   for (const [name, t] of files) tensors.set(name, decodeFloats(t.bytes, 'F32'));
