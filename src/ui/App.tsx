@@ -8,6 +8,7 @@ import { StudioAnalysisPanel } from './analysis/StudioAnalysisPanel.tsx';
 import { StudioAnalysisProvider } from './analysis/studio-analysis.tsx';
 import { CompatPanel } from './components/CompatPanel.tsx';
 import { Header } from './components/Header.tsx';
+import { LayerStackEditor } from './components/LayerStackEditor.tsx';
 import { MergePanel } from './components/MergePanel.tsx';
 import { MethodPanel } from './components/MethodPanel.tsx';
 import { PublishPanel } from './components/PublishPanel.tsx';
@@ -88,6 +89,7 @@ export function App({ canPickFolder, download, analysisRunner, scoreEngine }: Ap
         </div>
         <div className="column right">
           <MethodPanel />
+          <LayerStackEditor />
           {analysisRunner ? <StudioAnalysisPanel download={download} /> : null}
           <MergePanel canPickFolder={canPickFolder} />
           {scoreEngine ? <Scoreboard engine={scoreEngine} tasksUrl={`${import.meta.env.BASE_URL}demo/tasks.json`} /> : null}
