@@ -13,6 +13,7 @@ test('each golden recipe: paste, export, link: same recipe', async ({ studio, pa
   expect(CASES.length).toBeGreaterThanOrEqual(12);
   await studio.open();
   await studio.waitForDemo();
+  let previous = page.url();
   for (const name of CASES) {
     const text = readFileSync(join(GOLDEN, 'cases', name, 'recipe.yml'), 'utf8');
     const want = parseYaml(text);
@@ -30,8 +31,10 @@ test('each golden recipe: paste, export, link: same recipe', async ({ studio, pa
     const exported = readFileSync(await download.path(), 'utf8');
     expect(parseYaml(exported), `${name}: exported YAML`).toEqual(want);
 
-    // The link restores the same recipe in a fresh page.
+    // The link restores the same recipe in a fresh page (the address follows the recipe once it has been still a moment).
+    await expect.poll(() => page.url()).not.toBe(previous);
     const link = page.url();
+    previous = link;
     expect(link).toMatch(/#recipe=[A-Za-z0-9_-]+$/);
     await page.goto('about:blank');
     await page.goto(link);

@@ -16,8 +16,8 @@ import { EngineClient } from './worker/client.ts';
 import { startEngineWorker } from './worker/start.ts';
 import './styles.css';
 
-/** Least time between two updates of the page address by the recipe. */
-const LINK_SYNC_MS = 300;
+/** How long the recipe stays unchanged before the page address is updated with it. */
+const LINK_SYNC_MS = 400;
 
 const engine = new EngineClient(startEngineWorker());
 const analysisRunner = new AnalysisRunner(engine);
@@ -93,14 +93,14 @@ async function start() {
       store.setState({ recipeNotice: { kind: 'error', text: (err as Error).message } });
     }
   }
-  // From now on the link follows the recipe (replaceState: no history entry per slider move). It costs
-  // the browser ~10 ms, so while a slider moves it follows at most every LINK_SYNC_MS (last value kept).
+  // From now on the link follows the recipe (replaceState: no history entry per slider move). Writing
+  // the address costs the browser a task of its own, so it waits until the recipe has been still for
+  // LINK_SYNC_MS (a slider drag writes it once, when it ends); leaving the page writes it at once.
   let lastYaml = '';
-  let lastSync = -Infinity;
   let pending: ReturnType<typeof setTimeout> | null = null;
   const syncLink = () => {
+    if (pending !== null) clearTimeout(pending);
     pending = null;
-    lastSync = performance.now();
     const yaml = recipeToYaml(store.getState().recipe);
     if (yaml === lastYaml) return;
     lastYaml = yaml;
@@ -108,10 +108,9 @@ async function start() {
   };
   syncLink();
   store.subscribe((s, prev) => {
-    if (s.recipe === prev.recipe || pending !== null) return;
-    const wait = lastSync + LINK_SYNC_MS - performance.now();
-    if (wait <= 0) syncLink();
-    else pending = setTimeout(syncLink, wait);
+    if (s.recipe === prev.recipe) return;
+    if (pending !== null) clearTimeout(pending);
+    pending = setTimeout(syncLink, LINK_SYNC_MS);
   });
   window.addEventListener('pagehide', () => pending !== null && syncLink());
   window.addEventListener('hashchange', () => {

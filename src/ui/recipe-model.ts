@@ -13,8 +13,10 @@ import { RecipeError } from '../core/recipe/errors.ts';
 import { methodLookup, METHODS } from '../gpu/methods/index.ts';
 import type { MethodDescriptor } from '../gpu/methods/types.ts';
 
+const BY_NAME = new Map(METHODS.map((m) => [m.name, m]));
+
 export function findMethod(name: string): MethodDescriptor | undefined {
-  return METHODS.find((m) => m.name === name);
+  return BY_NAME.get(name);
 }
 
 /** The range a slider covers: the soft range where given, else the hard range, else [0, 1]. */
@@ -200,8 +202,20 @@ export function convertValue(value: ParamValue | undefined, to: ValueMode, fallb
   }
 }
 
+/** Answers of recipeProblem by recipe: the store keeps a recipe object until it changes, and many views ask. */
+const problems = new WeakMap<Recipe, { message: string; path: string } | null>();
+
 /** The recipe's first problem in words (with where it is), or null when it can run. */
 export function recipeProblem(recipe: Recipe): { message: string; path: string } | null {
+  let answer = problems.get(recipe);
+  if (answer === undefined) {
+    answer = findRecipeProblem(recipe);
+    problems.set(recipe, answer);
+  }
+  return answer;
+}
+
+function findRecipeProblem(recipe: Recipe): { message: string; path: string } | null {
   try {
     validateRecipe(recipe, methodLookup);
     const method = findMethod(recipe.mergeMethod)!;
@@ -293,13 +307,13 @@ export function recipeFilters(recipe: Recipe): { filter: string; where: string }
  */
 export function unmatchedFilters(recipe: Recipe, tensorNames: readonly string[], modelRef: string): string[] {
   if (tensorNames.length === 0) return [];
+  const unmatched = recipeFilters(recipe).filter((f) => f.filter !== '' && !tensorNames.some((n) => n.includes(f.filter)));
+  if (unmatched.length === 0) return [];
   const parts = [...new Set(tensorNames.flatMap((n) => n.split('.')).filter((p) => !/^\d+$/.test(p)))];
-  return recipeFilters(recipe)
-    .filter((f) => f.filter !== '' && !tensorNames.some((n) => n.includes(f.filter)))
-    .map((f) => {
-      const guess = didYouMean(f.filter, parts);
-      return `${f.where}: the filter "${f.filter}" matches no tensor of ${modelRef}${guess ? `; did you mean "${guess}"?` : ''}`;
-    });
+  return unmatched.map((f) => {
+    const guess = didYouMean(f.filter, parts);
+    return `${f.where}: the filter "${f.filter}" matches no tensor of ${modelRef}${guess ? `; did you mean "${guess}"?` : ''}`;
+  });
 }
 
 /** A recipe text the studio cannot take: the message, its 1-based line when known, and a likely fix. */

@@ -11,7 +11,7 @@
  * useStudioAnalysis. `updating` is derived during render, so "updating…" shows in the same frame as
  * the slider's new value.
  */
-import { createContext, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from 'react';
+import { createContext, useContext, useEffect, useMemo, useRef, useState, useSyncExternalStore, type ReactNode } from 'react';
 import { useShallow } from 'zustand/react/shallow';
 import { recipeProblem } from '../recipe-model.ts';
 import { mergeRefs } from '../store/analysis-slice.ts';
@@ -26,7 +26,6 @@ export const AUTO_ANALYZE_PARAMETERS = 200_000_000;
 export interface StudioAnalysis {
   runner: AnalysisRunner;
   state: AnalysisRunnerState;
-  request: AnalysisRequest;
   /** Why nothing can be analyzed now, in words (an invalid recipe, models not loaded or not fitting); null when it can. */
   waiting: string | null;
   /** Runs without a click: local models, or Hub models the user asked for. */
@@ -117,18 +116,25 @@ export function StudioAnalysisProvider({ runner, children }: { runner: AnalysisR
 
   const failedNow = state.status.status === 'failed' && sameRequest(state.current, request);
   const updating = automatic && waiting === null && !merging && !failedNow && (state.status.status === 'running' || !sameRequest(state.resultRequest, request));
-  const value: StudioAnalysis = {
-    runner,
-    state,
-    request,
-    waiting,
-    automatic,
-    updating,
-    analyzeNow: () => {
-      setApprovedSet(modelSet);
-      runner.run(request);
-    },
-  };
+  // The latest request and model set, for the Analyze button, without making every value change a new context value.
+  const latest = useRef({ request, modelSet });
+  latest.current = { request, modelSet };
+  // A new context value makes React visit the whole tree for its readers: only when what they show changes
+  // (not on every slider step).
+  const value = useMemo<StudioAnalysis>(
+    () => ({
+      runner,
+      state,
+      waiting,
+      automatic,
+      updating,
+      analyzeNow: () => {
+        setApprovedSet(latest.current.modelSet);
+        runner.run(latest.current.request);
+      },
+    }),
+    [runner, state, waiting, automatic, updating],
+  );
   return <Context.Provider value={value}>{children}</Context.Provider>;
 }
 
