@@ -61,6 +61,34 @@ const schemas: MethodSchema[] = [
     perModelParams: [],
   },
   { name: 'arcee_fusion', params: [], perModelParams: [] },
+  // The papers' methods: an `alpha` scale and unit default weights for the subspace methods.
+  { name: 'tsv', params: [{ name: 'alpha', kind: 'number', help: 'scale', default: 1 }], perModelParams: [{ ...weight, required: false, default: 1 }] },
+  { name: 'iso_c', params: [{ name: 'alpha', kind: 'number', help: 'scale', default: 1 }], perModelParams: [{ ...weight, required: false, default: 1 }] },
+  {
+    name: 'iso_cts',
+    params: [
+      { name: 'alpha', kind: 'number', help: 'scale', default: 1 },
+      { name: 'common_space_fraction', kind: 'number', help: 'common share', default: 0.8, min: 0, max: 1 },
+    ],
+    perModelParams: [{ ...weight, required: false, default: 1 }],
+  },
+  {
+    name: 'lines',
+    params: [
+      { name: 'beta', kind: 'number', help: 'depth scale', required: true, min: 0 },
+      { name: 'alpha', kind: 'number', help: 'shallow scale' },
+    ],
+    perModelParams: [{ ...weight, required: false, default: 1 }],
+  },
+  { name: 'pcb', params: [{ ...density, default: 0.2 }, lambda], perModelParams: [] },
+  {
+    name: 'widen',
+    params: [
+      { name: 'above_average_value_ratio', kind: 'number', help: 'significance ratio', default: 1, min: 0 },
+      { name: 'score_calibration_value', kind: 'number', help: 'calibrated score', default: 1 },
+    ],
+    perModelParams: [],
+  },
   { name: 'passthrough', params: [], perModelParams: [{ name: 'scale', kind: 'number', help: 'scale' }] },
 ];
 

@@ -16,6 +16,76 @@ const bf16 = (name: string) => `../../models/llama-bf16/${name}`;
 const f32 = (name: string) => `../../models/llama-f32/${name}`;
 
 const EXPECTED: Record<string, Recipe> = {
+  'p-iso-c': {
+    mergeMethod: 'iso_c',
+    models: [
+      { model: f32('expert1'), parameters: {} },
+      { model: f32('expert2'), parameters: {} },
+      { model: f32('expert3'), parameters: {} },
+    ],
+    baseModel: f32('base'),
+    parameters: {},
+  },
+  'p-iso-cts': {
+    mergeMethod: 'iso_cts',
+    models: [
+      { model: f32('expert1'), parameters: {} },
+      { model: f32('expert2'), parameters: {} },
+      { model: f32('expert3'), parameters: {} },
+    ],
+    baseModel: f32('base'),
+    parameters: {},
+  },
+  'p-lines': {
+    mergeMethod: 'lines',
+    models: [
+      { model: f32('expert1'), parameters: {} },
+      { model: f32('expert2'), parameters: {} },
+      { model: f32('expert3'), parameters: {} },
+    ],
+    baseModel: f32('base'),
+    parameters: { beta: 0.6 },
+  },
+  'p-lines-alpha': {
+    mergeMethod: 'lines',
+    models: [
+      { model: f32('expert1'), parameters: { weight: 1 } },
+      { model: f32('expert2'), parameters: { weight: 0.7 } },
+      { model: f32('expert3'), parameters: { weight: 0.5 } },
+    ],
+    baseModel: f32('base'),
+    parameters: { alpha: 0.4, beta: 0.5 },
+  },
+  'p-pcb': {
+    mergeMethod: 'pcb',
+    models: [
+      { model: f32('expert1'), parameters: {} },
+      { model: f32('expert2'), parameters: {} },
+      { model: f32('expert3'), parameters: {} },
+    ],
+    baseModel: f32('base'),
+    parameters: { density: 0.3 },
+  },
+  'p-tsv': {
+    mergeMethod: 'tsv',
+    models: [
+      { model: f32('expert1'), parameters: {} },
+      { model: f32('expert2'), parameters: {} },
+      { model: f32('expert3'), parameters: {} },
+    ],
+    baseModel: f32('base'),
+    parameters: {},
+  },
+  'p-widen': {
+    mergeMethod: 'widen',
+    models: [
+      { model: f32('expert1'), parameters: {} },
+      { model: f32('expert2'), parameters: {} },
+      { model: f32('expert3'), parameters: {} },
+    ],
+    baseModel: f32('base'),
+    parameters: { above_average_value_ratio: 1.1 },
+  },
   'arcee-fusion': {
     mergeMethod: 'arcee_fusion',
     models: [

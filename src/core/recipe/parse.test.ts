@@ -418,7 +418,7 @@ describe('parseRecipe errors name the place and the reason', () => {
       yaml: 'models: [{model: a, parameters: {weight: 1}}]\nmerge_method: tie\n',
       path: 'merge_method',
       message:
-        'recipe.yml: merge_method: unknown method "tie" (known: linear, task_arithmetic, ties, dare_ties, breadcrumbs_ties, della, slerp, nuslerp, model_stock, karcher, sce, ram, ramplus_tl, arcee_fusion, passthrough)',
+        'recipe.yml: merge_method: unknown method "tie" (known: linear, task_arithmetic, ties, dare_ties, breadcrumbs_ties, della, slerp, nuslerp, model_stock, karcher, sce, ram, ramplus_tl, arcee_fusion, tsv, iso_c, iso_cts, lines, pcb, widen, passthrough)',
       line: 2,
     },
     {
@@ -426,7 +426,7 @@ describe('parseRecipe errors name the place and the reason', () => {
       yaml: 'models: [{model: a, parameters: {weight: 1}}]\n',
       path: 'merge_method',
       message:
-        'recipe.yml: merge_method: missing (known: linear, task_arithmetic, ties, dare_ties, breadcrumbs_ties, della, slerp, nuslerp, model_stock, karcher, sce, ram, ramplus_tl, arcee_fusion, passthrough)',
+        'recipe.yml: merge_method: missing (known: linear, task_arithmetic, ties, dare_ties, breadcrumbs_ties, della, slerp, nuslerp, model_stock, karcher, sce, ram, ramplus_tl, arcee_fusion, tsv, iso_c, iso_cts, lines, pcb, widen, passthrough)',
     },
     {
       name: 'missing required weight',
