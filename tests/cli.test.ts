@@ -99,6 +99,14 @@ describe('merge-studio merge', () => {
     expect(stderr).toMatch(/runs in software on the CPU; --backend cpu is usually faster/);
   });
 
+  it('by default (--backend auto) a software adapter gives the CPU backend, and the note says why', async () => {
+    const out = join(work, 'auto-backend');
+    const { code, stderr } = await cli(['merge', recipe('auto.yml', TIES), '--out', out]);
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/ties of 2 models on CPU \(\d+ threads?\)/);
+    expect(stderr).toMatch(/SwiftShader.*runs in software: running on the CPU backend.*--backend gpu forces the GPU/);
+  });
+
   it('copies tokenizer files from the base model', async () => {
     const base = join(work, 'base-with-tokenizer');
     cpSync(join(MODELS, 'llama-bf16/base'), base, { recursive: true });
@@ -166,7 +174,7 @@ describe('merge-studio merge', () => {
 
   it('rejects bad options with usage errors', async () => {
     expect((await cli(['merge', 'x.yml'])).stderr).toMatch(/--out/);
-    expect((await cli(['merge', 'x.yml', '--out', 'y', '--backend', 'tpu'])).stderr).toMatch(/gpu or cpu/);
+    expect((await cli(['merge', 'x.yml', '--out', 'y', '--backend', 'tpu'])).stderr).toMatch(/--backend must be one of auto, gpu, cpu, cpu-reference, not "tpu"/);
     expect((await cli(['merge', 'x.yml', '--out', 'y', '--shard-size', 'lots'])).stderr).toMatch(/--shard-size/);
     expect((await cli(['frobnicate'])).code).toBe(2);
   });

@@ -92,7 +92,7 @@ describe('merge-studio analyze', () => {
     expect(none.stderr).toMatch(/analyze takes one recipe file/);
     const backend = await cli(['analyze', recipePath, '--backend', 'tpu']);
     expect(backend.code).toBe(2);
-    expect(backend.stderr).toMatch(/--backend must be gpu or cpu/);
+    expect(backend.stderr).toMatch(/--backend must be one of auto, gpu, cpu, cpu-reference/);
     const option = await cli(['analyze', recipePath, '--jsn', 'x']);
     expect(option.code).toBe(2);
     expect(option.stderr.trim().split('\n')).toHaveLength(1);

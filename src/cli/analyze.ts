@@ -14,7 +14,7 @@ import { ReferenceAnalysisOps } from '../gpu/analysis/reference-ops.ts';
 import { DEFAULT_SUBSPACE_RANK } from '../gpu/analysis/subspace.ts';
 import type { AnalysisProgress, AnalysisResult } from '../gpu/analysis/types.ts';
 import { methodLookup } from '../gpu/methods/index.ts';
-import { createBackend, isBackendKind, type BackendKind } from './backend.ts';
+import { backendKindArg, chooseBackend, type BackendKind } from './backend.ts';
 import { openModelsForRecipe } from './open-models.ts';
 
 export interface AnalyzeIo {
@@ -28,8 +28,7 @@ export async function analyzeCommand(args: string[], io: AnalyzeIo): Promise<voi
   const usage = io.usageError;
   const { values, positionals } = parse(args, usage);
   if (positionals.length !== 1) throw usage('analyze takes one recipe file: merge-studio analyze RECIPE.yml [--json FILE]');
-  const backendKind = values.backend;
-  if (!isBackendKind(backendKind)) throw usage(`--backend must be gpu or cpu (or cpu-reference), not "${backendKind}"`);
+  const backendKind = backendKindArg(values.backend, usage);
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw usage(`--seed must be an integer in [0, 4294967295], not "${values.seed}"`);
   const chunkText = values['chunk-elements'];
@@ -59,7 +58,7 @@ export async function analyzeCommand(args: string[], io: AnalyzeIo): Promise<voi
   let ops: AnalysisOps | undefined;
   try {
     const sources = await openModelsForRecipe(recipe, recipePath, { signal: controller.signal, log });
-    ops = await createOps(backendKind, maxChunkElements);
+    ops = await createOps(backendKind, maxChunkElements, log);
     log(`analyzing ${recipe.models.length} models (${recipe.mergeMethod}) on ${ops.backend.description}`);
     const result = await analyzeMerge({
       recipe,
@@ -89,7 +88,7 @@ function parse(args: string[], usage: AnalyzeIo['usageError']) {
       strict: true,
       options: {
         json: { type: 'string' },
-        backend: { type: 'string', default: 'gpu' },
+        backend: { type: 'string', default: 'auto' },
         seed: { type: 'string', default: '0' },
         'chunk-elements': { type: 'string' },
         'subspace-rank': { type: 'string', default: String(DEFAULT_SUBSPACE_RANK) },
@@ -101,8 +100,9 @@ function parse(args: string[], usage: AnalyzeIo['usageError']) {
   }
 }
 
-async function createOps(kind: BackendKind, maxChunkElements: number | undefined): Promise<AnalysisOps> {
-  const backend = await createBackend(kind, { maxChunkElements });
+async function createOps(kind: BackendKind, maxChunkElements: number | undefined, log: (line: string) => void): Promise<AnalysisOps> {
+  const { backend, note } = await chooseBackend(kind, { maxChunkElements });
+  if (note) log(`note: ${note}`);
   return backend instanceof GpuBackend ? new GpuAnalysisOps(backend) : new ReferenceAnalysisOps(backend);
 }
 

@@ -12,11 +12,10 @@ import { parseRecipe } from '../core/recipe/parse.ts';
 import type { ModelSource } from '../core/source.ts';
 import { formatBytes, parseByteSize } from '../core/units.ts';
 import type { Backend } from '../gpu/backend.ts';
-import { GpuBackend } from '../gpu/gpu-backend.ts';
 import { methodLookup } from '../gpu/methods/index.ts';
 import { evaluateModel, firstExamples, parseTaskSet, type EvalReport, type TaskSet } from '../gpu/model/eval.ts';
 import { mergeInMemory } from '../gpu/model/in-memory-merge.ts';
-import { createBackend, isBackendKind } from './backend.ts';
+import { BACKEND_CHOICES, backendKindArg, chooseBackend } from './backend.ts';
 import { nodeFileTree } from './node-files.ts';
 import { openLocalModel, openModelsForRecipe } from './open-models.ts';
 
@@ -27,7 +26,7 @@ export interface EvalIo {
   usageError(message: string): Error;
 }
 
-export const EVAL_USAGE = `  merge-studio eval MODEL [--tasks demo|FILE] [--examples N] [--text FILE] [--json FILE] [--backend gpu|cpu|cpu-reference]
+export const EVAL_USAGE = `  merge-studio eval MODEL [--tasks demo|FILE] [--examples N] [--text FILE] [--json FILE] [--backend ${BACKEND_CHOICES}]
                          [--window N] [--stride N] [--weight-budget SIZE] [--seed N] [--quiet]
                                   score a model folder, or a recipe merged in memory: per-skill accuracy and
                                   answer loss (--tasks; demo = public/demo/tasks.json; --examples: the first N
@@ -49,7 +48,7 @@ export async function evalCommand(args: string[], io: EvalIo): Promise<EvalRepor
         examples: { type: 'string' },
         text: { type: 'string' },
         json: { type: 'string' },
-        backend: { type: 'string', default: 'gpu' },
+        backend: { type: 'string', default: 'auto' },
         window: { type: 'string' },
         stride: { type: 'string' },
         'weight-budget': { type: 'string' },
@@ -63,8 +62,7 @@ export async function evalCommand(args: string[], io: EvalIo): Promise<EvalRepor
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw usage('eval takes one model folder or recipe: merge-studio eval MODEL --tasks demo');
   if (values.tasks === undefined && values.text === undefined) throw usage('eval needs --tasks demo|FILE and/or --text FILE');
-  const backendKind = values.backend as string;
-  if (!isBackendKind(backendKind)) throw usage(`--backend must be gpu, cpu or cpu-reference, not "${backendKind}"`);
+  const backendKind = backendKindArg(values.backend, usage);
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw usage(`--seed must be an integer in [0, 4294967295], not "${values.seed}"`);
   const positive = (name: string, text: string | undefined) => {
@@ -91,10 +89,9 @@ export async function evalCommand(args: string[], io: EvalIo): Promise<EvalRepor
   process.once('SIGINT', onSignal);
   let backend: Backend | undefined;
   try {
-    backend = await createBackend(backendKind);
-    if (backend instanceof GpuBackend && backend.ctx.adapterInfo.isFallbackAdapter) {
-      log('note: this WebGPU adapter runs in software on the CPU; --backend cpu is usually faster here');
-    }
+    const chosen = await chooseBackend(backendKind);
+    backend = chosen.backend;
+    if (chosen.note) log(`note: ${chosen.note}`);
     const source = await openTarget(positionals[0], backend, seed, controller.signal, log);
     log(`scoring ${source.id} on ${backend.description}`);
     let lastLine = 0;

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { formatBytes } from '../core/units.ts';
 import { extractLora } from '../gpu/lora/extract.ts';
-import { BACKEND_KINDS, createBackend, isBackendKind } from './backend.ts';
+import { backendKindArg, chooseBackend } from './backend.ts';
 import { NodeOutputFolder } from './node-files.ts';
 import { openModelsForRecipe } from './open-models.ts';
 
@@ -28,7 +28,7 @@ export async function extractLoraCommand(args: string[], io: ExtractLoraIo): Pro
         base: { type: 'string' },
         rank: { type: 'string' },
         out: { type: 'string' },
-        backend: { type: 'string', default: 'gpu' },
+        backend: { type: 'string', default: 'auto' },
         'chunk-elements': { type: 'string' },
         overwrite: { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
@@ -43,8 +43,7 @@ export async function extractLoraCommand(args: string[], io: ExtractLoraIo): Pro
   if (!values.out) throw io.usageError('extract-lora needs --out DIR');
   const rank = Number(values.rank);
   if (!(Number.isInteger(rank) && rank >= 1)) throw io.usageError(`--rank must be a positive integer, not "${values.rank ?? ''}"`);
-  const backendKind = values.backend as string;
-  if (!isBackendKind(backendKind)) throw io.usageError(`--backend must be ${BACKEND_KINDS.join(', ')}, not "${backendKind}"`);
+  const backendKind = backendKindArg(values.backend, io.usageError);
   const chunkText = values['chunk-elements'];
   const maxChunkElements = chunkText === undefined ? undefined : Number(chunkText);
   if (maxChunkElements !== undefined && !(Number.isInteger(maxChunkElements) && maxChunkElements >= 256)) {
@@ -55,8 +54,9 @@ export async function extractLoraCommand(args: string[], io: ExtractLoraIo): Pro
   const base = values.base;
   // Opened as a recipe's models are: local folders or Hub repos, relative to the working directory.
   const sources = await openModelsForRecipe({ mergeMethod: 'extract-lora', models: [{ model, parameters: {} }], baseModel: base, parameters: {} }, 'extract-lora.yml', { log: say });
-  const backend = await createBackend(backendKind, { maxChunkElements });
+  const { backend, note } = await chooseBackend(backendKind, { maxChunkElements });
   try {
+    if (note) say(`note: ${note}`);
     say(`extracting a rank-${rank} LoRA of ${model} over ${base} on ${backend.description}`);
     const result = await extractLora({
       model: sources.get(model)!,

@@ -5,12 +5,12 @@
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { openModelsForRecipe, openLocalModel } from './open-models.ts';
-import { createBackend, isBackendKind } from './backend.ts';
+import { BACKEND_CHOICES, backendKindArg, chooseBackend } from './backend.ts';
 import { NodeOutputFolder } from './node-files.ts';
 import { parseRecipe } from '../core/recipe/parse.ts';
 import { methodLookup, METHODS } from '../gpu/methods/index.ts';
 import { runMerge, type MergeProgress } from '../gpu/engine.ts';
-import { GpuBackend } from '../gpu/gpu-backend.ts';
+import type { Backend } from '../gpu/backend.ts';
 import { formatBytes, parseByteSize } from '../core/units.ts';
 import { checkCompatibility } from '../core/compat.ts';
 import type { Recipe } from '../core/recipe/types.ts';
@@ -23,22 +23,23 @@ import { evalCommand, EVAL_USAGE } from './eval.ts';
 const USAGE = `merge-studio: model merging on WebGPU (mergekit recipes)
 
 usage:
-  merge-studio merge RECIPE.yml --out DIR [--backend gpu|cpu|cpu-reference] [--shard-size 5GB] [--seed N]
+  merge-studio merge RECIPE.yml --out DIR [--backend ${BACKEND_CHOICES}] [--shard-size 5GB] [--seed N]
                                 [--replay-masks FILE] [--chunk-elements N] [--overwrite] [--quiet]
-  merge-studio analyze RECIPE.yml [--json FILE] [--backend gpu|cpu|cpu-reference] [--seed N] [--chunk-elements N]
+  merge-studio analyze RECIPE.yml [--json FILE] [--backend ${BACKEND_CHOICES}] [--seed N] [--chunk-elements N]
                                   [--subspace-rank K] [--quiet]   task-vector statistics of the recipe's models,
                                   top-K singular directions per weight matrix (default 16; FILE -: stdout)
   merge-studio push DIR org/name [--private] [--license ID] [--analysis FILE] [--message TEXT] [--quiet]
                                   publish an exported merge to the Hub with $HF_TOKEN (FILE: analyze --json)
 ${EVAL_USAGE}
-  merge-studio extract-lora MODEL --base BASE --rank R --out DIR [--backend gpu|cpu|cpu-reference] [--overwrite] [--quiet]
+  merge-studio extract-lora MODEL --base BASE --rank R --out DIR [--backend ${BACKEND_CHOICES}] [--overwrite] [--quiet]
                                   a PEFT LoRA adapter turning BASE into MODEL (truncated SVD per linear module;
                                   the relative error of each on stderr). A recipe reads it back as BASE+DIR.
   merge-studio inspect PATH       tensors of a .safetensors file or model folder
   merge-studio methods            the merge methods and their parameters
 
---backend: gpu (WebGPU, default), cpu (generated loops on every core), cpu-reference (the plain
-one-thread TypeScript reference the others are tested against; slow, for debugging).
+--backend: auto (default: WebGPU on a hardware adapter, else cpu), gpu (WebGPU, even on a software
+adapter), cpu (generated loops on every core), cpu-reference (the plain one-thread TypeScript reference
+the others are tested against; slow, for debugging).
 --chunk-elements splits GPU tensors into chunks of at most N elements (default: as large as the
 device's maxStorageBufferBindingSize allows).
 
@@ -102,7 +103,7 @@ function describeError(err: unknown): string {
 async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
   const { values, positionals } = parseCli(args, {
     out: { type: 'string' },
-    backend: { type: 'string', default: 'gpu' },
+    backend: { type: 'string', default: 'auto' },
     'shard-size': { type: 'string', default: '5GB' },
     seed: { type: 'string', default: '0' },
     'replay-masks': { type: 'string' },
@@ -113,8 +114,7 @@ async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
   if (positionals.length !== 1) throw new UsageError('merge takes one recipe file: merge-studio merge RECIPE.yml --out DIR');
   const out = values.out as string | undefined;
   if (!out) throw new UsageError('merge needs --out DIR');
-  const backendKind = values.backend as string;
-  if (!isBackendKind(backendKind)) throw new UsageError(`--backend must be gpu or cpu (or cpu-reference), not "${backendKind}"`);
+  const backendKind = backendKindArg(values.backend, (m) => new UsageError(m));
   const maxShardBytes = parseByteSize(values['shard-size'] as string, '--shard-size');
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be an integer in [0, 4294967295], not "${values.seed}"`);
@@ -134,19 +134,18 @@ async function mergeCommand(args: string[], stderr: NodeJS.WritableStream) {
   const controller = new AbortController();
   const onSignal = () => controller.abort();
   process.once('SIGINT', onSignal);
-  let backend: Awaited<ReturnType<typeof createBackend>> | undefined;
+  let backend: Backend | undefined;
   try {
     const sources = await openModelsForRecipe(recipe, recipePath, { signal: controller.signal, log: (line) => !values.quiet && stderr.write(line + '\n') });
     // Slices take layer ranges of models that may differ in depth: the planner checks what they use.
     if (!recipe.slices) reportCompatibility(recipe, sources, (line) => !values.quiet && stderr.write(line + '\n'));
     const replayMasks = values['replay-masks'] ? await openLocalModel(values['replay-masks'] as string) : undefined;
-    backend = await createBackend(backendKind, { maxChunkElements });
+    const chosen = await chooseBackend(backendKind, { maxChunkElements });
+    backend = chosen.backend;
     if (!values.quiet) {
       const what = recipe.slices ? `${recipe.slices.length} slices` : `${recipe.models.length} models`;
       stderr.write(`merge-studio: ${recipe.mergeMethod} of ${what} on ${backend.description}\n`);
-      if (backend instanceof GpuBackend && backend.ctx.adapterInfo.isFallbackAdapter) {
-        stderr.write('merge-studio: note: this WebGPU adapter runs in software on the CPU; --backend cpu is usually faster here\n');
-      }
+      if (chosen.note) stderr.write(`merge-studio: note: ${chosen.note}\n`);
     }
     const report = progressReporter(stderr, values.quiet as boolean);
     const result = await runMerge({
