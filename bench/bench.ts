@@ -216,6 +216,9 @@ interface Row {
   peakGpuBytes?: number;
   buffersCreated?: number;
   buffersReused?: number;
+  /** Compute dispatches and command-buffer submissions (gpu): the passes a merge makes. */
+  dispatches?: number;
+  submits?: number;
   /** Merge time / plain copy time of the same bytes. */
   vsCopy: number;
   mergekitSeconds?: number;
@@ -265,6 +268,8 @@ async function benchSet(set: ModelSet, backends: Map<BackendKind, Backend>, useM
       gpu?.ctx.resetPeak();
       const created0 = gpu?.ctx.createdBuffers ?? 0;
       const reused0 = gpu?.ctx.reusedBuffers ?? 0;
+      const dispatches0 = gpu?.ctx.dispatchCount ?? 0;
+      const submits0 = gpu?.ctx.submitCount ?? 0;
       const t0 = performance.now();
       const { peak } = await withPeakRss(() => runMerge({ recipe, sources: set.sources, backend, output: folder, options: { seed: 1 } }));
       const seconds = (performance.now() - t0) / 1000;
@@ -285,6 +290,8 @@ async function benchSet(set: ModelSet, backends: Map<BackendKind, Backend>, useM
         peakGpuBytes: gpu?.ctx.peakBytes,
         buffersCreated: gpu ? gpu.ctx.createdBuffers - created0 : undefined,
         buffersReused: gpu ? gpu.ctx.reusedBuffers - reused0 : undefined,
+        dispatches: gpu ? gpu.ctx.dispatchCount - dispatches0 : undefined,
+        submits: gpu ? gpu.ctx.submitCount - submits0 : undefined,
         // The copy read all four models; scale to the models this method reads.
         vsCopy: seconds / ((copySeconds * used.size) / 4),
         mergekitSeconds: mk?.seconds,
@@ -295,7 +302,7 @@ async function benchSet(set: ModelSet, backends: Map<BackendKind, Backend>, useM
       console.error(
         `${set.size} ${kind.padEnd(4)} ${method.padEnd(16)} ${seconds.toFixed(2).padStart(8)} s  ${row.gbPerSecond.toFixed(3)} GB/s in  ` +
           `${(row.paramsPerSecond / 1e6).toFixed(1)} M params/s  peak RSS ${formatBytes(peak)}` +
-          (gpu ? `  peak GPU ${formatBytes(row.peakGpuBytes ?? 0)}  buffers +${row.buffersCreated} (${row.buffersReused} reused)` : '') +
+          (gpu ? `  peak GPU ${formatBytes(row.peakGpuBytes ?? 0)}  buffers +${row.buffersCreated} (${row.buffersReused} reused)  ${row.dispatches} dispatches in ${row.submits} submits` : '') +
           `  ${row.vsCopy.toFixed(2)}× copy` +
           (row.vsMergekit !== undefined ? `  ${row.vsMergekit.toFixed(2)}× mergekit's speed` : ''),
       );

@@ -91,6 +91,8 @@ export class GpuContext {
   #destroyed = false;
   #created = 0;
   #reused = 0;
+  #dispatches = 0;
+  #submits = 0;
   #liveBytes = 0;
   #peakBytes = 0;
   /** Idle buffers by `${usage}:${size}`, and in the order they went idle (oldest first). */
@@ -151,6 +153,21 @@ export class GpuContext {
   /** Buffers made through this context since it was created (tests, the bench's allocation count). */
   get createdBuffers(): number {
     return this.#created;
+  }
+
+  /** Compute dispatches and command buffers submitted through this context's batches (the bench's pass count). */
+  get dispatchCount(): number {
+    return this.#dispatches;
+  }
+
+  get submitCount(): number {
+    return this.#submits;
+  }
+
+  /** Called by CommandBatch.submit. */
+  noteSubmitted(dispatches: number): void {
+    this.#dispatches += dispatches;
+    this.#submits++;
   }
 
   /** Buffer requests served from the pool instead of a new buffer. */
@@ -509,6 +526,7 @@ export class CommandBatch {
       }
       pass?.end();
       device.queue.submit([encoder.finish({ label: `${this.#label} commands` })]);
+      ctx.noteSubmitted(d);
       if (readbacks.length === 0) return [];
       await Promise.all(readbacks.map((r) => r.buffer.mapAsync(GPUMapMode.READ)));
       return readbacks.map((r) => {

@@ -26,70 +26,7 @@ fn half_at(i: u32) -> u32 {
   return (src[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu;
 }
 
-fn f16_to_f32_bits(h: u32) -> u32 {
-  let sign = (h & 0x8000u) << 16u;
-  let exp = (h >> 10u) & 0x1fu;
-  let frac = h & 0x3ffu;
-  if (exp == 0u) {
-    if (frac == 0u) {
-      return sign;
-    }
-    // frac·2^-24 with the leading one at bit p: 2^(p-24) · 1.xxx
-    let p = firstLeadingBit(frac);
-    return sign | ((p + 103u) << 23u) | ((frac << (23u - p)) & 0x7fffffu);
-  }
-  if (exp == 0x1fu) {
-    return sign | 0x7f800000u | (frac << 13u);
-  }
-  return sign | ((exp + 112u) << 23u) | (frac << 13u);
-}
-
-fn f32_bits_to_bf16(x: u32) -> u32 {
-  if ((x & 0x7fffffffu) > 0x7f800000u) {
-    return 0x7fc0u;
-  }
-  return ((x + 0x7fffu + ((x >> 16u) & 1u)) >> 16u) & 0xffffu;
-}
-
-fn f32_bits_to_f16(x: u32) -> u32 {
-  let sign = (x >> 16u) & 0x8000u;
-  let exp = (x >> 23u) & 0xffu;
-  var mant = x & 0x7fffffu;
-  if (exp == 0xffu) {
-    return sign | 0x7c00u | select(0u, 0x200u, mant != 0u);
-  }
-  var e = i32(exp) - 112;
-  if (e >= 31) {
-    return sign | 0x7c00u;
-  }
-  if (e <= 0) {
-    if (e < -10) {
-      return sign;
-    }
-    mant = mant | 0x800000u;
-    let shift = u32(14 - e);
-    let half = 1u << (shift - 1u);
-    let rest = mant & ((1u << shift) - 1u);
-    var m = mant >> shift;
-    if (rest > half || (rest == half && (m & 1u) != 0u)) {
-      m = m + 1u;
-    }
-    return sign | m;
-  }
-  let rest = mant & 0x1fffu;
-  var m = mant >> 13u;
-  if (rest > 0x1000u || (rest == 0x1000u && (m & 1u) != 0u)) {
-    m = m + 1u;
-    if (m == 0x400u) {
-      m = 0u;
-      e = e + 1;
-      if (e >= 31) {
-        return sign | 0x7c00u;
-      }
-    }
-  }
-  return sign | (u32(e) << 10u) | m;
-}
+// f16_to_f32_bits, f32_bits_to_bf16 and f32_bits_to_f16 come from float16.wgsl.
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn decode_bf16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -2,9 +2,11 @@
 //
 // lincomb: out = Σ_t coef(t, row) · x_t (+ bias), up to 4 terms per dispatch. More terms run as
 //   several dispatches: the first writes out, the next ones add to it (accumulate = 1), the last
-//   adds the bias (add_bias = 1). The sum runs term by term from the first, in f32, in the same
-//   order as the CPU reference. coef(t, row) = coefs[t * coef_stride + row], row = global row of the
-//   element when coef_stride > 1 (per-row coefficients), else coefs[t].
+//   adds the bias (add_bias = 1) and, for lincombRounded, rounds the sum to BF16/F16 (round_to =
+//   1 / 2; round_to_dtype from float16.wgsl, composed before this file). The sum runs term by term
+//   from the first, in f32, in the same order as the CPU reference. coef(t, row) =
+//   coefs[t * coef_stride + row], row = global row of the element when coef_stride > 1 (per-row
+//   coefficients), else coefs[t].
 // nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1); out = w·x + (1 - w)·b  (x0 = b, x1 = x).
 // abs_at_least: out = 1 where |x0| >= t·|x1| else 0 (TALL masks, count thresholds).
 // multiply: out = x0 · x1.
@@ -27,6 +29,7 @@ struct Params {
   t: f32,            // nearswap, abs_at_least, divide_at_least
   shift: f32,        // exp_affine, ramp_above
   scale: f32,        // exp_affine, ramp_above
+  round_to: u32,     // lincomb: 0 keep f32, 1 round to BF16, 2 round to F16 (last dispatch only)
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -72,7 +75,7 @@ fn lincomb(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   if (params.add_bias != 0u) {
     acc = acc + params.bias;
   }
-  out[i] = acc;
+  out[i] = round_to_dtype(acc, params.round_to);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

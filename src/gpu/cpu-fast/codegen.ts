@@ -184,6 +184,19 @@ function elementCode(b: Builder, roots: readonly Node[]): ElementCode {
       case 'absAtLeast':
         body.push(`const ${e} = Math.abs(${x(op.a)}) >= fr(${b.param(op.lambda)} * Math.abs(${x(op.b)})) ? 1 : 0;`);
         break;
+      // The reference computes these in f64 and stores f32: one rounding at the end.
+      case 'multiply':
+        body.push(`const ${e} = fr(${x(op.a)} * ${x(op.b)});`);
+        break;
+      case 'divideAtLeast':
+        body.push(`const ${e} = fr(${x(op.a)} / Math.max(${x(op.b)}, ${b.param(op.floor)}));`);
+        break;
+      case 'expAffine':
+        body.push(`const ${e} = fr(Math.exp(fr(fr(fr(${x(op.x)} - ${b.param(op.shift)}) * ${b.param(op.scale)}) + ${b.param(op.bias)})));`);
+        break;
+      case 'rampAbove':
+        body.push(`const ${e} = fr(Math.max(fr(${x(op.x)} - ${b.param(op.threshold)}), 0) * ${b.param(op.scale)});`);
+        break;
       case 'keepRandom': {
         const h = `${e}h`;
         body.push(

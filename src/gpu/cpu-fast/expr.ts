@@ -38,6 +38,10 @@ export type Op =
   | { kind: 'quantize'; x: Node; dtype: FloatDType }
   | { kind: 'nearswap'; base: Node; x: Node; t: number }
   | { kind: 'absAtLeast'; a: Node; b: Node; lambda: number }
+  | { kind: 'multiply'; a: Node; b: Node }
+  | { kind: 'divideAtLeast'; a: Node; b: Node; floor: number }
+  | { kind: 'expAffine'; x: Node; shift: number; scale: number; bias: number }
+  | { kind: 'rampAbove'; x: Node; threshold: number; scale: number }
   /** keep where the counter-based uniform (hash prefix `seedHash`, element index) is below threshold/2^24 */
   | { kind: 'keepRandom'; x: Node; seedHash: number; threshold: number }
   | { kind: 'keepWhere'; x: Node; mask: Node }
@@ -54,10 +58,14 @@ export function inputsOf(op: Op): Node[] {
     case 'quantize':
     case 'keepRandom':
     case 'keepBand':
+    case 'expAffine':
+    case 'rampAbove':
       return [op.x];
     case 'nearswap':
       return [op.base, op.x];
     case 'absAtLeast':
+    case 'multiply':
+    case 'divideAtLeast':
       return [op.a, op.b];
     case 'keepWhere':
       return [op.x, op.mask];

@@ -133,7 +133,7 @@ export class FastCpuBackend implements Backend {
         };
       }
     }
-    Object.assign(this, this.#nativeOps());
+    Object.assign(this, this.#nativeOps(), { lincombRounded: this.#lincombRounded });
   }
 
   /** Tensors made by this backend and not yet released (leak checks in tests). */
@@ -404,21 +404,7 @@ export class FastCpuBackend implements Backend {
         return lazy(dtype === 'F32' ? node : new Node(node.numel, { kind: 'quantize', x: node, dtype }), x.shape);
       },
 
-      lincomb: async (terms: readonly Term[], bias = 0) => {
-        if (terms.length === 0) throw this.error('lincomb', 'no terms');
-        const first = terms[0].x;
-        const rows = rowCount(first.shape);
-        const lin: LinTerm[] = terms.map((term, i) => {
-          const x = this.node(term.x, 'lincomb');
-          if (x.numel !== first.numel) throw this.error('lincomb', `term ${i} has ${x.numel} elements, term 0 has ${first.numel}`);
-          if (typeof term.coef !== 'number' && term.coef.length !== rows) {
-            throw this.error('lincomb', `term ${i} has ${term.coef.length} row coefficients for ${rows} rows`);
-          }
-          return { x, coef: typeof term.coef === 'number' ? fr(term.coef) : this.hostArray(Float32Array.from(term.coef)) };
-        });
-        const n = first.numel;
-        return lazy(new Node(n, { kind: 'lincomb', terms: lin, bias: fr(bias), rowLen: rows > 0 ? n / rows : 0 }), first.shape);
-      },
+      lincomb: async (terms: readonly Term[], bias = 0) => lazy(this.#lincomb('lincomb', terms, bias), terms[0].x.shape),
 
       nearswap: async (base: Tensor, x: Tensor, t: number) => {
         const [b, v] = this.#pair('nearswap', base, x, ['base', 'model']);
@@ -428,6 +414,26 @@ export class FastCpuBackend implements Backend {
       absAtLeast: async (a: Tensor, b: Tensor, lambda: number) => {
         const [an, bn] = this.#pair('absAtLeast', a, b, ['a', 'b']);
         return lazy(new Node(an.numel, { kind: 'absAtLeast', a: an, b: bn, lambda: fr(lambda) }), a.shape);
+      },
+
+      multiply: async (a: Tensor, b: Tensor) => {
+        const [an, bn] = this.#pair('multiply', a, b, ['a', 'b']);
+        return lazy(new Node(an.numel, { kind: 'multiply', a: an, b: bn }), a.shape);
+      },
+
+      divideAtLeast: async (a: Tensor, b: Tensor, floor: number) => {
+        const [an, bn] = this.#pair('divideAtLeast', a, b, ['a', 'b']);
+        return lazy(new Node(an.numel, { kind: 'divideAtLeast', a: an, b: bn, floor: fr(floor) }), a.shape);
+      },
+
+      expAffine: async (x: Tensor, shift: number, scale: number, bias: number) => {
+        const node = this.node(x, 'expAffine');
+        return lazy(new Node(node.numel, { kind: 'expAffine', x: node, shift: fr(shift), scale: fr(scale), bias: fr(bias) }), x.shape);
+      },
+
+      rampAbove: async (x: Tensor, threshold: number, scale: number) => {
+        const node = this.node(x, 'rampAbove');
+        return lazy(new Node(node.numel, { kind: 'rampAbove', x: node, threshold: fr(threshold), scale: fr(scale) }), x.shape);
       },
 
       keepRandom: async (x: Tensor, p: number, key: MaskKey) => {
@@ -539,6 +545,33 @@ export class FastCpuBackend implements Backend {
     };
     return ops;
   }
+
+  /** The node of Σ coef_i · x_i + bias (the reference's checks and messages, under `op`). */
+  #lincomb(op: string, terms: readonly Term[], bias: number): Node {
+    if (terms.length === 0) throw this.error(op, 'no terms');
+    const first = terms[0].x;
+    const rows = rowCount(first.shape);
+    const lin: LinTerm[] = terms.map((term, i) => {
+      const x = this.node(term.x, op);
+      if (x.numel !== first.numel) throw this.error(op, `term ${i} has ${x.numel} elements, term 0 has ${first.numel}`);
+      if (typeof term.coef !== 'number' && term.coef.length !== rows) {
+        throw this.error(op, `term ${i} has ${term.coef.length} row coefficients for ${rows} rows`);
+      }
+      return { x, coef: typeof term.coef === 'number' ? Math.fround(term.coef) : this.hostArray(Float32Array.from(term.coef)) };
+    });
+    const n = first.numel;
+    return new Node(n, { kind: 'lincomb', terms: lin, bias: Math.fround(bias), rowLen: rows > 0 ? n / rows : 0 });
+  }
+
+  /**
+   * lincombRounded(terms, dtype, bias) = quantize(lincomb(terms, bias), dtype): the engine's step of
+   * BF16/F16 math, a lincomb node under a quantize node. Assigned beside the typed ops so that it
+   * serves the op as soon as the elementwise family declares it.
+   */
+  #lincombRounded = async (terms: readonly Term[], dtype: FloatDType, bias = 0): Promise<Tensor> => {
+    const sum = this.#lincomb('lincombRounded', terms, bias);
+    return this.wrap(dtype === 'F32' ? sum : new Node(sum.numel, { kind: 'quantize', x: sum, dtype }), terms[0].x.shape);
+  };
 
   #pair(op: string, a: Tensor, b: Tensor, names: [string, string]): [Node, Node] {
     const an = this.node(a, op);

@@ -70,8 +70,9 @@ describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) =
     afterEach(fast, name);
   });
 
-  it('quantize, lincomb (scalar and per-row coefficients, bias), nearswap and absAtLeast', async () => {
-    const shapes = [...LENGTHS.map((n) => [n]), ...SHAPES_2D];
+  it('quantize, lincomb (scalar and per-row coefficients, bias), lincombRounded, nearswap, absAtLeast, multiply, divideAtLeast, expAffine, rampAbove', async () => {
+    // Fewer sizes than elsewhere: many ops × dtypes here (and the reference is slow).
+    const shapes = [[1], [7], [257], [65537], [150001], [15, 17], [3, 4099], [300, 700]];
     for (const shape of shapes) {
       const n = numel(shape);
       const rows = shape.length >= 2 ? shape[0] : 1;
@@ -86,7 +87,21 @@ describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) =
           await same(fast, await fast.lincomb(termsOf(0), 0.125), await reference.lincomb(termsOf(1), 0.125), `${what} lincomb ${count}`);
           await same(fast, await fast.lincomb(termsOf(0)), await reference.lincomb(termsOf(1)), `${what} lincomb ${count} no bias`);
         }
+        for (const q of DTYPES) {
+          // lincombRounded = quantize(lincomb(...)): one step of the engine's BF16/F16 math.
+          const terms = (k: 0 | 1) => [
+            { x: xs[0][k], coef: 0.7 },
+            { x: xs[1][k], coef: -0.3 },
+          ];
+          const fastRounded = (fast as unknown as { lincombRounded: (t: unknown, d: FloatDType, b?: number) => Promise<Tensor> }).lincombRounded;
+          using sum = await reference.lincomb(terms(1), 0.01);
+          await same(fast, await fastRounded(terms(0), q, 0.01), await reference.quantize(sum, q), `${what} lincombRounded ${q}`);
+        }
         for (const t of [0, 1e-4, 0.3, 5]) await same(fast, await fast.nearswap(xs[0][0], xs[1][0], t), await reference.nearswap(xs[0][1], xs[1][1], t), `${what} nearswap ${t}`);
+        await same(fast, await fast.multiply(xs[0][0], xs[1][0]), await reference.multiply(xs[0][1], xs[1][1]), `${what} multiply`);
+        for (const f of [1e-3, 0.5]) await same(fast, await fast.divideAtLeast(xs[0][0], xs[1][0], f), await reference.divideAtLeast(xs[0][1], xs[1][1], f), `${what} divideAtLeast ${f}`);
+        await same(fast, await fast.expAffine(xs[2][0], 0.1, -3, 0.5), await reference.expAffine(xs[2][1], 0.1, -3, 0.5), `${what} expAffine`);
+        await same(fast, await fast.rampAbove(xs[3][0], 0.2, 1.7), await reference.rampAbove(xs[3][1], 0.2, 1.7), `${what} rampAbove`);
         for (const l of [0, 0.4, 1.3]) await same(fast, await fast.absAtLeast(xs[2][0], xs[3][0], l), await reference.absAtLeast(xs[2][1], xs[3][1], l), `${what} absAtLeast ${l}`);
         for (const [f, r] of xs) {
           fast.release(f);

@@ -174,7 +174,8 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
       using unrounded = t;
       return a.scope.add(await backend.quantize(unrounded, a.compute));
     };
-    const lin = async (terms: { x: Tensor; coef: number }[]) => round(await backend.lincomb(terms));
+    // A rounded combination is one pass (lincombRounded), not a lincomb then a quantize.
+    const lin = async (terms: { x: Tensor; coef: number }[]) => a.scope.add(await backend.lincombRounded(terms, a.compute));
     const wq = a.weights.map((w) => roundScalar(w, a.compute));
     const wds: Tensor[] = [];
     for (let i = 0; i < a.kept.length; i++) {
@@ -198,11 +199,13 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
       }
     }
     if (a.lambda !== 1) mixed = await lin([{ x: mixed, coef: a.lambda }]);
-    using sum = await backend.lincomb([
-      { x: a.base, coef: 1 },
-      { x: mixed, coef: 1 },
-    ]);
-    return await backend.quantize(sum, a.compute);
+    return await backend.lincombRounded(
+      [
+        { x: a.base, coef: 1 },
+        { x: mixed, coef: 1 },
+      ],
+      a.compute,
+    );
   }
 
   return {

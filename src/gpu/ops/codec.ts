@@ -4,6 +4,7 @@
  * The reference is codec.cpu.ts (through src/core/dtype.ts); all three are exact bit manipulations.
  */
 import codecWgsl from '../../shaders/codec.wgsl?raw';
+import float16Wgsl from '../../shaders/float16.wgsl?raw';
 import { byteLength, type FloatDType } from '../../core/dtype.ts';
 import type { Tensor } from '../backend.ts';
 import { chunkLength, chunkStart } from '../gpu-tensor.ts';
@@ -22,7 +23,7 @@ export interface CodecOps {
   quantize(x: Tensor, dtype: FloatDType): Promise<Tensor>;
 }
 
-const CODEC = shaderModule('codec.wgsl', { file: 'codec.wgsl', code: codecWgsl });
+const CODEC = shaderModule('codec.wgsl', { file: 'float16.wgsl', code: float16Wgsl }, { file: 'codec.wgsl', code: codecWgsl });
 const io = { uses: ['src', 'dst'] } as const;
 const KERNELS = {
   decodeBF16: defineKernel(CODEC, 'decode_bf16', io),

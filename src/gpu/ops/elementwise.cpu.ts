@@ -2,6 +2,7 @@
  * Reference elementwise ops (see elementwise.ts): plain loops with every intermediate rounded to
  * f32 in the GPU's order.
  */
+import { decodeFloats, encodeFloats, type FloatDType } from '../../core/dtype.ts';
 import { rowCount, type Tensor, type Term } from '../backend.ts';
 import type { ElementwiseOps } from './elementwise.ts';
 import type { CpuOpRuntime } from './runtime.ts';
@@ -16,36 +17,46 @@ export function elementwiseCpu(rt: CpuOpRuntime): ElementwiseOps {
     return [av, bv];
   }
 
+  /** Σ coef_i · x_i (+ bias), each product and sum rounded to f32 in the GPU's order. */
+  function combine(op: string, terms: readonly Term[], bias: number): Float32Array {
+    if (terms.length === 0) throw rt.error(op, 'no terms');
+    const first = terms[0].x;
+    const rows = rowCount(first.shape);
+    const xs = terms.map((term, i) => {
+      const d = rt.data(term.x, op);
+      if (d.length !== first.numel) throw rt.error(op, `term ${i} has ${d.length} elements, term 0 has ${first.numel}`);
+      if (typeof term.coef !== 'number' && term.coef.length !== rows) {
+        throw rt.error(op, `term ${i} has ${term.coef.length} row coefficients for ${rows} rows`);
+      }
+      return d;
+    });
+    const n = first.numel;
+    const rowLen = rows > 0 ? n / rows : 0;
+    const out = new Float32Array(n);
+    const b = fr(bias);
+    for (let i = 0; i < n; i++) {
+      const row = rowLen > 0 ? Math.floor(i / rowLen) : 0;
+      let acc = 0;
+      for (let k = 0; k < terms.length; k++) {
+        const c = terms[k].coef;
+        const coef = typeof c === 'number' ? fr(c) : c[row];
+        const prod = fr(coef * xs[k][i]);
+        acc = k === 0 ? prod : fr(acc + prod);
+      }
+      if (b !== 0) acc = fr(acc + b);
+      out[i] = acc;
+    }
+    return out;
+  }
+
   return {
     async lincomb(terms: readonly Term[], bias = 0): Promise<Tensor> {
-      if (terms.length === 0) throw rt.error('lincomb', 'no terms');
-      const first = terms[0].x;
-      const rows = rowCount(first.shape);
-      const xs = terms.map((term, i) => {
-        const d = rt.data(term.x, 'lincomb');
-        if (d.length !== first.numel) throw rt.error('lincomb', `term ${i} has ${d.length} elements, term 0 has ${first.numel}`);
-        if (typeof term.coef !== 'number' && term.coef.length !== rows) {
-          throw rt.error('lincomb', `term ${i} has ${term.coef.length} row coefficients for ${rows} rows`);
-        }
-        return d;
-      });
-      const n = first.numel;
-      const rowLen = rows > 0 ? n / rows : 0;
-      const out = new Float32Array(n);
-      const b = fr(bias);
-      for (let i = 0; i < n; i++) {
-        const row = rowLen > 0 ? Math.floor(i / rowLen) : 0;
-        let acc = 0;
-        for (let k = 0; k < terms.length; k++) {
-          const c = terms[k].coef;
-          const coef = typeof c === 'number' ? fr(c) : c[row];
-          const prod = fr(coef * xs[k][i]);
-          acc = k === 0 ? prod : fr(acc + prod);
-        }
-        if (b !== 0) acc = fr(acc + b);
-        out[i] = acc;
-      }
-      return rt.make(out, first.shape);
+      return rt.make(combine('lincomb', terms, bias), terms[0].x.shape);
+    },
+
+    async lincombRounded(terms: readonly Term[], dtype: FloatDType, bias = 0): Promise<Tensor> {
+      const sum = combine('lincombRounded', terms, bias);
+      return rt.make(dtype === 'F32' ? sum : decodeFloats(encodeFloats(sum, dtype), dtype), terms[0].x.shape);
     },
 
     async nearswap(base: Tensor, x: Tensor, t: number): Promise<Tensor> {

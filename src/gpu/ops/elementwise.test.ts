@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Tensor } from '../backend.ts';
-import { cpu, gpuFor, rng, LENGTHS, CHUNKINGS, SHAPES_2D, randomValues, pair, numel, expectClose, expectSameBits, F32_EPS, release, useGpuBackends } from './testing.testutil.ts';
+import { cpu, gpuFor, rng, LENGTHS, CHUNKINGS, SHAPES_2D, randomValues, pair, numel, bits, expectClose, expectSameBits, F32_EPS, release, useGpuBackends } from './testing.testutil.ts';
 
 useGpuBackends();
 
@@ -55,6 +55,62 @@ describe('lincomb vs CPU', () => {
     expect(Array.from(await gpu.read(r))).toEqual([0]);
     gpu.release(r);
     gpu.release(one);
+  });
+});
+
+describe('lincombRounded (lincomb and quantize in one pass)', () => {
+  const cases: { shape: number[]; terms: number; perRow: boolean; bias: number }[] = [
+    { shape: [7], terms: 1, perRow: false, bias: 0 },
+    { shape: [4099], terms: 3, perRow: false, bias: 0.25 },
+    { shape: [65537], terms: 5, perRow: false, bias: 0 },
+    { shape: [40, 1000], terms: 9, perRow: true, bias: -1.5 },
+    { shape: [3, 4099], terms: 2, perRow: true, bias: 0 },
+  ];
+
+  it('GPU = GPU quantize(lincomb) bit for bit, BF16/F16/F32, 1 to 9 terms, every chunking (rounds once, after the last term)', async () => {
+    for (const chunk of [undefined, 777]) {
+      const gpu = gpuFor(chunk);
+      for (const { shape, terms, perRow, bias } of cases) {
+        const n = numel(shape);
+        const rows = shape.length >= 2 ? shape[0] : 1;
+        const r = rng(3 * n + terms);
+        const xs = await Promise.all(Array.from({ length: terms }, (_, k) => pair(chunk, randomValues(n, 300 * k + n, 1e-3), shape)));
+        const coefs = xs.map((_, k) => (perRow && k % 2 === 0 ? Float32Array.from({ length: rows }, () => r() * 4 - 2) : r() * 4 - 2));
+        const gterms = xs.map(([g], k) => ({ x: g, coef: coefs[k] }));
+        for (const dtype of ['BF16', 'F16', 'F32'] as const) {
+          const fused = await gpu.lincombRounded(gterms, dtype, bias);
+          const sum = await gpu.lincomb(gterms, bias);
+          const twoPass = await gpu.quantize(sum, dtype);
+          const got = await gpu.read(fused);
+          expectSameBits(got, await gpu.read(twoPass), `shape=[${shape}] terms=${terms} ${dtype} chunk=${chunk}`);
+          if (dtype === 'BF16') expect(bits(got).every((b) => (b & 0xffff) === 0)).toBe(true);
+          if (dtype === 'F32') expectSameBits(got, await gpu.read(sum), `F32 = lincomb, shape=[${shape}]`);
+          gpu.release(fused);
+          gpu.release(sum);
+          gpu.release(twoPass);
+        }
+        release(...xs.flat());
+      }
+    }
+  });
+
+  it('reference: each value is the f32 sum rounded to nearest BF16 / F16 (half an ulp away at most)', async () => {
+    const { shape, terms, bias } = cases[3];
+    const n = numel(shape);
+    const xs = Array.from({ length: terms }, (_, k) => cpu.fromArray(randomValues(n, 500 * k + n), shape));
+    const tterms = xs.map((x, k) => ({ x, coef: 0.3 * k - 1.1 }));
+    const sum = await cpu.read(await cpu.lincomb(tterms, bias));
+    for (const [dtype, mantissa] of [['BF16', 7], ['F16', 10]] as const) {
+      const got = await cpu.read(await cpu.lincombRounded(tterms, dtype, bias));
+      let changed = 0;
+      for (let i = 0; i < n; i++) {
+        // |sum| in the normal range of both types here: ulp = 2^(exponent − mantissa bits).
+        const ulp = 2 ** (Math.floor(Math.log2(Math.abs(sum[i]))) - mantissa);
+        if (Math.abs(got[i] - sum[i]) > ulp / 2) expect.fail(`${dtype} [${i}]: ${got[i]} is not ${sum[i]} rounded`);
+        if (got[i] !== sum[i]) changed++;
+      }
+      expect(changed).toBeGreaterThan(n / 2);
+    }
   });
 });
 

@@ -6,6 +6,8 @@
  * are equal bit for bit.
  */
 import elementwiseWgsl from '../../shaders/elementwise.wgsl?raw';
+import float16Wgsl from '../../shaders/float16.wgsl?raw';
+import type { FloatDType } from '../../core/dtype.ts';
 import type { Tensor, Term } from '../backend.ts';
 import type { CommandBatch } from '../context.ts';
 import { chunkLength, chunkStart, type BufferRange, type GpuTensor } from '../gpu-tensor.ts';
@@ -15,6 +17,11 @@ import type { GpuOpRuntime } from './runtime.ts';
 export interface ElementwiseOps {
   /** Σ coef_i · x_i (all x_i of one shape), plus `bias` added to every element. */
   lincomb(terms: readonly Term[], bias?: number): Promise<Tensor>;
+  /**
+   * quantize(lincomb(terms, bias), dtype) in one pass: one step of the BF16/F16 math the engine
+   * emulates (the f32 sum rounded to dtype and back; F32 leaves it as lincomb's).
+   */
+  lincombRounded(terms: readonly Term[], dtype: FloatDType, bias?: number): Promise<Tensor>;
   /** nearswap: w = clamp(t / max(|b - x|, 1e-6), 0, 1); result w·x + (1 - w)·b. */
   nearswap(base: Tensor, x: Tensor, t: number): Promise<Tensor>;
   /**
@@ -35,7 +42,7 @@ export interface ElementwiseOps {
   rampAbove(x: Tensor, threshold: number, scale: number): Promise<Tensor>;
 }
 
-const ELEMENTWISE = shaderModule('elementwise.wgsl', { file: 'elementwise.wgsl', code: elementwiseWgsl });
+const ELEMENTWISE = shaderModule('elementwise.wgsl', { file: 'float16.wgsl', code: float16Wgsl }, { file: 'elementwise.wgsl', code: elementwiseWgsl });
 const KERNELS = {
   lincomb: defineKernel(ELEMENTWISE, 'lincomb', { uses: ['coefs', 'x0', 'x1', 'x2', 'x3', 'out'] }),
   nearswap: defineKernel(ELEMENTWISE, 'nearswap', { uses: ['x0', 'x1', 'out'] }),
@@ -45,6 +52,9 @@ const KERNELS = {
   expAffine: defineKernel(ELEMENTWISE, 'exp_affine', { uses: ['x0', 'out'] }),
   rampAbove: defineKernel(ELEMENTWISE, 'ramp_above', { uses: ['x0', 'out'] }),
 };
+
+/** lincomb's round_to parameter per dtype (elementwise.wgsl). */
+const ROUND_TO: Record<FloatDType, number> = { F32: 0, BF16: 1, F16: 2 };
 
 /** Terms per lincomb dispatch: the kernel binds 4 inputs (browsers allow 8 storage buffers). */
 export const TERMS_PER_PASS = 4;
@@ -61,6 +71,7 @@ export function recordLincomb(
   coefs: readonly (number | Float32Array)[],
   bias: number,
   out: readonly BufferRange[],
+  roundTo: FloatDType = 'F32',
 ): void {
   const layout = xs[0].layout;
   const rows = layout.rows;
@@ -97,6 +108,7 @@ export function recordLincomb(
           accumulate: from > 0 ? 1 : 0,
           add_bias: last && bias !== 0 ? 1 : 0,
           bias,
+          round_to: last ? ROUND_TO[roundTo] : 0,
         },
         buffers: { coefs: { buffer: coefBuffer, size: values.byteLength }, x0: x(0), x1: x(1), x2: x(2), x3: x(3), out: o },
         workgroups: groupsFor(len),
@@ -140,25 +152,28 @@ export function elementwiseGpu(rt: GpuOpRuntime): ElementwiseOps {
     });
   }
 
+  async function lincomb(op: string, terms: readonly Term[], bias: number, roundTo: FloatDType) {
+    if (terms.length === 0) throw rt.error(op, 'no terms');
+    const first = rt.tensor(terms[0].x, op);
+    const rows = first.layout.rows;
+    const xs = terms.map((term, i) => {
+      const x = rt.tensor(term.x, op);
+      rt.sameLayout(op, first, x, `term ${i}`);
+      if (typeof term.coef !== 'number' && term.coef.length !== rows) {
+        throw rt.error(op, `term ${i} has ${term.coef.length} row coefficients for ${rows} rows`);
+      }
+      return x;
+    });
+    return rt.output(op, first.shape, async (out) => {
+      const batch = ctx.batch(op);
+      recordLincomb(rt, batch, xs, terms.map((t) => t.coef), Math.fround(bias), out, roundTo);
+      await batch.submit();
+    });
+  }
+
   return {
-    async lincomb(terms, bias = 0) {
-      if (terms.length === 0) throw rt.error('lincomb', 'no terms');
-      const first = rt.tensor(terms[0].x, 'lincomb');
-      const rows = first.layout.rows;
-      const xs = terms.map((term, i) => {
-        const x = rt.tensor(term.x, 'lincomb');
-        rt.sameLayout('lincomb', first, x, `term ${i}`);
-        if (typeof term.coef !== 'number' && term.coef.length !== rows) {
-          throw rt.error('lincomb', `term ${i} has ${term.coef.length} row coefficients for ${rows} rows`);
-        }
-        return x;
-      });
-      return rt.output('lincomb', first.shape, async (out) => {
-        const batch = ctx.batch('lincomb');
-        recordLincomb(rt, batch, xs, terms.map((t) => t.coef), Math.fround(bias), out);
-        await batch.submit();
-      });
-    },
+    lincomb: (terms, bias = 0) => lincomb('lincomb', terms, bias, 'F32'),
+    lincombRounded: (terms, dtype, bias = 0) => lincomb('lincombRounded', terms, bias, dtype),
     nearswap: (base, x, t) => pairwise('nearswap', KERNELS.nearswap, base, x, t, ['base', 'model']),
     absAtLeast: (a, b, lambda) => pairwise('absAtLeast', KERNELS.absAtLeast, a, b, lambda, ['a', 'b']),
     multiply: (a, b) => pairwise('multiply', KERNELS.multiply, a, b, 0, ['a', 'b']),
