@@ -24,6 +24,7 @@ import { parseRecipe } from '../src/core/recipe/parse.ts';
 import { openModel } from '../src/core/safetensors/model.ts';
 import { SafetensorsModelWriter } from '../src/core/safetensors/writer.ts';
 import type { ModelSource } from '../src/core/source.ts';
+import { llamaTensors, pseudoNormal } from '../src/core/sources/procedural.ts';
 import { formatBytes } from '../src/core/units.ts';
 import { createBackend, isBackendKind } from '../src/cli/backend.ts';
 import { nodeFileTree, NodeOutputFolder } from '../src/cli/node-files.ts';
@@ -63,41 +64,9 @@ const MERGEKIT_SECONDS: Record<string, number> = {
   ties: 337e6 / 2.4e6,
 };
 
+/** The bench's Llama shape (full-width k/v projections, as mergekit's reference shape has). */
 function shapes(): [string, number[]][] {
-  const list: [string, number[]][] = [['model.embed_tokens.weight', [vocab, hidden]]];
-  for (let l = 0; l < layers; l++) {
-    const p = `model.layers.${l}.`;
-    list.push(
-      [`${p}self_attn.q_proj.weight`, [hidden, hidden]],
-      [`${p}self_attn.k_proj.weight`, [hidden, hidden]],
-      [`${p}self_attn.v_proj.weight`, [hidden, hidden]],
-      [`${p}self_attn.o_proj.weight`, [hidden, hidden]],
-      [`${p}mlp.gate_proj.weight`, [intermediate, hidden]],
-      [`${p}mlp.up_proj.weight`, [intermediate, hidden]],
-      [`${p}mlp.down_proj.weight`, [hidden, intermediate]],
-      [`${p}input_layernorm.weight`, [hidden]],
-      [`${p}post_attention_layernorm.weight`, [hidden]],
-    );
-  }
-  list.push(['model.norm.weight', [hidden]], ['lm_head.weight', [vocab, hidden]]);
-  return list;
-}
-
-/** Deterministic pseudo-normal values (sum of uniforms) for tensor `index` of model `seed`. */
-function synthetic(numel: number, seed: number, scale: number): Float32Array {
-  const out = new Float32Array(numel);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < numel; i++) {
-    let acc = 0;
-    for (let k = 0; k < 3; k++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      acc += (s >>> 0) / 4294967296;
-    }
-    out[i] = (acc - 1.5) * scale;
-  }
-  return out;
+  return llamaTensors({ hidden, intermediate, layers, vocab, heads: 1, kvHeads: 1 }).map((t) => [t.name, t.shape]);
 }
 
 const MODELS = ['base', 'expert1', 'expert2', 'expert3'];
@@ -120,9 +89,9 @@ async function ensureModels(): Promise<void> {
     );
     for (const [i, [tensor, shape]] of list.entries()) {
       const numel = shape.reduce((a, b) => a * b, 1);
-      const v = synthetic(numel, 104729 + i, 0.05);
+      const v = pseudoNormal(numel, 104729 + i, 0.05);
       if (m > 0) {
-        const noise = synthetic(numel, m * 7919 + i, 0.002);
+        const noise = pseudoNormal(numel, m * 7919 + i, 0.002);
         for (let j = 0; j < numel; j++) v[j] += noise[j];
       }
       await writer.writeTensor(tensor, encodeFloats(v, 'BF16'));

@@ -68,7 +68,7 @@ export function llamaParams(shape: LlamaShape): number {
 const POOL_LENGTH = (1 << 20) + 7;
 
 /** Deterministic pseudo-normal values (sum of three uniforms from xorshift32). */
-function pseudoNormal(n: number, seed: number, scale: number): Float32Array {
+export function pseudoNormal(n: number, seed: number, scale: number): Float32Array {
   const out = new Float32Array(n);
   let s = seed >>> 0 || 1;
   for (let i = 0; i < n; i++) {
