@@ -9,6 +9,7 @@ import { StudioAnalysisProvider } from './analysis/studio-analysis.tsx';
 import { CompatPanel } from './components/CompatPanel.tsx';
 import { Header } from './components/Header.tsx';
 import { LayerStackEditor } from './components/LayerStackEditor.tsx';
+import { LoraExportPanel } from './components/LoraExportPanel.tsx';
 import { MergePanel } from './components/MergePanel.tsx';
 import { MethodPanel } from './components/MethodPanel.tsx';
 import { PublishPanel } from './components/PublishPanel.tsx';
@@ -26,9 +27,11 @@ export interface AppProps {
   analysisRunner?: AnalysisRunner;
   /** Scores models in the engine worker; without it the scoreboard is left out. */
   scoreEngine?: Pick<EngineApi, 'score'>;
+  /** Exports the merge as a LoRA of its base in the engine worker; without it that panel is left out. */
+  loraEngine?: Pick<EngineApi, 'lora'>;
 }
 
-export function App({ canPickFolder, download, analysisRunner, scoreEngine }: AppProps) {
+export function App({ canPickFolder, download, analysisRunner, scoreEngine, loraEngine }: AppProps) {
   const store = useStudioStore();
   const [dragging, setDragging] = useState(false);
   const depth = useRef(0);
@@ -92,6 +95,7 @@ export function App({ canPickFolder, download, analysisRunner, scoreEngine }: Ap
           <LayerStackEditor />
           {analysisRunner ? <StudioAnalysisPanel download={download} /> : null}
           <MergePanel canPickFolder={canPickFolder} />
+          {loraEngine ? <LoraExportPanel engine={loraEngine} download={download} /> : null}
           {scoreEngine ? <Scoreboard engine={scoreEngine} tasksUrl={`${import.meta.env.BASE_URL}demo/tasks.json`} /> : null}
           <PublishPanel analysisRunner={analysisRunner} />
           <RecipePanel onDownload={download} />

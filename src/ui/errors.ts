@@ -37,6 +37,7 @@ const TITLES: Readonly<Record<string, string>> = {
   ModelWeightsError: 'This model cannot be run',
   TokenizerError: 'This model has no usable tokenizer',
   TaskSetError: 'The task set has a problem',
+  LoraExtractError: 'This merge cannot be exported as a LoRA',
   NotAllowedError: 'Permission was refused',
   SecurityError: 'The browser refused access',
   QuotaExceededError: 'The disk is full',

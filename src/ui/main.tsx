@@ -122,7 +122,7 @@ async function start() {
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
     <StoreProvider store={store}>
-      <App canPickFolder={typeof window.showDirectoryPicker === 'function'} download={download} analysisRunner={analysisRunner} scoreEngine={engine} />
+      <App canPickFolder={typeof window.showDirectoryPicker === 'function'} download={download} analysisRunner={analysisRunner} scoreEngine={engine} loraEngine={engine} />
     </StoreProvider>
   </StrictMode>,
 );

@@ -119,7 +119,7 @@ export async function extractLora(opts: ExtractLoraOptions): Promise<ExtractLora
 }
 
 /** model − base for one tensor, in f32 on the backend. */
-async function difference(backend: Backend, model: ModelSource, base: ModelSource, name: string, signal?: AbortSignal): Promise<Tensor> {
+export async function difference(backend: Backend, model: ModelSource, base: ModelSource, name: string, signal?: AbortSignal): Promise<Tensor> {
   const decode = async (m: ModelSource) => {
     const info = m.tensors.get(name)!;
     return backend.decode(await m.readTensor(name, signal), info.dtype as FloatDType, info.shape);

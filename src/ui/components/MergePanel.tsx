@@ -17,8 +17,8 @@ import { useStudio } from '../store-context.tsx';
 
 const SHARD_SIZES = ['500MB', '1GB', '2GB', '5GB', '10GB'];
 
-/** Why the merge cannot start yet, in words, or null. */
-function blocker(s: StudioState): string | null {
+/** Why the merge cannot start yet, in words, or null (the LoRA export waits for the same). */
+export function blocker(s: StudioState): string | null {
   const problem = recipeProblem(s.recipe);
   if (problem) return problem.message;
   for (const ref of mergeRefs(s)) {

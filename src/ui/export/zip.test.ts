@@ -5,34 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OutputFolderError } from '../../core/safetensors/errors.ts';
 import { DownloadOutputFolder } from './download-folder.ts';
+import { readZip } from '../../../tests/helpers/zip-file.ts';
 import { buildZip, crc32 } from './zip.ts';
-
-/** A minimal ZIP reader written from the format description (APPNOTE 4.3), independent of buildZip. */
-function readZip(bytes: Uint8Array): Map<string, Uint8Array> {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const endAt = bytes.byteLength - 22;
-  expect(view.getUint32(endAt, true)).toBe(0x06054b50);
-  const count = view.getUint16(endAt + 10, true);
-  let at = view.getUint32(endAt + 16, true);
-  const out = new Map<string, Uint8Array>();
-  for (let i = 0; i < count; i++) {
-    expect(view.getUint32(at, true)).toBe(0x02014b50);
-    const nameLen = view.getUint16(at + 28, true);
-    const crc = view.getUint32(at + 16, true);
-    const size = view.getUint32(at + 24, true);
-    const localAt = view.getUint32(at + 42, true);
-    const name = new TextDecoder().decode(bytes.subarray(at + 46, at + 46 + nameLen));
-    expect(view.getUint32(localAt, true)).toBe(0x04034b50);
-    const localNameLen = view.getUint16(localAt + 26, true);
-    const extraLen = view.getUint16(localAt + 28, true);
-    const dataAt = localAt + 30 + localNameLen + extraLen;
-    const data = bytes.slice(dataAt, dataAt + size);
-    expect(crc).toBe(crc32(data));
-    out.set(name, data);
-    at += 46 + nameLen + view.getUint16(at + 30, true) + view.getUint16(at + 32, true);
-  }
-  return out;
-}
 
 const text = (s: string) => new TextEncoder().encode(s);
 

@@ -23,6 +23,7 @@ import {
   type SourceProgressInfo,
   type ToWorker,
 } from './protocol.ts';
+import type { LoraProgressInfo, LoraRequest, LoraResult } from './lora-protocol.ts';
 import type { ScoreProgressInfo, ScoreRequest, ScoreResult } from './score-protocol.ts';
 
 /** A failure reported by the engine worker; `name` is the original error class (HubAccessError...). */
@@ -54,6 +55,17 @@ export interface EngineApi {
   analyze?(request: AnalysisRequest, onProgress: (p: AnalysisProgress) => void): AnalysisHandle;
   /** Scores of the inputs and the merge (the scoreboard). Optional for test fakes. */
   score?(request: ScoreRequest, onProgress: (p: ScoreProgressInfo) => void): ScoreHandle;
+  /** The merge as a LoRA of its base: the rank/error curve, and an adapter of one rank. Optional for test fakes. */
+  lora?(request: LoraRequest, onProgress: (p: LoraProgressInfo) => void): LoraHandle;
+}
+
+export type LoraOutcome = { status: 'done'; result: LoraResult } | { status: 'cancelled' };
+
+export interface LoraHandle {
+  readonly jobId: number;
+  /** Resolves when the job ends (done or cancelled); rejects with EngineError when it fails. */
+  readonly outcome: Promise<LoraOutcome>;
+  cancel(): void;
 }
 
 export type ScoreOutcome = { status: 'done'; result: ScoreResult } | { status: 'cancelled' };
@@ -122,6 +134,7 @@ export class EngineClient implements EngineApi {
   /** The last model statistics received (the worker does not send the same ones again). */
   #modelStats: ModelSetStats | null = null;
   readonly #scores = new Map<number, { resolve(o: ScoreOutcome): void; reject(e: EngineError): void; progress(p: ScoreProgressInfo): void }>();
+  readonly #loras = new Map<number, { resolve(o: LoraOutcome): void; reject(e: EngineError): void; progress(p: LoraProgressInfo): void }>();
 
   constructor(port: EnginePort) {
     this.#port = port;
@@ -206,6 +219,21 @@ export class EngineClient implements EngineApi {
       outcome,
       cancel: () => {
         if (this.#scores.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
+      },
+    };
+  }
+
+  lora(request: LoraRequest, onProgress: (p: LoraProgressInfo) => void): LoraHandle {
+    const jobId = this.#nextId++;
+    const outcome = new Promise<LoraOutcome>((resolve, reject) => {
+      this.#loras.set(jobId, { resolve, reject, progress: onProgress });
+    });
+    this.#port.postMessage({ kind: 'lora', jobId, request });
+    return {
+      jobId,
+      outcome,
+      cancel: () => {
+        if (this.#loras.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
       },
     };
   }
@@ -325,6 +353,22 @@ export class EngineClient implements EngineApi {
         else job?.reject(new EngineError(msg.error));
         return;
       }
+      case 'lora-progress':
+        this.#loras.get(msg.jobId)?.progress(msg.progress);
+        return;
+      case 'lora-done': {
+        const job = this.#loras.get(msg.jobId);
+        this.#loras.delete(msg.jobId);
+        job?.resolve({ status: 'done', result: msg.result });
+        return;
+      }
+      case 'lora-failed': {
+        const job = this.#loras.get(msg.jobId);
+        this.#loras.delete(msg.jobId);
+        if (msg.cancelled) job?.resolve({ status: 'cancelled' });
+        else job?.reject(new EngineError(msg.error));
+        return;
+      }
       default:
         assertNever(msg, 'message from the engine worker');
     }
@@ -339,6 +383,8 @@ export class EngineClient implements EngineApi {
     this.#analyses.clear();
     for (const s of this.#scores.values()) s.reject(error);
     this.#scores.clear();
+    for (const l of this.#loras.values()) l.reject(error);
+    this.#loras.clear();
   }
 }
 

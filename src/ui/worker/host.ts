@@ -45,6 +45,8 @@ import { configDifferences } from '../compat-summary.ts';
 import { timeAnalysis } from './calibrate.ts';
 import { ScoreCancelledError, ScoreService } from './score-service.ts';
 import type { ScoreRequest } from './score-protocol.ts';
+import { LoraService } from './lora-service.ts';
+import type { LoraRequest } from './lora-protocol.ts';
 import { since, TransferMeter } from './transfer.ts';
 
 export interface EngineHostOptions {
@@ -92,6 +94,15 @@ export class EngineHost {
     },
     backend: (choice) => this.#backend(choice),
   });
+  /** The LoRA export: the merge kept in memory between measuring and exporting (lora-service.ts). */
+  readonly #loras = new LoraService({
+    model: (ref) => {
+      const m = this.#models.get(ref);
+      return m && this.#yieldingOf(m);
+    },
+    backend: (choice) => this.#backend(choice),
+    reading: yieldingReads,
+  });
 
   constructor(opts: EngineHostOptions) {
     this.#opts = opts;
@@ -137,6 +148,8 @@ export class EngineHost {
         return this.#analyze(msg.jobId, msg.request, msg.heldModelStats);
       case 'score':
         return this.#score(msg.jobId, msg.request);
+      case 'lora':
+        return this.#lora(msg.jobId, msg.request);
       case 'cancel':
         this.#jobs.get(msg.jobId)?.abort();
         return;
@@ -443,6 +456,34 @@ export class EngineHost {
     } finally {
       this.#jobs.delete(jobId);
     }
+  }
+
+  async #lora(jobId: number, request: LoraRequest): Promise<void> {
+    const controller = new AbortController();
+    this.#jobs.set(jobId, controller);
+    try {
+      const throttle = this.#throttle();
+      let phase = '';
+      const result = await this.#loras.run(request, controller.signal, (progress) => {
+        // A new phase and a phase's end always go out; the steps between are throttled.
+        const news = progress.phase !== phase || progress.done === progress.total;
+        phase = progress.phase;
+        if (news || throttle()) this.#opts.post({ kind: 'lora-progress', jobId, progress });
+      });
+      this.#opts.post({ kind: 'lora-done', jobId, result });
+    } catch (err) {
+      const cancelled = controller.signal.aborted;
+      this.#opts.post({ kind: 'lora-failed', jobId, cancelled, error: cancelled ? { name: 'LoraCancelledError', message: 'LoRA export cancelled: nothing was written' } : toErrorInfo(err) });
+    } finally {
+      this.#jobs.delete(jobId);
+    }
+  }
+
+  /** One read wrapper per opened model (see yieldingReads), so caches keyed by source see the same one each run. */
+  #yieldingOf(model: ModelSource): ModelSource {
+    let wrapped = this.#yielding.get(model);
+    if (!wrapped) this.#yielding.set(model, (wrapped = yieldingReads(model)));
+    return wrapped;
   }
 
   /** The analysis ops on the chosen backend, made once per choice, with the tensors it keeps between runs. */

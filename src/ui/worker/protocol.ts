@@ -10,6 +10,7 @@
  */
 import type { Recipe } from '../../core/recipe/types.ts';
 import type { AnalysisProgress, AnalysisResult } from '../../gpu/analysis/types.ts';
+import type { LoraFromWorker, LoraToWorker } from './lora-protocol.ts';
 import type { ScoreFromWorker, ScoreToWorker } from './score-protocol.ts';
 
 /** Where a model's files are: read by the worker, which opens the model and keeps it until forgotten. */
@@ -177,7 +178,8 @@ export type ToWorker =
   | { kind: 'cache-info'; requestId: number }
   | { kind: 'set-cache-limit'; requestId: number; maxBytes: number }
   | { kind: 'clear-cache'; requestId: number }
-  | ScoreToWorker;
+  | ScoreToWorker
+  | LoraToWorker;
 
 /** Worker → page. */
 export type FromWorker =
@@ -196,7 +198,8 @@ export type FromWorker =
   /** `sameModelStats`: the result's model statistics are the page's held ones (sent as null). */
   | { kind: 'analysis-done'; jobId: number; result: AnalysisResult; sameModelStats?: string }
   | { kind: 'analysis-failed'; jobId: number; error: ErrorInfo; cancelled: boolean }
-  | ScoreFromWorker;
+  | ScoreFromWorker
+  | LoraFromWorker;
 
 export type ToWorkerKind = ToWorker['kind'];
 export type FromWorkerKind = FromWorker['kind'];
@@ -232,6 +235,9 @@ const FROM_WORKER_KINDS: readonly FromWorkerKind[] = [
   'score-progress',
   'score-done',
   'score-failed',
+  'lora-progress',
+  'lora-done',
+  'lora-failed',
 ];
 const TO_WORKER_KINDS: readonly ToWorkerKind[] = [
   'open',
@@ -246,6 +252,7 @@ const TO_WORKER_KINDS: readonly ToWorkerKind[] = [
   'set-cache-limit',
   'clear-cache',
   'score',
+  'lora',
 ];
 
 /** Checks the envelope of a message from the worker (the kind); payloads are trusted as typed. */
