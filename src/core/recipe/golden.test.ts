@@ -7,120 +7,62 @@ import { describe, expect, it } from 'vitest';
 import { methodLookup } from '../../gpu/methods/index.ts';
 import { fakeMethods } from './fake-methods.testutil.ts';
 import { parseRecipe } from './parse.ts';
-import type { Recipe } from './types.ts';
+import type { Recipe, RecipeSliceSource } from './types.ts';
 import { recipeToYaml } from './write.ts';
 
 const CASES_DIR = new URL('../../../tests/fixtures/golden/cases/', import.meta.url);
 
-const bf16 = (name: string) => `../../models/llama-bf16/${name}`;
-const f32 = (name: string) => `../../models/llama-f32/${name}`;
+type Params = Recipe['parameters'];
+type ModelPath = (name: string) => string;
+
+const bf16: ModelPath = (name) => `../../models/llama-bf16/${name}`;
+const f32: ModelPath = (name) => `../../models/llama-f32/${name}`;
+
+/** The named models at `at(name)`, in order, each with its own per-model parameters. */
+function models(at: ModelPath, perModel: Record<string, Params>): Recipe['models'] {
+  return Object.entries(perModel).map(([name, parameters]) => ({ model: at(name), parameters }));
+}
+
+/** `mergeMethod` over the f32 base: the three f32 experts, no per-model parameters (most papers' cases). */
+function threeExperts(mergeMethod: string, parameters: Params = {}): Recipe {
+  return { mergeMethod, models: models(f32, { expert1: {}, expert2: {}, expert3: {} }), baseModel: f32('base'), parameters };
+}
+
+/** Layers [from, to) of an f32 model as a slice source, without parameters of its own. */
+function source(name: string, layerRange: [number, number]): RecipeSliceSource {
+  return { model: f32(name), layerRange, parameters: {} };
+}
+
+/** mergekit's `dtype: float32` + `out_dtype: bfloat16`. */
+const F32_OUT_BF16 = { dtype: 'F32', outDtype: 'BF16' } as const;
 
 const EXPECTED: Record<string, Recipe> = {
-  'p-iso-c': {
-    mergeMethod: 'iso_c',
-    models: [
-      { model: f32('expert1'), parameters: {} },
-      { model: f32('expert2'), parameters: {} },
-      { model: f32('expert3'), parameters: {} },
-    ],
-    baseModel: f32('base'),
-    parameters: {},
-  },
-  'p-iso-cts': {
-    mergeMethod: 'iso_cts',
-    models: [
-      { model: f32('expert1'), parameters: {} },
-      { model: f32('expert2'), parameters: {} },
-      { model: f32('expert3'), parameters: {} },
-    ],
-    baseModel: f32('base'),
-    parameters: {},
-  },
-  'p-lines': {
-    mergeMethod: 'lines',
-    models: [
-      { model: f32('expert1'), parameters: {} },
-      { model: f32('expert2'), parameters: {} },
-      { model: f32('expert3'), parameters: {} },
-    ],
-    baseModel: f32('base'),
-    parameters: { beta: 0.6 },
-  },
+  'p-iso-c': threeExperts('iso_c'),
+  'p-iso-cts': threeExperts('iso_cts'),
+  'p-lines': threeExperts('lines', { beta: 0.6 }),
   'p-lines-alpha': {
     mergeMethod: 'lines',
-    models: [
-      { model: f32('expert1'), parameters: { weight: 1 } },
-      { model: f32('expert2'), parameters: { weight: 0.7 } },
-      { model: f32('expert3'), parameters: { weight: 0.5 } },
-    ],
+    models: models(f32, { expert1: { weight: 1 }, expert2: { weight: 0.7 }, expert3: { weight: 0.5 } }),
     baseModel: f32('base'),
     parameters: { alpha: 0.4, beta: 0.5 },
   },
-  'p-pcb': {
-    mergeMethod: 'pcb',
-    models: [
-      { model: f32('expert1'), parameters: {} },
-      { model: f32('expert2'), parameters: {} },
-      { model: f32('expert3'), parameters: {} },
-    ],
-    baseModel: f32('base'),
-    parameters: { density: 0.3 },
-  },
-  'p-tsv': {
-    mergeMethod: 'tsv',
-    models: [
-      { model: f32('expert1'), parameters: {} },
-      { model: f32('expert2'), parameters: {} },
-      { model: f32('expert3'), parameters: {} },
-    ],
-    baseModel: f32('base'),
-    parameters: {},
-  },
-  'p-widen': {
-    mergeMethod: 'widen',
-    models: [
-      { model: f32('expert1'), parameters: {} },
-      { model: f32('expert2'), parameters: {} },
-      { model: f32('expert3'), parameters: {} },
-    ],
-    baseModel: f32('base'),
-    parameters: { above_average_value_ratio: 1.1 },
-  },
+  'p-pcb': threeExperts('pcb', { density: 0.3 }),
+  'p-tsv': threeExperts('tsv'),
+  'p-widen': threeExperts('widen', { above_average_value_ratio: 1.1 }),
   'arcee-fusion': {
     mergeMethod: 'arcee_fusion',
-    models: [
-      { model: f32('base'), parameters: {} },
-      { model: f32('expert1'), parameters: {} },
-    ],
+    models: models(f32, { base: {}, expert1: {} }),
     baseModel: f32('base'),
     parameters: {},
   },
-  ram: {
-    mergeMethod: 'ram',
-    models: [
-      { model: f32('expert1'), parameters: {} },
-      { model: f32('expert2'), parameters: {} },
-      { model: f32('expert3'), parameters: {} },
-    ],
-    baseModel: f32('base'),
-    parameters: { epsilon: 0.003 },
-  },
-  'ramplus-tl': {
-    mergeMethod: 'ramplus_tl',
-    models: [
-      { model: f32('expert1'), parameters: {} },
-      { model: f32('expert2'), parameters: {} },
-      { model: f32('expert3'), parameters: {} },
-    ],
-    baseModel: f32('base'),
-    parameters: { epsilon: 0.01 },
-  },
+  ram: threeExperts('ram', { epsilon: 0.003 }),
+  'ramplus-tl': threeExperts('ramplus_tl', { epsilon: 0.01 }),
   'slices-passthrough': {
     mergeMethod: 'passthrough',
     models: [],
     slices: [
-      { sources: [{ model: f32('expert1'), layerRange: [0, 3], parameters: {} }], parameters: {} },
-      { sources: [{ model: f32('expert2'), layerRange: [1, 4], parameters: {} }], parameters: {} },
+      { sources: [source('expert1', [0, 3])], parameters: {} },
+      { sources: [source('expert2', [1, 4])], parameters: {} },
     ],
     parameters: {},
   },
@@ -128,113 +70,71 @@ const EXPECTED: Record<string, Recipe> = {
     mergeMethod: 'slerp',
     models: [],
     slices: [
-      {
-        sources: [
-          { model: f32('expert1'), layerRange: [0, 4], parameters: {} },
-          { model: f32('expert2'), layerRange: [0, 4], parameters: {} },
-        ],
-        parameters: {},
-      },
-      {
-        sources: [
-          { model: f32('expert1'), layerRange: [1, 3], parameters: {} },
-          { model: f32('expert2'), layerRange: [1, 3], parameters: {} },
-        ],
-        parameters: {},
-      },
+      { sources: [source('expert1', [0, 4]), source('expert2', [0, 4])], parameters: {} },
+      { sources: [source('expert1', [1, 3]), source('expert2', [1, 3])], parameters: {} },
     ],
     baseModel: f32('expert1'),
     parameters: { t: [0, 0.5, 1] },
   },
-  sce: {
-    mergeMethod: 'sce',
-    models: [
-      { model: f32('expert1'), parameters: {} },
-      { model: f32('expert2'), parameters: {} },
-      { model: f32('expert3'), parameters: {} },
-    ],
-    baseModel: f32('base'),
-    parameters: { select_topk: 0.5 },
-  },
+  sce: threeExperts('sce', { select_topk: 0.5 }),
   'breadcrumbs-ties-f32': {
     mergeMethod: 'breadcrumbs_ties',
-    models: [
-      { model: f32('expert1'), parameters: { weight: 1, density: 0.6, gamma: 0.02 } },
-      { model: f32('expert2'), parameters: { weight: 0.5, density: 0.5, gamma: 0.05 } },
-      { model: f32('expert3'), parameters: { weight: 0.5, density: 0.8, gamma: 0.01 } },
-    ],
+    models: models(f32, {
+      expert1: { weight: 1, density: 0.6, gamma: 0.02 },
+      expert2: { weight: 0.5, density: 0.5, gamma: 0.05 },
+      expert3: { weight: 0.5, density: 0.8, gamma: 0.01 },
+    }),
     baseModel: f32('base'),
     parameters: {},
   },
   'dare-ties-f32': {
     mergeMethod: 'dare_ties',
-    models: [
-      { model: f32('expert1'), parameters: { weight: 1, density: 0.3 } },
-      { model: f32('expert2'), parameters: { weight: 0.8, density: 0.5 } },
-      { model: f32('expert3'), parameters: { weight: 0.6, density: 0.7 } },
-    ],
+    models: models(f32, {
+      expert1: { weight: 1, density: 0.3 },
+      expert2: { weight: 0.8, density: 0.5 },
+      expert3: { weight: 0.6, density: 0.7 },
+    }),
     baseModel: f32('base'),
     parameters: {},
   },
   'della-f32': {
     mergeMethod: 'della',
-    models: [
-      { model: f32('expert1'), parameters: { weight: 1, density: 0.4 } },
-      { model: f32('expert2'), parameters: { weight: 1, density: 0.6 } },
-    ],
+    models: models(f32, { expert1: { weight: 1, density: 0.4 }, expert2: { weight: 1, density: 0.6 } }),
     baseModel: f32('base'),
     parameters: { epsilon: 0.1 },
   },
   'linear-gradient-filter': {
     mergeMethod: 'linear',
-    models: [
-      { model: bf16('expert1'), parameters: { weight: [{ filter: 'self_attn', value: [1, 0.2] }, { value: 0.5 }] } },
-      { model: bf16('expert2'), parameters: { weight: 0.5 } },
-    ],
+    models: models(bf16, {
+      expert1: { weight: [{ filter: 'self_attn', value: [1, 0.2] }, { value: 0.5 }] },
+      expert2: { weight: 0.5 },
+    }),
     parameters: {},
-    dtype: 'F32',
-    outDtype: 'BF16',
+    ...F32_OUT_BF16,
   },
   linear: {
     mergeMethod: 'linear',
-    models: [
-      { model: bf16('expert1'), parameters: { weight: 0.5 } },
-      { model: bf16('expert2'), parameters: { weight: 0.3 } },
-      { model: bf16('expert3'), parameters: { weight: 0.2 } },
-    ],
+    models: models(bf16, { expert1: { weight: 0.5 }, expert2: { weight: 0.3 }, expert3: { weight: 0.2 } }),
     parameters: {},
-    dtype: 'F32',
-    outDtype: 'BF16',
+    ...F32_OUT_BF16,
   },
   'model-stock': {
     mergeMethod: 'model_stock',
-    models: [
-      { model: bf16('expert1'), parameters: {} },
-      { model: bf16('expert2'), parameters: {} },
-      { model: bf16('expert3'), parameters: {} },
-    ],
+    models: models(bf16, { expert1: {}, expert2: {}, expert3: {} }),
     baseModel: bf16('base'),
     parameters: {},
-    dtype: 'F32',
-    outDtype: 'BF16',
+    ...F32_OUT_BF16,
   },
   nuslerp: {
     mergeMethod: 'nuslerp',
-    models: [
-      { model: bf16('expert1'), parameters: { weight: 0.7 } },
-      { model: bf16('expert2'), parameters: { weight: 0.3 } },
-    ],
+    models: models(bf16, { expert1: { weight: 0.7 }, expert2: { weight: 0.3 } }),
     baseModel: bf16('base'),
     parameters: {},
-    dtype: 'F32',
-    outDtype: 'BF16',
+    ...F32_OUT_BF16,
   },
   'slerp-gradient': {
     mergeMethod: 'slerp',
-    models: [
-      { model: bf16('base'), parameters: {} },
-      { model: bf16('expert1'), parameters: {} },
-    ],
+    models: models(bf16, { base: {}, expert1: {} }),
     baseModel: bf16('base'),
     parameters: {
       t: [
@@ -243,46 +143,34 @@ const EXPECTED: Record<string, Recipe> = {
         { value: 0.5 },
       ],
     },
-    dtype: 'F32',
-    outDtype: 'BF16',
+    ...F32_OUT_BF16,
   },
   'task-arithmetic-native-bf16': {
     mergeMethod: 'task_arithmetic',
-    models: [
-      { model: bf16('expert1'), parameters: { weight: 0.5 } },
-      { model: bf16('expert2'), parameters: { weight: 0.5 } },
-    ],
+    models: models(bf16, { expert1: { weight: 0.5 }, expert2: { weight: 0.5 } }),
     baseModel: bf16('base'),
     parameters: {},
   },
   'task-arithmetic': {
     mergeMethod: 'task_arithmetic',
-    models: [
-      { model: bf16('expert1'), parameters: { weight: 1 } },
-      { model: bf16('expert2'), parameters: { weight: 0.7 } },
-      { model: bf16('expert3'), parameters: { weight: [0.2, 0.9] } },
-    ],
+    models: models(bf16, { expert1: { weight: 1 }, expert2: { weight: 0.7 }, expert3: { weight: [0.2, 0.9] } }),
     baseModel: bf16('base'),
     parameters: { lambda: 0.8 },
-    dtype: 'F32',
-    outDtype: 'BF16',
+    ...F32_OUT_BF16,
   },
   'ties-f32': {
     mergeMethod: 'ties',
-    models: [
-      { model: f32('expert1'), parameters: { weight: 1, density: 0.5 } },
-      { model: f32('expert2'), parameters: { weight: 0.5, density: [1, 0.7, 0.1] } },
-      { model: f32('expert3'), parameters: { weight: 0.8, density: 0.33 } },
-    ],
+    models: models(f32, {
+      expert1: { weight: 1, density: 0.5 },
+      expert2: { weight: 0.5, density: [1, 0.7, 0.1] },
+      expert3: { weight: 0.8, density: 0.33 },
+    }),
     baseModel: f32('base'),
     parameters: { normalize: true },
   },
   'ties-nonorm-f32': {
     mergeMethod: 'ties',
-    models: [
-      { model: f32('expert1'), parameters: { weight: 0.6, density: 0.2 } },
-      { model: f32('expert2'), parameters: { weight: 0.6, density: 0.4 } },
-    ],
+    models: models(f32, { expert1: { weight: 0.6, density: 0.2 }, expert2: { weight: 0.6, density: 0.4 } }),
     baseModel: f32('base'),
     parameters: { normalize: false, lambda: 1.2 },
   },
