@@ -8,7 +8,7 @@
 import reduceWgsl from '../../shaders/reduce.wgsl?raw';
 import type { Tensor } from '../backend.ts';
 import type { BufferBinding, CommandBatch } from '../context.ts';
-import { chunkLength, chunkStart, type GpuTensor } from '../gpu-tensor.ts';
+import { type ChunkLayout, chunkLength, chunkStart, type GpuTensor } from '../gpu-tensor.ts';
 import { defineKernel, groupsFor, shaderModule, WORKGROUP_SIZE } from '../kernel.ts';
 import type { GpuOpRuntime } from './runtime.ts';
 
@@ -56,8 +56,63 @@ const SERIAL_ROW_MAX = 256;
 /** Elements summed by one reduce.wgsl workgroup (256 threads × 16). */
 export const REDUCE_BLOCK = 4096;
 
+/** One (input, chunk) of a block reduction: blocks [first, first + count) into partials from `slot`. */
+interface BlockJob {
+  input: number;
+  chunk: number;
+  first: number;
+  count: number;
+  slot: number;
+}
+
+interface BlockPlan {
+  jobs: BlockJob[];
+  /** f32 slots of the partials buffer, alignment padding included. */
+  slots: number;
+  blocksPerRow: number;
+  /** Elements per block. */
+  block: number;
+}
+
 export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
   const { ctx } = rt;
+
+  /**
+   * The block jobs over `inputs` tensors of `layout`: per (input, chunk), the row blocks its elements
+   * fall in (blocks never straddle a row, reduce.wgsl) and the partials slot its `width` values per
+   * block start at, each slot aligned to be a storage binding offset.
+   */
+  function planBlocks(layout: ChunkLayout, inputs: number, rowLen: number, width: number): BlockPlan {
+    const block = rt.reduceBlock;
+    const blocksPerRow = Math.ceil(rowLen / block);
+    const blockOf = (g: number) => Math.floor(g / rowLen) * blocksPerRow + Math.floor((g % rowLen) / block);
+    const align = ctx.limits.minStorageBufferOffsetAlignment / 4;
+    const jobs: BlockJob[] = [];
+    let slots = 0;
+    for (let input = 0; input < inputs; input++) {
+      for (let c = 0; c < layout.count; c++) {
+        const start = chunkStart(layout, c);
+        const first = blockOf(start);
+        const count = blockOf(start + chunkLength(layout, c) - 1) - first + 1;
+        jobs.push({ input, chunk: c, first, count, slot: slots });
+        slots += Math.ceil((width * count) / align) * align;
+      }
+    }
+    return { jobs, slots, blocksPerRow, block };
+  }
+
+  /** The reduce.wgsl parameters every block kernel takes, for one job of `plan`. */
+  function blockParams(layout: ChunkLayout, plan: BlockPlan, job: BlockJob, rowLen: number) {
+    return {
+      n: chunkLength(layout, job.chunk),
+      offset: chunkStart(layout, job.chunk),
+      row_len: rowLen,
+      block_len: plan.block,
+      first_block: job.first,
+      blocks_per_row: plan.blocksPerRow,
+      count: job.count,
+    };
+  }
 
   /**
    * Record the block sums of `pairs` into one partials buffer (a batch temp): (a, b) pairs give dot
@@ -70,43 +125,22 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
     pairs: readonly [GpuTensor, GpuTensor | null][],
     rowLen: number,
     opts: { zero?: boolean; usage?: number } = {},
-  ): { partials: GPUBuffer; slots: number; jobs: { pair: number; first: number; count: number; slot: number }[]; blocksPerRow: number } {
+  ): { partials: GPUBuffer } & BlockPlan {
     const layout = pairs[0][0].layout;
-    const block = rt.reduceBlock;
-    const blocksPerRow = Math.ceil(rowLen / block);
-    const blockOf = (g: number) => Math.floor(g / rowLen) * blocksPerRow + Math.floor((g % rowLen) / block);
-    const align = ctx.limits.minStorageBufferOffsetAlignment / 4;
-    const jobs: { pair: number; chunk: number; first: number; count: number; slot: number }[] = [];
-    let slots = 0;
-    pairs.forEach((_, pair) => {
-      for (let c = 0; c < layout.count; c++) {
-        const start = chunkStart(layout, c);
-        const first = blockOf(start);
-        const count = blockOf(start + chunkLength(layout, c) - 1) - first + 1;
-        jobs.push({ pair, chunk: c, first, count, slot: slots });
-        slots += Math.ceil(count / align) * align;
-      }
-    });
+    const plan = planBlocks(layout, pairs.length, rowLen, 1);
+    const { jobs, slots } = plan;
     const partials = batch.temp(
       ctx.acquire({ label: `${op} partial sums`, size: slots * 4, usage: GPUBufferUsage.STORAGE | (opts.usage ?? 0), zero: opts.zero }),
     );
     const chunkLists = pairs.map(([a, b]) => [rt.chunks(a, op), b ? rt.chunks(b, op) : null] as const);
     for (const job of jobs) {
-      const [ac, bc] = chunkLists[job.pair];
-      const params = {
-        n: chunkLength(layout, job.chunk),
-        offset: chunkStart(layout, job.chunk),
-        row_len: rowLen,
-        block_len: block,
-        first_block: job.first,
-        blocks_per_row: blocksPerRow,
-        count: job.count,
-      };
+      const [ac, bc] = chunkLists[job.input];
+      const params = blockParams(layout, plan, job, rowLen);
       const target = { buffer: partials, offset: job.slot * 4, size: job.count * 4 };
       if (bc) batch.dispatch(KERNELS.dotPartials, { params, buffers: { a: ac[job.chunk], b: bc[job.chunk], partials: target }, workgroups: job.count });
       else batch.dispatch(KERNELS.absPartials, { params, buffers: { a: ac[job.chunk], partials: target }, workgroups: job.count });
     }
-    return { partials, slots, jobs, blocksPerRow };
+    return { partials, ...plan };
   }
 
   /**
@@ -125,7 +159,7 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
     for (const job of jobs) {
       for (let w = 0; w < job.count; w++) {
         const row = Math.floor((job.first + w) / blocksPerRow);
-        result[job.pair * rows + row] += values[job.slot + w];
+        result[job.input * rows + row] += values[job.slot + w];
       }
     }
     return result;
@@ -150,21 +184,8 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
     const layout = inputs[0][0].layout;
     const out: { row: number; values: Float32Array }[][] = inputs.map(() => []);
     if (layout.numel === 0 || rowLen === 0) return out;
-    const block = rt.reduceBlock;
-    const blocksPerRow = Math.ceil(rowLen / block);
-    const blockOf = (g: number) => Math.floor(g / rowLen) * blocksPerRow + Math.floor((g % rowLen) / block);
-    const align = ctx.limits.minStorageBufferOffsetAlignment / 4;
-    const jobs: { input: number; chunk: number; first: number; count: number; slot: number }[] = [];
-    let slots = 0;
-    inputs.forEach((_, input) => {
-      for (let c = 0; c < layout.count; c++) {
-        const start = chunkStart(layout, c);
-        const first = blockOf(start);
-        const count = blockOf(start + chunkLength(layout, c) - 1) - first + 1;
-        jobs.push({ input, chunk: c, first, count, slot: slots });
-        slots += Math.ceil((width * count) / align) * align;
-      }
-    });
+    const plan = planBlocks(layout, inputs.length, rowLen, width);
+    const { jobs, slots, blocksPerRow } = plan;
     const batch = ctx.batch(op);
     const partials = batch.temp(ctx.acquire({ label: `${op} partials`, size: slots * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
     let rowsBuffer: GPUBuffer | undefined;
@@ -175,16 +196,7 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
     const chunkLists = inputs.map(([a, b]) => [rt.chunks(a, op), b ? rt.chunks(b, op) : null] as const);
     for (const job of jobs) {
       const [ac, bc] = chunkLists[job.input];
-      const params = {
-        n: chunkLength(layout, job.chunk),
-        offset: chunkStart(layout, job.chunk),
-        row_len: rowLen,
-        block_len: block,
-        first_block: job.first,
-        blocks_per_row: blocksPerRow,
-        count: job.count,
-        ...extraParams,
-      };
+      const params = { ...blockParams(layout, plan, job, rowLen), ...extraParams };
       const buffers: Record<string, BufferBinding> = { a: ac[job.chunk], partials: { buffer: partials, offset: job.slot * 4, size: width * job.count * 4 } };
       if (bc) buffers.b = bc[job.chunk];
       if (rowsBuffer) buffers.rows = rowsBuffer;
@@ -233,7 +245,7 @@ export function reduceGpu(rt: GpuOpRuntime): ReduceOps {
         // Σ|reference| in the slots before `split`, Σ|x| from it on; zeroed padding between jobs
         // lets the factor kernel add each side's slots as one range.
         const { partials, slots, jobs } = recordPartialSums(batch, 'rescaleL1', [[r, null], [t, null]], t.numel, { zero: true });
-        const split = jobs.find((j) => j.pair === 1)!.slot;
+        const split = jobs.find((j) => j.input === 1)!.slot;
         const factor = batch.temp(ctx.acquire({ label: 'rescaleL1 factor', size: 16, usage: GPUBufferUsage.STORAGE }));
         const factorRange = { buffer: factor, size: 16 };
         batch.dispatch(KERNELS.rescaleFactor, {
