@@ -71,7 +71,8 @@ fn block_range(w: u32) -> vec2<u32> {
   return vec2<u32>(x, max(x, y));
 }
 
-fn finish(w: u32, lid: u32, acc: f32) {
+// The workgroup's sum of every thread's `acc` (tree reduction in `sums`), for every thread.
+fn workgroup_sum(lid: u32, acc: f32) -> f32 {
   sums[lid] = acc;
   workgroupBarrier();
   for (var s = WORKGROUP_SIZE / 2u; s > 0u; s = s >> 1u) {
@@ -80,9 +81,24 @@ fn finish(w: u32, lid: u32, acc: f32) {
     }
     workgroupBarrier();
   }
+  return sums[0];
+}
+
+fn finish(w: u32, lid: u32, acc: f32) {
+  let total = workgroup_sum(lid, acc);
   if (lid == 0u && w < params.count) {
-    partials[w] = sums[0];
+    partials[w] = total;
   }
+}
+
+// +Inf and −Inf, the extremes of an empty range. Built from a runtime value: an infinite
+// const-expression is a shader-creation error.
+fn pos_inf() -> f32 {
+  return bitcast<f32>(0x7f800000u | (params.count & 0u));
+}
+
+fn neg_inf() -> f32 {
+  return bitcast<f32>(0xff800000u | (params.count & 0u));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -117,11 +133,8 @@ fn min_max_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
                     @builtin(local_invocation_index) lid: u32) {
   let w = workgroup_index(wid, nwg);
   let r = block_range(w);
-  // +Inf and −Inf, the extremes of an empty slice. Built from a runtime value: an infinite
-  // const-expression is a shader-creation error.
-  let runtime_zero = params.count & 0u;
-  var lo = bitcast<f32>(0x7f800000u | runtime_zero);
-  var hi = bitcast<f32>(0xff800000u | runtime_zero);
+  var lo = pos_inf();
+  var hi = neg_inf();
   for (var i = r.x + lid; i < r.y; i = i + WORKGROUP_SIZE) {
     let v = a[i];
     // NaN compares false both ways: never taken.
@@ -158,8 +171,7 @@ fn softmax_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
                     @builtin(local_invocation_index) lid: u32) {
   let w = workgroup_index(wid, nwg);
   let r = block_range(w);
-  let runtime_zero = params.count & 0u;
-  var hi = bitcast<f32>(0xff800000u | runtime_zero);
+  var hi = neg_inf();
   for (var i = r.x + lid; i < r.y; i = i + WORKGROUP_SIZE) {
     hi = max(hi, a[i]);
   }
@@ -176,17 +188,10 @@ fn softmax_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   for (var i = r.x + lid; i < r.y; i = i + WORKGROUP_SIZE) {
     acc = acc + exp(a[i] - m);
   }
-  sums[lid] = acc;
-  workgroupBarrier();
-  for (var s = WORKGROUP_SIZE / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
-      sums[lid] = sums[lid] + sums[lid + s];
-    }
-    workgroupBarrier();
-  }
+  let total = workgroup_sum(lid, acc);
   if (lid == 0u && w < params.count) {
     partials[2u * w] = m;
-    partials[2u * w + 1u] = sums[0];
+    partials[2u * w + 1u] = total;
   }
 }
 
@@ -228,6 +233,12 @@ fn kl_term(x: f32, y: f32, c: f32, aq: f32, ap: f32) -> f32 {
   return big_p * log(big_p / big_q) - diff;
 }
 
+// The (c, aq, ap) of the row of this workgroup's (or thread's) block.
+fn kl_row_constants(w: u32) -> vec3<f32> {
+  let row = block_row(w);
+  return vec3<f32>(rows[3u * row], rows[3u * row + 1u], rows[3u * row + 2u]);
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn kl_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
@@ -235,12 +246,9 @@ fn kl_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   let r = block_range(w);
   var acc = 0.0;
   if (r.y > r.x) {
-    let row = block_row(w);
-    let c = rows[3u * row];
-    let aq = rows[3u * row + 1u];
-    let ap = rows[3u * row + 2u];
+    let k = kl_row_constants(w);
     for (var i = r.x + lid; i < r.y; i = i + WORKGROUP_SIZE) {
-      acc = acc + kl_term(a[i], b[i], c, aq, ap);
+      acc = acc + kl_term(a[i], b[i], k.x, k.y, k.z);
     }
   }
   finish(w, lid, acc);
@@ -256,8 +264,7 @@ fn softmax_partials_serial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_w
     return;
   }
   let r = block_range(w);
-  let runtime_zero = params.count & 0u;
-  var m = bitcast<f32>(0xff800000u | runtime_zero);
+  var m = neg_inf();
   for (var i = r.x; i < r.y; i = i + 1u) {
     m = max(m, a[i]);
   }
@@ -277,13 +284,10 @@ fn kl_partials_serial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     return;
   }
   let r = block_range(w);
-  let row = block_row(w);
-  let c = rows[3u * row];
-  let aq = rows[3u * row + 1u];
-  let ap = rows[3u * row + 2u];
+  let k = kl_row_constants(w);
   var acc = 0.0;
   for (var i = r.x; i < r.y; i = i + 1u) {
-    acc = acc + kl_term(a[i], b[i], c, aq, ap);
+    acc = acc + kl_term(a[i], b[i], k.x, k.y, k.z);
   }
   partials[w] = acc;
 }
