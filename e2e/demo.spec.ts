@@ -8,7 +8,7 @@ test('opens with the demo set ready and merges it into a folder', async ({ studi
   await expect(page.getByTestId('compat.ok')).toBeVisible();
   // The GPU status names the adapter and shows its key limits.
   const gpu = page.getByTestId('gpu.status');
-  await expect(gpu).toContainText('WebGPU:');
+  await expect(gpu).toContainText('WebGPU:', { timeout: 60_000 }); // the adapter is probed (and both backends measured) first
   await gpu.locator('summary').click();
   await expect(gpu).toContainText('storage binding');
   await expect(gpu).toContainText('workgroups / dim');
@@ -35,7 +35,7 @@ test('opens with the demo set ready and merges it into a folder', async ({ studi
   // Again, in shards of at most 150 kB, as float32, under another name: shards plus their index.
   await page.getByLabel('Output name').fill('sharded');
   await page.getByLabel('Shard size').fill('150KB');
-  await page.getByLabel('Output dtype').selectOption('F32');
+  await page.getByTestId('merge.out-dtype').selectOption('F32');
   await page.getByTestId('merge.folder').click();
   await expect(page.getByTestId('merge.done')).toContainText('model.safetensors.index.json', { timeout: 60_000 });
   const files = await studio.readOpfs('exports/sharded');
