@@ -9,7 +9,7 @@
  *   absAtLeast, keepRandom, keepWhere, keepRankBand (once its bounds are found), keepRanked (a stored
  *   byte mask) and signElect only build nodes. Values are computed when something needs them: encode
  *   (fused: the loop writes the output dtype's bytes), read, reductions (computed on the fly, never
- *   stored), selection passes, row-wise ops and the delegated ops (linear algebra) - so a task
+ *   stored), selection passes, row-wise ops, matrix products (matmul.ts) and the delegated ops - so a task
  *   arithmetic merge of 4 BF16 models is one pass reading 4×2 bytes and writing 2 per element.
  * - Generated loops (codegen.ts): each DAG shape compiles once to a JavaScript loop with the
  *   reference's f32 rounding, cached by its source; values are parameters.
@@ -38,11 +38,13 @@
 import { byteLength, type FloatDType } from '../../core/dtype.ts';
 import { hashTensorName, mix32, rowCount, type Backend, type BackendOps, type MaskKey, type Tensor, type Term } from '../backend.ts';
 import { CPU_OP_FAMILIES } from '../cpu-backend.ts';
+import type { MatmulOptions } from '../ops/linalg.ts';
 import { rankedThresholds, uniformThreshold } from '../ops/masks.ts';
 import type { CpuOpRuntime } from '../ops/runtime.ts';
 import type { KeyDigitSelector } from '../ops/select.ts';
 import { BufferPool, Storage, VIEW_BYTES, type PoolStats, type ViewType } from './buffers.ts';
 import { isRowConsumer, planKernel, type Binding, type Consumer } from './codegen.ts';
+import { fastMatmul, fastTranspose } from './matmul.ts';
 import { evaluationCost, inputsOf, Node, topoOrder, type DataFormat, type LinTerm } from './expr.ts';
 import { DEFAULT_SELECT_TUNING, selectBand, type SelectTuning } from './select.ts';
 import { ThreadPool, type WorkerFactory } from './threads.ts';
@@ -542,6 +544,10 @@ export class FastCpuBackend implements Backend {
         const node = this.node(x, 'sumAbs');
         return (await this.#chunkSums('sumAbs', [node], 'sumAbs', 1))[0];
       },
+
+      matmul: (a: Tensor, b: Tensor, opts?: MatmulOptions) => fastMatmul(this, a, b, opts),
+
+      transpose: (x: Tensor) => fastTranspose(this, x),
     };
     return ops;
   }

@@ -1,7 +1,7 @@
 /**
  * Every op of the fast CPU backend against the reference backend (cpu-backend.ts), on one thread and
  * on worker threads, at odd sizes (1 to 150001: one chunk to several), 1-D and 2-D, from BF16, F16
- * and F32 bytes. Elementwise ops, masks, selections, encodes and gramRows must be bit-identical;
+ * and F32 bytes. Elementwise ops, masks, selections, encodes, gramRows, matmul and transpose must be bit-identical;
  * gram and sumAbs (chunked f64 sums) agree within 1e-12 of Σ|terms|.
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,11 @@ const BACKENDS: [string, FastCpuBackend][] = [
   ['1 thread', new FastCpuBackend()],
   ['3 threads', new FastCpuBackend({ threads: 3, workers: nodeWorkers })],
 ];
-afterAll(() => BACKENDS.forEach(([, b]) => b.destroy()));
+const MATMUL_BACKENDS: [string, FastCpuBackend][] = [
+  ['1 thread', BACKENDS[0][1]],
+  ['2 threads', new FastCpuBackend({ threads: 2, workers: nodeWorkers })],
+];
+afterAll(() => new Set([...BACKENDS, ...MATMUL_BACKENDS].map(([, b]) => b)).forEach((b) => b.destroy()));
 
 const LENGTHS = [1, 7, 255, 257, 4099, 65537, 150001];
 const SHAPES_2D = [
@@ -286,22 +290,181 @@ describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) =
     for (const op of names) expect(typeof (fast as unknown as Record<string, unknown>)[op], op).toBe('function');
   });
 
-  it('linear algebra (delegated to the reference loops) gives the reference results', async () => {
+  it('transpose and columnDots give the reference results', async () => {
     const a = randomValues(6 * 5, 1);
-    const b = randomValues(5 * 4, 2);
-    const d = randomValues(6 * 4, 3);
     const fa = fast.fromArray(a, [6, 5]);
-    const fb = fast.fromArray(b, [5, 4]);
-    const fd0 = fast.fromArray(d, [6, 4]);
-    // The addend is lazy: the delegated op stores it first.
-    const fd = await fast.lincomb([{ x: fd0, coef: 2 }]);
     const ra = reference.fromArray(a, [6, 5]);
-    const rb = reference.fromArray(b, [5, 4]);
-    const rd = await reference.lincomb([{ x: reference.fromArray(d, [6, 4]), coef: 2 }]);
-    await same(fast, await fast.matmul(fa, fb, { addend: fd, alpha: 0.5, beta: -1 }), await reference.matmul(ra, rb, { addend: rd, alpha: 0.5, beta: -1 }), `${name} matmul`);
     await same(fast, await fast.transpose(fa), await reference.transpose(ra), `${name} transpose`);
     expect([...(await fast.columnDots(fa, fa))]).toEqual([...(await reference.columnDots(ra, ra))]);
-    for (const t of [fa, fb, fd0, fd]) fast.release(t);
+    fast.release(fa);
+    afterEach(fast, name);
+  });
+});
+
+/**
+ * matmul and transpose (matmul.ts): bit-identical to the reference, on 1 and 2 threads. Sizes cover
+ * one row / column / inner index, remainders of the 3×4 register tile, several output tiles (48×64)
+ * and several blocks of p (256), tall and wide; every transpose combination, with and without an
+ * addend, alpha and beta; operands decoded from BF16 or lazy (stored by the product first).
+ */
+describe.each(MATMUL_BACKENDS)('fast CPU backend matmul (%s) vs the reference', (name, fast) => {
+  /** [m, k, n] of op(A)·op(B). */
+  const DIMS: [number, number, number][] = [
+    [1, 1, 1],
+    [7, 3, 5],
+    [63, 129, 65],
+    [65, 1, 257],
+    [257, 3, 63],
+    [7, 129, 257],
+    [257, 129, 7],
+    [1, 129, 257],
+    [257, 129, 1],
+    [50, 300, 70],
+  ];
+  const transposes = [false, true].flatMap((transA) => [false, true].map((transB) => ({ transA, transB })));
+
+  it('every shape and transpose combination, with and without addend, alpha and beta, byte for byte', async () => {
+    for (const [m, k, n] of DIMS) {
+      for (const t of transposes) {
+        const shapeA = t.transA ? [k, m] : [m, k];
+        const shapeB = t.transB ? [n, k] : [k, n];
+        const seed = m * 1000 + k * 10 + n;
+        const [fa, ra] = await inputs(fast, randomValues(m * k, seed, 1), shapeA, 'BF16');
+        const [fb, rb] = await inputs(fast, randomValues(k * n, seed + 1, 2), shapeB, 'F32');
+        const [fd, rd] = await inputs(fast, randomValues(m * n, seed + 2, 1), [m, n], 'F16');
+        const what = `${name} ${m}×${k}·${k}×${n} transA ${t.transA} transB ${t.transB}`;
+        await same(fast, await fast.matmul(fa, fb, t), await reference.matmul(ra, rb, t), what);
+        for (const [alpha, beta] of [
+          [1, 1],
+          [-0.37, 2.5],
+        ]) {
+          const opts = (addend: Tensor) => ({ ...t, alpha, beta, addend });
+          await same(fast, await fast.matmul(fa, fb, opts(fd)), await reference.matmul(ra, rb, opts(rd)), `${what} alpha ${alpha} beta ${beta} addend`);
+        }
+        await same(fast, await fast.matmul(fa, fb, { ...t, alpha: -2 }), await reference.matmul(ra, rb, { ...t, alpha: -2 }), `${what} alpha -2`);
+        for (const [f, r] of [
+          [fa, ra],
+          [fb, rb],
+          [fd, rd],
+        ]) {
+          fast.release(f);
+          reference.release(r);
+        }
+      }
+    }
+    afterEach(fast, name);
+  });
+
+  it('lazy operands and addend (a task vector, a scaled copy) are computed first', async () => {
+    const [m, k, n] = [65, 129, 70];
+    const xs = await Promise.all([0, 1, 2].map((s) => inputs(fast, randomValues(m * k, 40 + s), [m, k], 'BF16')));
+    const [fb, rb] = await inputs(fast, randomValues(n * k, 50), [n, k], 'F32');
+    const [fd, rd] = await inputs(fast, randomValues(m * n, 51), [m, n], 'F32');
+    const lazy = <T extends Tensor>(be: { lincomb: (terms: { x: T; coef: number }[]) => Promise<Tensor> }, a: T, b: T) =>
+      be.lincomb([
+        { x: a, coef: 1 },
+        { x: b, coef: -1 },
+      ]);
+    const fdelta = await lazy(fast, xs[0][0], xs[1][0]);
+    const rdelta = await lazy(reference, xs[0][1], xs[1][1]);
+    const faddend = await fast.lincomb([{ x: fd, coef: 0.5 }]);
+    const raddend = await reference.lincomb([{ x: rd, coef: 0.5 }]);
+    const opts = (addend: Tensor) => ({ transB: true, alpha: 0.25, beta: -1, addend });
+    await same(fast, await fast.matmul(fdelta, fb, opts(faddend)), await reference.matmul(rdelta, rb, opts(raddend)), `${name} lazy operands`);
+    for (const [f, r] of [[fdelta, rdelta], [faddend, raddend], [fb, rb], [fd, rd], ...xs]) {
+      fast.release(f);
+      reference.release(r);
+    }
+    afterEach(fast, name);
+  });
+
+  it('signed zeros, NaN, ±∞ and the zeros the reference skips (0·∞ is not summed there)', async () => {
+    const [m, k, n] = [20, 300, 67];
+    const a = randomValues(m * k, 60);
+    const b = randomValues(k * n, 61);
+    const d = randomValues(m * n, 62);
+    a.fill(0, 0, k); // row 0 of A is zero: alpha·0 + beta·D gives signed zeros
+    a.fill(-0, k, 2 * k);
+    a[2 * k + 5] = NaN;
+    a[3 * k + 7] = Infinity;
+    // Row 4 has zeros where column 3, 9, 11 and 66 of B hold ±∞ or NaN (66: a remainder column of
+    // the register tile; p = 299: the last block of p).
+    for (let p = 0; p < k; p += 17) a[4 * k + p] = 0;
+    a[4 * k + 299] = 0;
+    b[17 * n + 3] = Infinity;
+    b[17 * n + 9] = -Infinity;
+    b[34 * n + 11] = NaN;
+    b[299 * n + 66] = NaN;
+    d.fill(-0, 0, n);
+    for (const [alpha, beta] of [
+      [1, 1],
+      [-1, 1],
+      [-0.5, -1],
+    ]) {
+      const fa = fast.fromArray(a, [m, k]);
+      const fb = fast.fromArray(b, [k, n]);
+      const fd = fast.fromArray(d, [m, n]);
+      const ra = reference.fromArray(a, [m, k]);
+      const rb = reference.fromArray(b, [k, n]);
+      const rd = reference.fromArray(d, [m, n]);
+      const what = `${name} specials alpha ${alpha} beta ${beta}`;
+      await same(fast, await fast.matmul(fa, fb, { alpha, beta, addend: fd }), await reference.matmul(ra, rb, { alpha, beta, addend: rd }), `${what} addend`);
+      const want = await reference.matmul(ra, rb, { alpha });
+      const got = await fast.matmul(fa, fb, { alpha });
+      const values = await reference.read(want);
+      // The case is real: the skipped zeros give finite values where 0·∞ would give NaN.
+      expect(Number.isFinite(values[4 * n + 3]) && Number.isNaN(values[2 * n + 3]), what).toBe(true);
+      await same(fast, got, want, what);
+      for (const t of [fa, fb, fd]) fast.release(t);
+    }
+    afterEach(fast, name);
+  });
+
+  it('empty products: k = 0 gives beta·D, m = 0 or n = 0 an empty matrix', async () => {
+    const d = randomValues(12, 70);
+    const cases: [number[], number[], boolean][] = [
+      [[3, 0], [0, 4], true],
+      [[0, 5], [5, 4], false],
+      [[3, 5], [5, 0], false],
+    ];
+    for (const [sa, sb, withAddend] of cases) {
+      const fa = fast.fromArray(new Float32Array(sa[0] * sa[1]), sa);
+      const fb = fast.fromArray(new Float32Array(sb[0] * sb[1]), sb);
+      const ra = reference.fromArray(new Float32Array(sa[0] * sa[1]), sa);
+      const rb = reference.fromArray(new Float32Array(sb[0] * sb[1]), sb);
+      const fd = withAddend ? fast.fromArray(d, [3, 4]) : undefined;
+      const rd = withAddend ? reference.fromArray(d, [3, 4]) : undefined;
+      const got = await fast.matmul(fa, fb, { addend: fd, beta: -2 });
+      expect(got.shape, `${name} [${sa}]·[${sb}]`).toEqual([sa[0], sb[1]]);
+      await same(fast, got, await reference.matmul(ra, rb, { addend: rd, beta: -2 }), `${name} [${sa}]·[${sb}]`);
+      for (const t of [fa, fb, fd]) if (t) fast.release(t);
+    }
+    afterEach(fast, name);
+  });
+
+  it('transpose of tall, wide, single-row and lazy matrices, byte for byte', async () => {
+    for (const shape of [
+      [1, 1],
+      [1, 257],
+      [257, 1],
+      [33, 65],
+      [300, 129],
+      [5, 1000],
+    ]) {
+      const [f, r] = await inputs(fast, randomValues(shape[0] * shape[1], shape[0] + shape[1]), shape, 'BF16');
+      const fl = await fast.lincomb([{ x: f, coef: -3 }]);
+      const rl = await reference.lincomb([{ x: r, coef: -3 }]);
+      const got = await fast.transpose(fl);
+      expect(got.shape).toEqual([shape[1], shape[0]]);
+      await same(fast, got, await reference.transpose(rl), `${name} transpose [${shape}]`);
+      for (const [x, y] of [
+        [f, r],
+        [fl, rl],
+      ]) {
+        fast.release(x);
+        reference.release(y);
+      }
+    }
     afterEach(fast, name);
   });
 });
@@ -316,6 +479,11 @@ describe('fast CPU backend errors', () => {
     fast.release(b);
     await expect(fast.read(b)).rejects.toThrow('fast cpu backend: read: tensor of shape [2] was released or belongs to another backend');
     await expect(fast.signElect([a], [1, 2], true)).rejects.toThrow('fast cpu backend: signElect: 2 weights for 1 tensors');
+    const m = fast.fromArray(new Float32Array(12), [3, 4]);
+    await expect(fast.matmul(m, m)).rejects.toThrow('fast cpu backend: matmul: inner dimensions differ: op(A) is 3×4, op(B) is 3×4');
+    await expect(fast.matmul(m, a)).rejects.toThrow('fast cpu backend: matmul: B has shape [3], expected a 2-D matrix');
+    await expect(fast.transpose(a)).rejects.toThrow('fast cpu backend: transpose: tensor has shape [3], expected a 2-D matrix');
+    fast.release(m);
     fast.release(a);
   });
 });
