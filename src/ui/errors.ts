@@ -33,6 +33,7 @@ const TITLES: Readonly<Record<string, string>> = {
   GpuOutOfMemoryError: 'The GPU ran out of memory',
   WorkerError: 'The engine stopped',
   ModelTooLargeError: 'Too large to run in this tab',
+  MergeTooLargeError: 'Too large to merge in this tab',
   ModelConfigError: 'This model cannot be run',
   ModelWeightsError: 'This model cannot be run',
   TokenizerError: 'This model has no usable tokenizer',

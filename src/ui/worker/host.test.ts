@@ -169,6 +169,34 @@ describe('engine worker protocol', () => {
     expect(err.message).toMatch(/"org\/missing" is not loaded/);
   });
 
+  it('a merge whose largest tensor exceeds the tab limit is refused before reading, naming the tensor, the limit and the CLI', async () => {
+    const base = join(GOLDEN, 'models/llama-bf16');
+    // The largest tensor, read from the file's header independently of the engine.
+    const header = parseSafetensors(new Uint8Array(readFileSync(join(base, 'base', 'model.safetensors'))));
+    const [largest, info] = [...header].reduce((a, b) => (b[1].shape.reduce((x, y) => x * y, 1) > a[1].shape.reduce((x, y) => x * y, 1) ? b : a));
+    const stepBytes = info.shape.reduce((x, y) => x * y, 1) * 4 * (2 * 2 + 2);
+    const { client } = connect({ mergeStepLimit: stepBytes - 1 });
+    await client.open('./base', folderSource(join(base, 'base')));
+    await client.open('./expert1', folderSource(join(base, 'expert1')));
+    const recipe = parseRecipe('models:\n  - model: ./expert1\n    parameters: {weight: 1}\nmerge_method: task_arithmetic\nbase_model: ./base\n', methodLookup);
+    const root = new FakeDir('picked');
+    const handle = client.merge({ recipe, backend: 'cpu', seed: 0, maxShardBytes: 5e9, output: { kind: 'directory', parent: fakeDirectoryHandle(root), folderName: 'out' } }, () => {});
+    const err = await handle.outcome.catch((e) => e);
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.name).toBe('MergeTooLargeError');
+    expect(err.message).toContain(`${largest} [${info.shape.join(', ')}]`);
+    expect(err.message).toContain('too large for a browser tab');
+    expect(err.message).toContain('merge-studio merge');
+    expect(root.listEntries()).toEqual([]);
+
+    // At the limit it merges.
+    const ok = connect({ mergeStepLimit: stepBytes });
+    await ok.client.open('./base', folderSource(join(base, 'base')));
+    await ok.client.open('./expert1', folderSource(join(base, 'expert1')));
+    const done = await ok.client.merge({ recipe, backend: 'cpu', seed: 0, maxShardBytes: 5e9, output: { kind: 'download', folderName: 'x' } }, () => {}).outcome;
+    expect(done.status).toBe('done');
+  });
+
   it('the download target hands back one ZIP with the whole folder', async () => {
     const { client } = connect();
     await client.open('./a', folderSource(join(GOLDEN, 'models/llama-bf16/expert1')));

@@ -16,7 +16,8 @@ import { openHubTree } from '../../core/sources/hub.ts';
 import type { Backend } from '../../gpu/backend.ts';
 import { CpuBackend } from '../../gpu/cpu-backend.ts';
 import { adapterLabel, requestGpu, type GpuHandle } from '../../gpu/device.ts';
-import { MergeCancelledError, MergeInputError, runMerge, type MergeProgress } from '../../gpu/engine.ts';
+import { MergeCancelledError, MergeInputError, planMerge, runMerge, type MergeProgress } from '../../gpu/engine.ts';
+import { checkTabMerge, tabMergeLimit } from '../../gpu/plan/tab-limit.ts';
 import { AnalysisCancelledError, analyzeMerge } from '../../gpu/analysis/analyze.ts';
 import { AnalysisCache, ResidentTensors } from '../../gpu/analysis/cache.ts';
 import { GpuAnalysisOps } from '../../gpu/analysis/gpu-ops.ts';
@@ -60,6 +61,8 @@ export interface EngineHostOptions {
   rangeCache?: LimitedRangeCache;
   /** Least time between two progress messages of one request or job. @default 100 */
   progressIntervalMs?: number;
+  /** Bytes one merge step may hold (see tab-limit.ts). @default tabMergeLimit(navigator.deviceMemory) */
+  mergeStepLimit?: number;
 }
 
 /** Limits shown in the GPU status, in this order. */
@@ -326,6 +329,10 @@ export class EngineHost {
         if (!model) throw new MergeInputError(`model "${ref}" is not loaded: add it to the shelf (or drop its folder) first`);
         sources.set(ref, yieldingReads(model));
       }
+      // Before reading a byte: a merge larger than a tab can hold is sent to the command line.
+      const deviceMemory = (globalThis.navigator as { deviceMemory?: number } | undefined)?.deviceMemory;
+      const merged = planMerge(recipe, sources).tensors.filter((t) => t.merged);
+      checkTabMerge(merged, sources.size, this.#opts.mergeStepLimit ?? tabMergeLimit(deviceMemory));
       transfers = this.#watchTransfers(jobId, sources.keys());
       await this.#releaseAnalysisTensors();
       backend = await this.#backend(request.backend);
