@@ -173,6 +173,7 @@ test('a remembered token comes back on reload, is never in the URL, the recipe, 
   await studio.addHubModel('org/gated');
   await studio.waitReady('org/gated');
   await studio.markBase('org/base');
+  await studio.waitForLink();
 
   // Reload: the recipe comes back from the link and the gated model opens with the remembered token.
   await page.reload();

@@ -51,6 +51,25 @@ export class StudioPage {
     await expect(this.page.getByTestId(`shelf.model.${ref}.facts`)).toBeVisible({ timeout: 30_000 });
   }
 
+  /**
+   * Wait until the page's address holds the recipe on screen (the studio writes it once the recipe
+   * has been still for a moment), e.g. before a reload that must bring the recipe back.
+   */
+  async waitForLink(): Promise<void> {
+    const yaml = await this.recipeYaml();
+    await expect
+      .poll(
+        () =>
+          this.page.evaluate(() => {
+            const encoded = /(?:^#|&)recipe=([^&]*)/.exec(location.hash)?.[1] ?? '';
+            const bytes = Uint8Array.from(atob(encoded.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+            return new TextDecoder().decode(bytes);
+          }),
+        { timeout: 10_000 },
+      )
+      .toBe(yaml);
+  }
+
   async waitForDemo(): Promise<void> {
     for (const n of ['base', 'expert-1', 'expert-2', 'expert-3']) await this.waitReady(`./demo/${n}`);
   }
