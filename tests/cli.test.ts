@@ -5,22 +5,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { main } from '../src/cli/main.ts';
+import { cli } from '../src/cli/cli.testutil.ts';
 import { readSafetensorsFile } from './helpers/safetensors-file.ts';
 
 const ROOT = resolve(__dirname, '..');
 const MODELS = resolve(__dirname, 'fixtures/golden/models');
 const work = mkdtempSync(join(tmpdir(), 'merge-studio-cli-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-async function cli(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = { write: (s: string) => ((stdout += s), true) } as unknown as NodeJS.WritableStream;
-  const err = { write: (s: string) => ((stderr += s), true) } as unknown as NodeJS.WritableStream;
-  const code = await main(args, { stdout: out, stderr: err });
-  return { code, stdout, stderr };
-}
 
 function recipe(name: string, text: string): string {
   const path = join(work, name);

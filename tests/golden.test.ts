@@ -9,21 +9,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../src/cli/main.ts';
+import { cli } from '../src/cli/cli.testutil.ts';
 import { compareTensors, readSafetensorsFile, tensorValues, type RawTensor, type Tolerance } from './helpers/safetensors-file.ts';
 
 const GOLDEN = resolve(__dirname, 'fixtures/golden');
 const cases = readdirSync(join(GOLDEN, 'cases')).sort();
 const work = mkdtempSync(join(tmpdir(), 'merge-studio-golden-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-/** Runs the CLI in-process; returns exit code and stderr. */
-async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = '';
-  const sink = { write: (s: string) => ((stderr += s), true) } as unknown as NodeJS.WritableStream;
-  const code = await main(args, { stdout: sink, stderr: sink });
-  return { code, stderr };
-}
 
 /**
  * mergekit's breadcrumbs keeps nothing of a task vector when floor(gamma·n) = 0 (it slices
@@ -87,8 +79,8 @@ describe.each(['gpu', 'gpu-chunked', 'cpu', 'cpu-reference'])('golden cases thro
     args.push(...(backend.startsWith('cpu') ? ['--backend', backend] : ['--backend', 'gpu']));
     if (backend === 'gpu-chunked') args.push('--chunk-elements', '1000');
     if (existsSync(join(dir, 'masks.safetensors'))) args.push('--replay-masks', join(dir, 'masks.safetensors'));
-    const { code, stderr } = await cli(args);
-    expect(stderr).toBe('');
+    const { code, stdout, stderr } = await cli(args);
+    expect(stdout + stderr).toBe('');
     expect(code).toBe(0);
     const got = readSafetensorsFile(join(out, 'model.safetensors'));
     const want = readSafetensorsFile(join(dir, 'expected.safetensors'));
@@ -123,8 +115,8 @@ describe('random masks from the engine generator (no replay)', () => {
         `merge_method: ${method}\nbase_model: ${join(GOLDEN, 'models/llama-f32/base')}\n${extra}`,
     );
     const out = join(work, `${method}-${density}-${seed}-out-${++runs}`);
-    const { code, stderr } = await cli(['merge', recipe, '--out', out, '--quiet', '--backend', 'cpu', '--seed', String(seed)]);
-    expect(stderr).toBe('');
+    const { code, stdout, stderr } = await cli(['merge', recipe, '--out', out, '--quiet', '--backend', 'cpu', '--seed', String(seed)]);
+    expect(stdout + stderr).toBe('');
     expect(code).toBe(0);
     return readSafetensorsFile(join(out, 'model.safetensors'));
   }
@@ -185,8 +177,8 @@ describe('methods beyond mergekit, on the golden models: GPU output = CPU refere
     const outs: Map<string, ReturnType<typeof readSafetensorsFile> extends Map<string, infer T> ? T : never>[] = [];
     for (const backend of ['gpu', 'cpu']) {
       const out = join(work, `consensus-${backend}`);
-      const { code, stderr } = await cli(['merge', recipe, '--out', out, '--quiet', '--backend', backend, '--chunk-elements', '1000']);
-      expect(stderr).toBe('');
+      const { code, stdout, stderr } = await cli(['merge', recipe, '--out', out, '--quiet', '--backend', backend, '--chunk-elements', '1000']);
+      expect(stdout + stderr).toBe('');
       expect(code).toBe(0);
       outs.push(readSafetensorsFile(join(out, 'model.safetensors')));
     }

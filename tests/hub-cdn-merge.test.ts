@@ -8,21 +8,14 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../src/cli/main.ts';
+import { cli, useHubEnv } from '../src/cli/cli.testutil.ts';
 import { startHubServer, type HubServer } from '../src/cli/hub-server.ts';
 
 const MODELS = resolve(__dirname, 'fixtures/golden/models/llama-bf16');
 const work = mkdtempSync(join(tmpdir(), 'merge-studio-cdn-'));
 const root = join(work, 'hub');
 let hub: HubServer;
-const saved = { endpoint: process.env.HF_ENDPOINT, cache: process.env.MERGE_STUDIO_CACHE, token: process.env.HF_TOKEN };
-
-async function cli(args: string[]) {
-  let stderr = '';
-  const sink = { write: (s: string) => ((stderr += s), true) } as unknown as NodeJS.WritableStream;
-  const code = await main(args, { stdout: sink, stderr: sink });
-  return { code, stderr };
-}
+let restoreEnv: (() => void) | undefined;
 
 function recipe(name: string, refs: { base: string; e1: string; e2: string }) {
   const path = join(work, name);
@@ -41,17 +34,12 @@ beforeAll(async () => {
   writeFileSync(one, `models:\n  - model: ${join(MODELS, 'expert2')}\n    parameters: {weight: 1}\nmerge_method: linear\ndtype: float32\nout_dtype: bfloat16\n`);
   expect((await cli(['merge', one, '--out', join(root, 'golden', 'sharded'), '--quiet', '--backend', 'cpu', '--shard-size', '100kB'])).code).toBe(0);
   hub = await startHubServer({ root, cdn: { ttlMs: 600_000 }, rateLimit: { resolves: 30, windowMs: 300_000 } });
-  process.env.HF_ENDPOINT = hub.url;
-  process.env.MERGE_STUDIO_CACHE = join(work, 'cache');
-  delete process.env.HF_TOKEN;
+  restoreEnv = useHubEnv(hub.url, join(work, 'cache'));
 });
 
 afterAll(async () => {
   await hub?.close();
-  for (const [key, env] of [['HF_ENDPOINT', saved.endpoint], ['MERGE_STUDIO_CACHE', saved.cache], ['HF_TOKEN', saved.token]] as const) {
-    if (env === undefined) delete process.env[key];
-    else process.env[key] = env;
-  }
+  restoreEnv?.();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -59,12 +47,12 @@ describe('a merge through a CDN-redirecting, rate-limited Hub', () => {
   it('gives the local result with one /resolve/ request per file read, and prints the count', async () => {
     const localOut = join(work, 'local-out');
     const local = await cli(['merge', recipe('local.yml', { base: join(MODELS, 'base'), e1: join(MODELS, 'expert1'), e2: join(root, 'golden', 'sharded') }), '--out', localOut, '--quiet', '--backend', 'cpu', '--seed', '7']);
-    expect(local).toEqual({ code: 0, stderr: '' });
+    expect(local).toEqual({ code: 0, stdout: '', stderr: '' });
 
     hub.stats.reset();
     const hubOut = join(work, 'hub-out');
     const fromHub = await cli(['merge', recipe('hub.yml', { base: 'golden/base', e1: 'golden/expert1', e2: 'golden/sharded' }), '--out', hubOut, '--quiet', '--backend', 'cpu', '--seed', '7']);
-    expect(fromHub).toEqual({ code: 0, stderr: '' });
+    expect(fromHub).toEqual({ code: 0, stdout: '', stderr: '' });
     for (const f of readdirSync(localOut).filter((n) => n !== 'mergekit_config.yml' && n !== 'README.md')) {
       expect(readFileSync(join(hubOut, f)).equals(readFileSync(join(localOut, f))), f).toBe(true);
     }

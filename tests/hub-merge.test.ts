@@ -7,14 +7,14 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../src/cli/main.ts';
+import { cli, useHubEnv } from '../src/cli/cli.testutil.ts';
 import { startHubServer, type HubServer } from '../src/cli/hub-server.ts';
 
 const MODELS = resolve(__dirname, 'fixtures/golden/models/llama-bf16');
 const work = mkdtempSync(join(tmpdir(), 'merge-studio-hub-'));
 const root = join(work, 'hub');
 let hub: HubServer;
-const saved = { endpoint: process.env.HF_ENDPOINT, cache: process.env.MERGE_STUDIO_CACHE, token: process.env.HF_TOKEN };
+let restoreEnv: (() => void) | undefined;
 
 beforeAll(async () => {
   for (const name of ['base', 'expert1', 'expert2']) cpSync(join(MODELS, name), join(root, 'golden', name), { recursive: true });
@@ -24,26 +24,14 @@ beforeAll(async () => {
   cpSync(join(MODELS, 'expert2', 'config.json'), join(root, 'golden', 'broken', 'config.json'));
   writeFileSync(join(root, 'golden', 'broken', 'model.safetensors'), Buffer.from([16, 0, 0, 0, 0, 0, 0, 0, ...Buffer.from('{"a": {"dtype": ')]));
   hub = await startHubServer({ root, port: 0 });
-  process.env.HF_ENDPOINT = hub.url;
-  process.env.MERGE_STUDIO_CACHE = join(work, 'cache');
-  delete process.env.HF_TOKEN;
+  restoreEnv = useHubEnv(hub.url, join(work, 'cache'));
 });
 
 afterAll(async () => {
   await hub?.close();
-  for (const [key, env] of [['HF_ENDPOINT', saved.endpoint], ['MERGE_STUDIO_CACHE', saved.cache], ['HF_TOKEN', saved.token]] as const) {
-    if (env === undefined) delete process.env[key];
-    else process.env[key] = env;
-  }
+  restoreEnv?.();
   rmSync(work, { recursive: true, force: true });
 });
-
-async function cli(args: string[]) {
-  let stderr = '';
-  const sink = { write: (s: string) => ((stderr += s), true) } as unknown as NodeJS.WritableStream;
-  const code = await main(args, { stdout: sink, stderr: sink });
-  return { code, stderr };
-}
 
 function recipe(name: string, refs: { base: string; e1: string; e2: string }) {
   const path = join(work, name);
@@ -61,13 +49,13 @@ describe('merging from the Hub', () => {
   it('gives the same bytes as local folders, fetching only headers and tensor ranges, then hits the cache', async () => {
     const local = join(work, 'local-out');
     const fromLocal = await cli(['merge', recipe('local.yml', { base: join(MODELS, 'base'), e1: join(MODELS, 'expert1'), e2: join(MODELS, 'expert2') }), '--out', local, '--quiet', '--backend', 'cpu']);
-    expect(fromLocal).toEqual({ code: 0, stderr: '' });
+    expect(fromLocal).toEqual({ code: 0, stdout: '', stderr: '' });
 
     hub.stats.reset();
     const remote = join(work, 'hub-out');
     const hubRecipe = recipe('hub.yml', { base: 'golden/base', e1: 'golden/expert1@main', e2: 'golden/expert2' });
     const fromHub = await cli(['merge', hubRecipe, '--out', remote, '--quiet', '--backend', 'cpu']);
-    expect(fromHub).toEqual({ code: 0, stderr: '' });
+    expect(fromHub).toEqual({ code: 0, stdout: '', stderr: '' });
     for (const f of ['model.safetensors', 'config.json']) {
       expect(readFileSync(join(remote, f)).equals(readFileSync(join(local, f)))).toBe(true);
     }
@@ -81,7 +69,7 @@ describe('merging from the Hub', () => {
 
     hub.stats.reset();
     const again = await cli(['merge', hubRecipe, '--out', join(work, 'hub-out-2'), '--quiet', '--backend', 'cpu']);
-    expect(again).toEqual({ code: 0, stderr: '' });
+    expect(again).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(hub.stats.bodyBytes('.safetensors')).toBe(0);
     expect(readFileSync(join(work, 'hub-out-2', 'model.safetensors')).equals(readFileSync(join(local, 'model.safetensors')))).toBe(true);
   });
@@ -94,10 +82,10 @@ describe('merging from the Hub', () => {
     expect((await cli(['merge', one, '--out', sharded, '--quiet', '--backend', 'cpu', '--shard-size', '100kB'])).code).toBe(0);
     const out = { local: join(work, 'sharded-local'), hub: join(work, 'sharded-hub') };
     const local = await cli(['merge', recipe('sh-local.yml', { base: join(MODELS, 'base'), e1: join(MODELS, 'expert1'), e2: sharded }), '--out', out.local, '--quiet', '--backend', 'cpu']);
-    expect(local).toEqual({ code: 0, stderr: '' });
+    expect(local).toEqual({ code: 0, stdout: '', stderr: '' });
     hub.stats.reset();
     const remote = await cli(['merge', recipe('sh-hub.yml', { base: 'golden/base', e1: 'golden/expert1', e2: 'golden/sharded' }), '--out', out.hub, '--quiet', '--backend', 'cpu']);
-    expect(remote).toEqual({ code: 0, stderr: '' });
+    expect(remote).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(hub.stats.count('model.safetensors.index.json')).toBeGreaterThan(0);
     expect(hub.stats.count('/golden/sharded/resolve/')).toBeGreaterThan(0);
     expect(hub.stats.count('model-00003-of-')).toBeGreaterThan(0);

@@ -8,19 +8,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../src/cli/main.ts';
+import { cli } from '../src/cli/cli.testutil.ts';
 import { readSafetensorsFile, tensorValues, type RawTensor } from './helpers/safetensors-file.ts';
 
 const MODELS = resolve(__dirname, 'fixtures/golden/models/llama-f32');
 const work = mkdtempSync(join(tmpdir(), 'merge-studio-lora-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = '';
-  const sink = { write: (s: string) => ((stderr += s), true) } as unknown as NodeJS.WritableStream;
-  const code = await main(args, { stdout: sink, stderr: sink });
-  return { code, stderr };
-}
 
 const base = readSafetensorsFile(join(MODELS, 'base/model.safetensors'));
 const expert = readSafetensorsFile(join(MODELS, 'expert1/model.safetensors'));

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { jacobiSvd } from '../../tests/helpers/dense-f64.ts';
 import { readSafetensorsFile, tensorValues } from '../../tests/helpers/safetensors-file.ts';
 import type { AnalysisResult } from '../gpu/analysis/types.ts';
-import { main } from './main.ts';
+import { cli } from './cli.testutil.ts';
 
 const MODELS = resolve(__dirname, '../../tests/fixtures/golden/models/llama-f32');
 const EXPERTS = ['expert1', 'expert2', 'expert3'];
@@ -24,15 +24,6 @@ writeFileSync(
   recipePath,
   `models:\n${EXPERTS.map((e, i) => `  - model: ${MODELS}/${e}\n    parameters: {weight: ${1 - 0.25 * i}}\n`).join('')}merge_method: task_arithmetic\nbase_model: ${MODELS}/base\n`,
 );
-
-async function cli(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = { write: (s: string) => ((stdout += s), true) } as unknown as NodeJS.WritableStream;
-  const err = { write: (s: string) => ((stderr += s), true) } as unknown as NodeJS.WritableStream;
-  const code = await main(args, { stdout: out, stderr: err });
-  return { code, stdout, stderr };
-}
 
 /** ‖U_iᵀU_j‖²_F / k from reference left singular vectors (m×r each, first k columns). */
 function overlapOf(a: Float64Array, b: Float64Array, m: number, r: number, k: number): number {

@@ -9,7 +9,7 @@ import { ReferenceAnalysisOps } from '../gpu/analysis/reference-ops.ts';
 import type { AnalysisResult } from '../gpu/analysis/types.ts';
 import { CpuBackend } from '../gpu/cpu-backend.ts';
 import { methodLookup } from '../gpu/methods/index.ts';
-import { main } from './main.ts';
+import { cli } from './cli.testutil.ts';
 import { openModelsForRecipe } from './open-models.ts';
 
 const MODELS = resolve(__dirname, '../../tests/fixtures/golden/models/llama-f32');
@@ -28,15 +28,6 @@ base_model: ${MODELS}/base
 `;
 const recipePath = join(work, 'dare.yml');
 writeFileSync(recipePath, RECIPE);
-
-async function cli(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = { write: (s: string) => ((stdout += s), true) } as unknown as NodeJS.WritableStream;
-  const err = { write: (s: string) => ((stderr += s), true) } as unknown as NodeJS.WritableStream;
-  const code = await main(args, { stdout: out, stderr: err });
-  return { code, stdout, stderr };
-}
 
 /** The result without what differs from run to run (time) or by device (its name). */
 function comparable(r: AnalysisResult) {

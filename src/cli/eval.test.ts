@@ -13,7 +13,7 @@ import { methodLookup } from '../gpu/methods/index.ts';
 import { evaluateModel, parseTaskSet, type EvalReport } from '../gpu/model/eval.ts';
 import { mergeInMemory } from '../gpu/model/in-memory-merge.ts';
 import { CHAR_VOCAB, tinyModelFiles } from '../gpu/model/testing.testutil.ts';
-import { main } from './main.ts';
+import { cli } from './cli.testutil.ts';
 import { openLocalModel } from './open-models.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'merge-studio-eval-'));
@@ -42,15 +42,6 @@ dtype: float32
 out_dtype: bfloat16
 `;
 writeFileSync(join(work, 'ties.yml'), RECIPE);
-
-async function cli(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = { write: (s: string) => ((stdout += s), true) } as unknown as NodeJS.WritableStream;
-  const err = { write: (s: string) => ((stderr += s), true) } as unknown as NodeJS.WritableStream;
-  const code = await main(args, { stdout: out, stderr: err });
-  return { code, stdout, stderr };
-}
 
 function withoutBackend(r: EvalReport) {
   const { backend: _backend, ...rest } = r;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from './main.ts';
+import { cli, useHubEnv } from './cli.testutil.ts';
 import { folderFiles } from './push.ts';
 import { startHubServer, type HubServer } from './hub-server.ts';
 import { publishToHub, type PublishProgress } from '../core/publish/upload.ts';
@@ -23,18 +23,8 @@ const work = mkdtempSync(join(tmpdir(), 'merge-studio-push-'));
 const root = join(work, 'hub');
 const out = join(work, 'merged');
 let hub: HubServer;
-const saved = { endpoint: process.env.HF_ENDPOINT, cache: process.env.MERGE_STUDIO_CACHE, token: process.env.HF_TOKEN };
+let restoreEnv: (() => void) | undefined;
 const methods = Object.assign((name: string) => METHODS.find((m) => m.name === name), { names: METHODS.map((m) => m.name) });
-
-async function cli(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, {
-    stdout: { write: (s: string) => ((stdout += s), true) } as unknown as NodeJS.WritableStream,
-    stderr: { write: (s: string) => ((stderr += s), true) } as unknown as NodeJS.WritableStream,
-  });
-  return { code, stdout, stderr };
-}
 
 async function served(repo: string, path: string, token = ALICE.token): Promise<Buffer> {
   const res = await fetch(`${hub.url}/${repo}/resolve/main/${path}`, { headers: { Authorization: `Bearer ${token}` } });
@@ -63,9 +53,7 @@ beforeAll(async () => {
     writeFileSync(join(root, 'golden', name, 'README.md'), '---\nlicense: apache-2.0\n---\n# golden\n');
   }
   hub = await startHubServer({ root, users: [ALICE, READER] });
-  process.env.HF_ENDPOINT = hub.url;
-  process.env.MERGE_STUDIO_CACHE = join(work, 'cache');
-  delete process.env.HF_TOKEN;
+  restoreEnv = useHubEnv(hub.url, join(work, 'cache'));
   writeFileSync(join(work, 'recipe.yml'), RECIPE);
   const merged = await cli(['merge', join(work, 'recipe.yml'), '--out', out, '--quiet', '--backend', 'cpu']);
   expect(merged.code, merged.stderr).toBe(0);
@@ -75,10 +63,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await hub?.close();
-  for (const [key, env] of [['HF_ENDPOINT', saved.endpoint], ['MERGE_STUDIO_CACHE', saved.cache], ['HF_TOKEN', saved.token]] as const) {
-    if (env === undefined) delete process.env[key];
-    else process.env[key] = env;
-  }
+  restoreEnv?.();
   rmSync(work, { recursive: true, force: true });
 });
 

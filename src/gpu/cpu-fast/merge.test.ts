@@ -8,27 +8,20 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
+import { cli } from '../../cli/cli.testutil.ts';
 
 const GOLDEN = resolve(__dirname, '../../../tests/fixtures/golden');
 const BF16 = join(GOLDEN, 'models/llama-bf16');
 const work = mkdtempSync(join(tmpdir(), 'merge-studio-fast-cpu-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = '';
-  const sink = { write: (s: string) => ((stderr += s), true) } as unknown as NodeJS.WritableStream;
-  const code = await main(args, { stdout: sink, stderr: sink });
-  return { code, stderr };
-}
-
 /** Merge `recipe` on both CPU backends; returns the two model.safetensors files. */
 async function both(name: string, recipe: string, extra: string[] = []): Promise<[Buffer, Buffer]> {
   const files: Buffer[] = [];
   for (const backend of ['cpu', 'cpu-reference']) {
     const out = join(work, `${name}-${backend}`);
-    const { code, stderr } = await cli(['merge', recipe, '--out', out, '--quiet', '--backend', backend, '--seed', '5', ...extra]);
-    expect(stderr, `${name} on ${backend}`).toBe('');
+    const { code, stdout, stderr } = await cli(['merge', recipe, '--out', out, '--quiet', '--backend', backend, '--seed', '5', ...extra]);
+    expect(stdout + stderr, `${name} on ${backend}`).toBe('');
     expect(code).toBe(0);
     files.push(readFileSync(join(out, 'model.safetensors')));
   }
