@@ -8,6 +8,7 @@
  *                    [--json FILE] [--linalg | --linalg-only] [--linalg-large]
  *                    [--linalg-sizes 256,512,1024] [--linalg-factor-sizes 1024]
  *                    [--subspace | --subspace-only] [--subspace-large]
+ *                    [--subspace-methods] [--subspace-methods-large]
  *
  * Sizes: `small` (hidden 512, 8 layers, vocab 8000), `mk` (issue 9's mergekit comparison set: hidden
  * 2048, intermediate 5632, 4 layers, vocab 32000, 337 M parameters), `1b` (TinyLlama-1.1B's shape),
@@ -24,6 +25,8 @@
  * bench/results/<date>-<host>.json (or --json). `--linalg` adds matrix-product GFLOP/s and the
  * polar / SVD times of src/gpu/linalg (bench/linalg.ts); `--linalg-only` runs just that.
  * `--subspace` adds the analysis's subspace statistics (bench/subspace.ts); `--subspace-only` runs just that.
+ * `--subspace-methods` adds one merge of a single matrix per subspace method (tsv, iso_c, iso_cts)
+ * per backend (with `--linalg-only` or `--subspace-only`: no model merges).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,7 +47,7 @@ import { GpuBackend } from '../src/gpu/gpu-backend.ts';
 import { methodLookup } from '../src/gpu/methods/index.ts';
 import { benchAnalysis, reportAnalysis } from './analysis.ts';
 import { benchLinalg, reportLinalg, type LinalgRow } from './linalg.ts';
-import { benchSubspace, reportSubspace, type SubspaceRow } from './subspace.ts';
+import { benchSubspace, benchSubspaceMethods, reportSubspace, reportSubspaceMethods, type SubspaceMethodRow, type SubspaceRow } from './subspace.ts';
 
 const { values } = parseArgs({
   options: {
@@ -64,6 +67,8 @@ const { values } = parseArgs({
     subspace: { type: 'boolean', default: false },
     'subspace-only': { type: 'boolean', default: false },
     'subspace-large': { type: 'boolean', default: false },
+    'subspace-methods': { type: 'boolean', default: false },
+    'subspace-methods-large': { type: 'boolean', default: false },
   },
 });
 
@@ -373,11 +378,16 @@ async function main() {
     subspace = await benchSubspace((values.backends as string).split(',') as BackendKind[], { large: values['subspace-large'] === true });
     reportSubspace(subspace);
   }
+  let subspaceMethods: SubspaceMethodRow[] | undefined;
+  if (values['subspace-methods'] || values['subspace-methods-large']) {
+    subspaceMethods = await benchSubspaceMethods((values.backends as string).split(',') as BackendKind[], { large: values['subspace-methods-large'] === true });
+    reportSubspaceMethods(subspaceMethods);
+  }
   const machine = { host: hostname(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory: totalmem(), node: process.version };
   const date = new Date().toISOString();
   const file = values.json ?? join(import.meta.dirname, 'results', `${date.slice(0, 10)}-${machine.host}-${linalgOnly ? 'linalg' : subspaceOnly ? 'subspace' : sizes.join('_')}.json`);
   mkdirSync(join(file, '..'), { recursive: true });
-  writeFileSync(file, JSON.stringify({ date, machine, from: values.from, pool: !values['no-pool'], sets, rows, analysis, linalg, subspace }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ date, machine, from: values.from, pool: !values['no-pool'], sets, rows, analysis, linalg, subspace, subspaceMethods }, null, 2) + '\n');
   console.error(`results: ${file}`);
 }
 

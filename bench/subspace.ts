@@ -9,6 +9,10 @@
  * - `--subspace-large` (GPU only): one weight matrix of a 7B model's shapes (4096×4096 attention,
  *   14336×4096 and 4096×14336 MLP) with three task vectors of decaying spectrum, k = 16, on the
  *   backend path (truncatedSvd per model + one product for the overlaps).
+ * - `--subspace-methods`, per backend: one merge of one weight matrix by each subspace method (tsv,
+ *   iso_c, iso_cts; default parameters) with a base and three task vectors of decaying spectrum, at
+ *   1024×1024 and 1024×3584 (`--subspace-methods-large` adds 4096×4096): one timed merge after an
+ *   untimed one at 256×256 (kernels compiled), the result read back.
  * Times are best of 3 after one untimed run (pipelines built), GPU work included (read-backs wait).
  */
 import { readFileSync } from 'node:fs';
@@ -27,7 +31,17 @@ import { DEFAULT_SUBSPACE_RANK, HOST_SVD_MAX_DIM, tensorSubspace } from '../src/
 import type { Backend, Tensor } from '../src/gpu/backend.ts';
 import { GpuBackend } from '../src/gpu/gpu-backend.ts';
 import { gaussianMatrix } from '../src/gpu/linalg/host.ts';
-import { methodLookup } from '../src/gpu/methods/index.ts';
+import { getMethod, methodLookup } from '../src/gpu/methods/index.ts';
+
+export interface SubspaceMethodRow {
+  backend: string;
+  device: string;
+  method: string;
+  /** m×n of the merged matrix. */
+  shape: string;
+  models: number;
+  ms: number;
+}
 
 export interface SubspaceRow {
   backend: string;
@@ -112,7 +126,7 @@ async function decayingTaskVector(backend: Backend, m: number, n: number, seed: 
   using a = await backend.upload(gaussianMatrix(seed, m, r), [m, r]);
   using b = await backend.upload(gaussianMatrix(seed + 1, r, n), [r, n]);
   using scaled = await backend.scaleColumns(a, Float32Array.from({ length: r }, (_, j) => 0.97 ** j / Math.sqrt(m * n)));
-  return backend.matmul(scaled, b);
+  return await backend.matmul(scaled, b);
 }
 
 async function largeRows(): Promise<SubspaceRow[]> {
@@ -161,4 +175,76 @@ export function reportSubspace(rows: readonly SubspaceRow[]): void {
       `| ${r.backend} | ${r.device} | ${r.what === 'demo' ? `demo: ${r.matrices}` : r.what} | ${r.models} | ${r.path} | ${r.ms.toFixed(0)} | ${r.firstAnalysisMs !== undefined ? r.firstAnalysisMs.toFixed(0) : '–'} |`,
     );
   }
+}
+
+/** A base and `models` fine-tunes of shape [m, n] with decaying-spectrum task vectors, merged once by `method`. */
+async function mergeOnce(backend: Backend, method: string, m: number, n: number, models: number): Promise<number> {
+  const descriptor = getMethod(method);
+  const made: Tensor[] = [];
+  try {
+    const base = await backend.upload(gaussianMatrix(3, m, n).map((v) => v / Math.sqrt(n)), [m, n]);
+    made.push(base);
+    const inputs = [];
+    for (let t = 0; t < models; t++) {
+      using tau = await decayingTaskVector(backend, m, n, 17 + 5 * t);
+      const x = await backend.lincomb([
+        { x: base, coef: 1 },
+        { x: tau, coef: 1 },
+      ]);
+      made.push(x);
+      inputs.push({ tensor: x, params: { weight: 1 }, isBase: false, deltaIndex: t });
+    }
+    const params = Object.fromEntries(descriptor.params.filter((p) => p.default !== undefined).map((p) => [p.name, p.default!]));
+    const t0 = performance.now();
+    const merged = await descriptor.merge({
+      backend,
+      tensorName: 'model.layers.0.mlp.down_proj.weight',
+      shape: [m, n],
+      base,
+      models: [{ tensor: base, params: {}, isBase: true, deltaIndex: -1 }, ...inputs],
+      params,
+      seed: 1,
+      replayMask: async () => undefined,
+    });
+    await backend.read(merged);
+    backend.release(merged);
+    return performance.now() - t0;
+  } finally {
+    for (const t of made) backend.release(t);
+  }
+}
+
+export const SUBSPACE_METHODS = ['tsv', 'iso_c', 'iso_cts'];
+
+export async function benchSubspaceMethods(backends: BackendKind[], opts: { large: boolean }): Promise<SubspaceMethodRow[]> {
+  const shapes: [number, number][] = [
+    [1024, 1024],
+    [1024, 3584],
+  ];
+  if (opts.large) shapes.push([4096, 4096]);
+  const rows: SubspaceMethodRow[] = [];
+  for (const kind of backends) {
+    const backend = await createBackend(kind);
+    try {
+      for (const method of SUBSPACE_METHODS) await mergeOnce(backend, method, 256, 256, EXPERTS.length);
+      for (const [m, n] of shapes) {
+        for (const method of SUBSPACE_METHODS) {
+          const ms = await mergeOnce(backend, method, m, n, EXPERTS.length);
+          rows.push({ backend: kind, device: backend.description, method, shape: `${m}×${n}`, models: EXPERTS.length, ms });
+          console.error(`subspace method ${kind} ${method} ${m}×${n}: ${(ms / 1000).toFixed(2)} s`);
+        }
+      }
+    } finally {
+      backend.destroy();
+    }
+  }
+  return rows;
+}
+
+export function reportSubspaceMethods(rows: readonly SubspaceMethodRow[]): void {
+  console.log('');
+  console.log('Subspace merge methods, one weight matrix, a base and three task vectors (default parameters):');
+  console.log('| backend | device | method | shape | merge (s) |');
+  console.log('|---|---|---|---|---|');
+  for (const r of rows) console.log(`| ${r.backend} | ${r.device} | ${r.method} | ${r.shape} | ${(r.ms / 1000).toFixed(2)} |`);
 }

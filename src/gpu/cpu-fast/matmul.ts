@@ -28,6 +28,8 @@ import type { KernelRuntime } from './runtime.ts';
 const TILE_ROWS = 48;
 const TILE_COLS = 64;
 const DEPTH = 256;
+/** Products of fewer multiply-adds run on the calling thread alone (about a millisecond's work). */
+const MIN_PARALLEL_MACS = 1 << 21;
 /** Square block of a transpose (one chunk covers a band of TRANSPOSE_BLOCK source rows). */
 const TRANSPOSE_BLOCK = 32;
 
@@ -222,11 +224,24 @@ function sourceOf(kernel: (rt: KernelRuntime) => unknown): string {
 const PRODUCT_SOURCE = sourceOf(productKernel);
 const TRANSPOSE_SOURCE = sourceOf(transposeKernel);
 
-/** The f32 storage of a tensor (computed and stored first if it is lazy). */
-async function stored(be: FastCpuBackend, t: Tensor, op: string): Promise<Storage> {
-  const node = be.node(t, op);
+/**
+ * Run `use` on the nodes of `tensors` (null for absent ones), held until it settles: the values
+ * stay valid even if the caller releases a tensor before the op's promise resolves.
+ */
+async function withNodes<T>(be: FastCpuBackend, op: string, tensors: readonly (Tensor | undefined)[], use: (nodes: (Node | null)[]) => Promise<T>): Promise<T> {
+  const nodes = tensors.map((t) => (t ? be.node(t, op) : null));
+  for (const n of nodes) n?.retain();
+  try {
+    return await use(nodes);
+  } finally {
+    for (const n of nodes) n?.drop();
+  }
+}
+
+/** The f32 storage of a node (computed and stored first if it is lazy). */
+async function stored(be: FastCpuBackend, node: Node, op: string): Promise<Storage> {
   await be.store(node, op);
-  if (node.op.kind !== 'data' || node.op.format !== 'F32') throw be.error(op, 'internal: an operand is not stored as f32');
+  if (node.op.kind !== 'data' || node.op.format !== 'F32') throw be.error(op, `internal: an operand is stored as ${node.op.kind}, not f32 data`);
   return node.op.storage;
 }
 
@@ -258,9 +273,17 @@ function wrapStored(be: FastCpuBackend, storage: Storage, rows: number, cols: nu
 export async function fastMatmul(be: FastCpuBackend, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Promise<Tensor> {
   const op = 'matmul';
   const { m, k, n } = matmulDims(be, a, b, opts);
-  const sa = await stored(be, a, op);
-  const sb = await stored(be, b, op);
-  const sd = opts.addend ? await stored(be, opts.addend, op) : null;
+  return withNodes(be, op, [a, b, opts.addend], async ([na, nb, nd]) => {
+    const sa = await stored(be, na!, op);
+    const sb = await stored(be, nb!, op);
+    const sd = nd ? await stored(be, nd, op) : null;
+    return product(be, { m, k, n, opts }, sa, sb, sd);
+  });
+}
+
+/** The product of stored operands (see fastMatmul). */
+async function product(be: FastCpuBackend, { m, k, n, opts }: { m: number; k: number; n: number; opts: MatmulOptions }, sa: Storage, sb: Storage, sd: Storage | null): Promise<Tensor> {
+  const op = 'matmul';
   const out = Storage.pooled(be.pool, m * n * 4);
   // Operands contiguous along p: op(A) as [m, k] rows, op(B)ᵀ as [n, k] rows.
   const at = opts.transA && m > 1 && k > 1 ? Storage.pooled(be.pool, m * k * 4) : null;
@@ -280,7 +303,8 @@ export async function fastMatmul(be: FastCpuBackend, a: Tensor, b: Tensor, opts:
       if (sd) bindings.push(view(sd, m * n));
       // Items: output elements of a full tile per chunk (so that small products stay on this thread).
       const chunkItems = tileRows * tileCols;
-      await be.threads.run({ op, source: PRODUCT_SOURCE, bindings, params, items: tiles * chunkItems, chunkItems });
+      const serial = m * n * k < MIN_PARALLEL_MACS;
+      await be.threads.run({ op, source: PRODUCT_SOURCE, bindings, params, items: tiles * chunkItems, chunkItems, serial });
     }
   } catch (e) {
     out.drop();
@@ -295,13 +319,15 @@ export async function fastMatmul(be: FastCpuBackend, a: Tensor, b: Tensor, opts:
 /** xᵀ of a 2-D tensor (an exact copy, as the reference). */
 export async function fastTranspose(be: FastCpuBackend, x: Tensor): Promise<Tensor> {
   const [r, c] = matrixShape(be, x, 'transpose');
-  const sx = await stored(be, x, 'transpose');
-  const out = Storage.pooled(be.pool, r * c * 4);
-  try {
-    await transposeInto(be, 'transpose', sx, r, c, out);
-  } catch (e) {
-    out.drop();
-    throw e;
-  }
-  return wrapStored(be, out, c, r);
+  return withNodes(be, 'transpose', [x], async ([node]) => {
+    const sx = await stored(be, node!, 'transpose');
+    const out = Storage.pooled(be.pool, r * c * 4);
+    try {
+      await transposeInto(be, 'transpose', sx, r, c, out);
+    } catch (e) {
+      out.drop();
+      throw e;
+    }
+    return wrapStored(be, out, c, r);
+  });
 }

@@ -378,6 +378,25 @@ describe.each(MATMUL_BACKENDS)('fast CPU backend matmul (%s) vs the reference', 
     afterEach(fast, name);
   });
 
+  it('operands released right after the call (before the product resolves) still give the product', async () => {
+    const [m, k, n] = [40, 70, 50];
+    const values = [randomValues(m * k, 80), randomValues(k * n, 81), randomValues(m * n, 82)];
+    const fs = [fast.fromArray(values[0], [m, k]), fast.fromArray(values[1], [k, n]), fast.fromArray(values[2], [m, n])];
+    const lazyA = await fast.lincomb([{ x: fs[0], coef: 2 }]);
+    const pending = fast.matmul(lazyA, fs[1], { addend: fs[2], beta: -1 });
+    for (const t of [lazyA, ...fs]) fast.release(t);
+    const rs = [reference.fromArray(values[0], [m, k]), reference.fromArray(values[1], [k, n]), reference.fromArray(values[2], [m, n])];
+    const ra = await reference.lincomb([{ x: rs[0], coef: 2 }]);
+    await same(fast, await pending, await reference.matmul(ra, rs[1], { addend: rs[2], beta: -1 }), `${name} released operands`);
+    const x0 = fast.fromArray(values[0], [m, k]);
+    const x = await fast.lincomb([{ x: x0, coef: 2 }]);
+    const pendingT = fast.transpose(x);
+    fast.release(x);
+    fast.release(x0);
+    await same(fast, await pendingT, await reference.transpose(ra), `${name} released transpose input`);
+    afterEach(fast, name);
+  });
+
   it('signed zeros, NaN, ±∞ and the zeros the reference skips (0·∞ is not summed there)', async () => {
     const [m, k, n] = [20, 300, 67];
     const a = randomValues(m * k, 60);

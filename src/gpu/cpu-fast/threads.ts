@@ -61,6 +61,8 @@ export interface Job {
   chunkItems: number;
   /** First chunk to run (earlier ones are skipped). @default 0 */
   startChunk?: number;
+  /** Run on the calling thread alone (the caller knows the job is too small to be worth the messages). */
+  serial?: boolean;
 }
 
 /** Print each new kernel's source (MERGE_STUDIO_DUMP_KERNELS=1, Node), to read or profile what runs. */
@@ -241,6 +243,7 @@ export class ThreadPool {
     });
     const parallel =
       this.threads > 1 &&
+      !job.serial &&
       chunks - start > 1 &&
       (job.items - start * job.chunkItems) * Math.max(1, job.bindings.length) >= MIN_PARALLEL_WORK &&
       counter.buffer instanceof SharedArrayBuffer &&
