@@ -72,7 +72,7 @@ test('the scoreboard shows the CLI numbers for base, experts and the merge, and 
   await expectRow('merge', cliEval({ recipe: await studio.recipeYaml() }));
 
   // Perplexity of a pasted text, every model side by side; a second run can be cancelled.
-  await page.getByTestId('scores.text').fill('copy:abc=abc12+34=46sort:dcba=abcdcount:a:abca=2');
+  await page.getByTestId('scores.text').fill('copy:abc=abc12+34=46sort:dcba=abcdrev:abc=cba');
   await page.getByTestId('scores.perplexity.run').click();
   await expect(page.getByTestId('scores.perplexity.merge')).toHaveAttribute('data-perplexity', /\d/, { timeout: 600_000 });
   for (const name of ['base', 'expert-1', 'expert-2', 'expert-3']) await expect(page.getByTestId(`scores.perplexity.${name}`)).toHaveAttribute('data-perplexity', /\d/);
