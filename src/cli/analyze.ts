@@ -4,7 +4,6 @@
  * the whole AnalysisResult (src/gpu/analysis/types.ts) as JSON to FILE ("-": stdout).
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { parseRecipe } from '../core/recipe/parse.ts';
 import { GpuBackend } from '../gpu/gpu-backend.ts';
 import { analyzeMerge } from '../gpu/analysis/analyze.ts';
@@ -15,6 +14,7 @@ import { DEFAULT_SUBSPACE_RANK } from '../gpu/analysis/subspace.ts';
 import type { AnalysisProgress, AnalysisResult } from '../gpu/analysis/types.ts';
 import { methodLookup } from '../gpu/methods/index.ts';
 import { backendKindArg, chooseBackend, type BackendKind } from './backend.ts';
+import { parseCommandArgs } from './command-args.ts';
 import { openModelsForRecipe } from './open-models.ts';
 
 export interface AnalyzeIo {
@@ -81,23 +81,18 @@ export async function analyzeCommand(args: string[], io: AnalyzeIo): Promise<voi
 }
 
 function parse(args: string[], usage: AnalyzeIo['usageError']) {
-  try {
-    return parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        json: { type: 'string' },
-        backend: { type: 'string', default: 'auto' },
-        seed: { type: 'string', default: '0' },
-        'chunk-elements': { type: 'string' },
-        'subspace-rank': { type: 'string', default: String(DEFAULT_SUBSPACE_RANK) },
-        quiet: { type: 'boolean', default: false },
-      },
-    });
-  } catch (err) {
-    throw usage(err instanceof Error ? err.message : String(err));
-  }
+  return parseCommandArgs(
+    args,
+    {
+      json: { type: 'string' },
+      backend: { type: 'string', default: 'auto' },
+      seed: { type: 'string', default: '0' },
+      'chunk-elements': { type: 'string' },
+      'subspace-rank': { type: 'string', default: String(DEFAULT_SUBSPACE_RANK) },
+      quiet: { type: 'boolean', default: false },
+    },
+    usage,
+  );
 }
 
 async function createOps(kind: BackendKind, maxChunkElements: number | undefined, log: (line: string) => void): Promise<AnalysisOps> {

@@ -7,7 +7,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { parseRecipe } from '../core/recipe/parse.ts';
 import type { ModelSource } from '../core/source.ts';
 import { formatBytes, parseByteSize } from '../core/units.ts';
@@ -16,6 +15,7 @@ import { methodLookup } from '../gpu/methods/index.ts';
 import { evaluateModel, firstExamples, parseTaskSet, type EvalReport, type TaskSet } from '../gpu/model/eval.ts';
 import { mergeInMemory } from '../gpu/model/in-memory-merge.ts';
 import { BACKEND_CHOICES, backendKindArg, chooseBackend } from './backend.ts';
+import { parseCommandArgs } from './command-args.ts';
 import { nodeFileTree } from './node-files.ts';
 import { openLocalModel, openModelsForRecipe } from './open-models.ts';
 
@@ -37,29 +37,22 @@ export const DEMO_TASKS = join(dirname(fileURLToPath(import.meta.url)), '..', '.
 
 export async function evalCommand(args: string[], io: EvalIo): Promise<EvalReport> {
   const usage = io.usageError;
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        tasks: { type: 'string' },
-        examples: { type: 'string' },
-        text: { type: 'string' },
-        json: { type: 'string' },
-        backend: { type: 'string', default: 'auto' },
-        window: { type: 'string' },
-        stride: { type: 'string' },
-        'weight-budget': { type: 'string' },
-        seed: { type: 'string', default: '0' },
-        quiet: { type: 'boolean', default: false },
-      },
-    });
-  } catch (err) {
-    throw usage(err instanceof Error ? err.message : String(err));
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs(
+    args,
+    {
+      tasks: { type: 'string' },
+      examples: { type: 'string' },
+      text: { type: 'string' },
+      json: { type: 'string' },
+      backend: { type: 'string', default: 'auto' },
+      window: { type: 'string' },
+      stride: { type: 'string' },
+      'weight-budget': { type: 'string' },
+      seed: { type: 'string', default: '0' },
+      quiet: { type: 'boolean', default: false },
+    },
+    usage,
+  );
   if (positionals.length !== 1) throw usage('eval takes one model folder or recipe: merge-studio eval MODEL --tasks demo');
   if (values.tasks === undefined && values.text === undefined) throw usage('eval needs --tasks demo|FILE and/or --text FILE');
   const backendKind = backendKindArg(values.backend, usage);

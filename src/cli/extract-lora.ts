@@ -3,10 +3,10 @@
  * BASE into MODEL (src/gpu/lora/extract.ts), with the relative reconstruction error of each module
  * on stderr and the tensors a LoRA cannot carry listed.
  */
-import { parseArgs } from 'node:util';
 import { formatBytes } from '../core/units.ts';
 import { extractLora } from '../gpu/lora/extract.ts';
 import { backendKindArg, chooseBackend } from './backend.ts';
+import { parseCommandArgs } from './command-args.ts';
 import { NodeOutputFolder } from './node-files.ts';
 import { openModelsForRecipe } from './open-models.ts';
 
@@ -18,26 +18,19 @@ export interface ExtractLoraIo {
 }
 
 export async function extractLoraCommand(args: string[], io: ExtractLoraIo): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        base: { type: 'string' },
-        rank: { type: 'string' },
-        out: { type: 'string' },
-        backend: { type: 'string', default: 'auto' },
-        'chunk-elements': { type: 'string' },
-        overwrite: { type: 'boolean', default: false },
-        quiet: { type: 'boolean', default: false },
-      },
-    });
-  } catch (e) {
-    throw io.usageError((e as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs(
+    args,
+    {
+      base: { type: 'string' },
+      rank: { type: 'string' },
+      out: { type: 'string' },
+      backend: { type: 'string', default: 'auto' },
+      'chunk-elements': { type: 'string' },
+      overwrite: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
+    },
+    io.usageError,
+  );
   if (positionals.length !== 1) throw io.usageError('extract-lora takes one model: merge-studio extract-lora MODEL --base BASE --rank R --out DIR');
   if (!values.base) throw io.usageError('extract-lora needs --base BASE (the model the adapter applies to)');
   if (!values.out) throw io.usageError('extract-lora needs --out DIR');

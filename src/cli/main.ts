@@ -2,7 +2,7 @@
  * `merge-studio` command line: merge a mergekit recipe, analyze its models, inspect a checkpoint.
  * Every error ends the command with one clear line on stderr and a non-zero exit code.
  */
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from './command-args.ts';
 import { readFile } from 'node:fs/promises';
 import { openModelsForRecipe, openLocalModel } from './open-models.ts';
 import { BACKEND_CHOICES, backendKindArg, chooseBackend } from './backend.ts';
@@ -242,9 +242,5 @@ function methodsHelp(): string {
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; default?: string | boolean }>;
 
 function parseCli(args: string[], options: OptionSpec) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError(describeError(err));
-  }
+  return parseCommandArgs(args, options, (message) => new UsageError(message));
 }

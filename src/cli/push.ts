@@ -9,7 +9,6 @@
 import { existsSync, openAsBlob } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { cardAnalysisOf } from '../core/model-card.ts';
 import { resolveModelRef } from '../core/recipe/model-ref.ts';
 import { preparePublish, type PublishFile, type PublishMethodLookup } from '../core/publish/prepare.ts';
@@ -17,6 +16,7 @@ import { hubAccount, hubLicenses, publishRepoProblem, publishToHub, type Publish
 import { DEFAULT_HUB_URL } from '../core/sources/hub.ts';
 import { formatBytes } from '../core/units.ts';
 import { METHODS } from '../gpu/methods/index.ts';
+import { parseCommandArgs } from './command-args.ts';
 import { nodeFileTree } from './node-files.ts';
 
 export interface PushIo {
@@ -37,24 +37,17 @@ export async function folderFiles(dir: string): Promise<PublishFile[]> {
 
 export async function pushCommand(args: string[], io: PushIo): Promise<void> {
   const env = io.env ?? process.env;
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        private: { type: 'boolean', default: false },
-        license: { type: 'string' },
-        analysis: { type: 'string' },
-        message: { type: 'string' },
-        quiet: { type: 'boolean', default: false },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (err) {
-    throw io.usageError((err as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs(
+    args,
+    {
+      private: { type: 'boolean', default: false },
+      license: { type: 'string' },
+      analysis: { type: 'string' },
+      message: { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+    },
+    io.usageError,
+  );
   if (positionals.length !== 2) throw io.usageError('push takes a folder and a repo: merge-studio push DIR org/name [--private]');
   const [dir, repo] = positionals;
   const repoProblem = publishRepoProblem(repo);
