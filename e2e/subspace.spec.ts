@@ -5,35 +5,10 @@
  * chosen matrix shows the CLI's singular values; moving alpha re-runs the method's part and leaves
  * the overlap as it was (model statistics come from the cache).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { AnalysisResult } from '../src/gpu/analysis/types.ts';
+import { readFileSync } from 'node:fs';
 import { overlapMatrix } from '../src/ui/analysis/subspace-view-data.ts';
+import { cliAnalysis } from './cli-analysis.ts';
 import { expect, test, type StudioPage } from './studio.ts';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** `merge-studio analyze` on `yaml` (its ./demo/ references resolved to public/demo), CPU backend. */
-function cliAnalysis(yaml: string): AnalysisResult {
-  const work = mkdtempSync(join(tmpdir(), 'merge-studio-subspace-e2e-'));
-  try {
-    symlinkSync(join(ROOT, 'public', 'demo'), join(work, 'demo'));
-    writeFileSync(join(work, 'recipe.yml'), yaml);
-    const cli = spawnSync(process.execPath, ['bin/merge-studio.mjs', 'analyze', join(work, 'recipe.yml'), '--json', '-', '--backend', 'cpu', '--quiet'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: 120_000,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    expect(cli.status, cli.stderr).toBe(0);
-    return JSON.parse(cli.stdout) as AnalysisResult;
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-}
 
 /**
  * The subspace statistics are f64 on the host from the same f32 task vectors in the tab and in the
