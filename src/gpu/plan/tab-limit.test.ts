@@ -58,6 +58,7 @@ describe('checkTabMerge', () => {
     expect(e.message).toContain('about 21.0 GB at once');
     expect(e.message).toContain('limit of 8.59 GB');
     expect(e.message).toContain('merge-studio merge RECIPE.yml --out DIR');
+    expect(e.message).toContain('"Download .yml"');
   });
 
   it('passes a step exactly at the limit and refuses one byte less', () => {

@@ -69,6 +69,6 @@ export function checkTabMerge(tensors: readonly { name: string; shape: readonly 
       `(${formatBytes(f32)} in f32), merged from ${models} models holds about ${formatBytes(step.bytes)} at once ` +
       `(${stepCopies(models)} f32 copies), above this tab's limit of ${formatBytes(limit)} per tensor. ` +
       `Run it with the command line, which has no such limit: merge-studio merge RECIPE.yml --out DIR ` +
-      `(the studio's "YAML" tab gives the recipe).`,
+      `(the Recipe panel's "Download .yml" saves RECIPE.yml).`,
   );
 }
