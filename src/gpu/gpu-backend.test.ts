@@ -3,7 +3,7 @@
  * buffer ownership across ops. The ops are tested per family in src/gpu/ops/*.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { chunkLayout, createGpuBackend, GpuBackendError } from './gpu-backend.ts';
+import { chunkLayout, createGpuBackend, GpuBackendError, MAX_CHUNK_BYTES } from './gpu-backend.ts';
 import { ctx, cpu, gpuFor, LENGTHS, randomValues, numel, expectSameBits, release, useGpuBackends } from './ops/testing.testutil.ts';
 
 useGpuBackends();
@@ -14,6 +14,17 @@ describe('chunk layout', () => {
     expect(chunkLayout([15, 17], 100)).toMatchObject({ rowLen: 17, chunkLen: 85, count: 3 });
     expect(chunkLayout([65537], 777)).toMatchObject({ rows: 1, chunkLen: 777, count: 85 });
     expect(chunkLayout([0, 5], 777)).toMatchObject({ numel: 0, count: 0 });
+  });
+
+  it('chunks hold at most MAX_CHUNK_BYTES even where the limits allow 1 GiB buffers (SwiftShader fails to allocate one)', () => {
+    const gpu = gpuFor(undefined);
+    expect(Math.min(gpu.ctx.limits.maxStorageBufferBindingSize, gpu.ctx.limits.maxBufferSize)).toBeGreaterThanOrEqual(MAX_CHUNK_BYTES);
+    expect(gpu.chunkCapacity).toBe(MAX_CHUNK_BYTES / 4);
+    // A 128256×4096 embedding (2 GiB in f32) is cut on row boundaries into chunks under the cap.
+    const layout = chunkLayout([128256, 4096], gpu.chunkCapacity);
+    expect(layout.chunkLen * 4).toBeLessThanOrEqual(MAX_CHUNK_BYTES);
+    expect(layout.chunkLen % 4096).toBe(0);
+    expect(layout.count).toBe(8);
   });
 });
 

@@ -29,6 +29,13 @@ export class GpuBackendError extends Error {
   }
 }
 
+/**
+ * Largest chunk of a tensor, in bytes, whatever the limits say: a buffer as large as maxBufferSize
+ * may still fail to allocate (SwiftShader reports 1 GiB and allocates at most 1008 MiB, measured by
+ * bench/browser-scale.ts), and a smaller chunk costs only another dispatch per op.
+ */
+export const MAX_CHUNK_BYTES = 256 * 1024 * 1024;
+
 export interface GpuBackendOptions {
   /** Cap on elements per chunk (tests force small chunks to exercise multi-chunk paths). */
   maxChunkElements?: number;
@@ -81,7 +88,7 @@ export class GpuBackend implements Backend, GpuOpRuntime {
   constructor(ctx: GpuContext, ownsContext: boolean, opts: GpuBackendOptions = {}) {
     this.ctx = ctx;
     this.#ownsContext = ownsContext;
-    const byBinding = Math.floor(Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize) / 4);
+    const byBinding = Math.floor(Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize, MAX_CHUNK_BYTES) / 4);
     const wanted = opts.maxChunkElements ?? Infinity;
     if (!(wanted >= 1)) throw new GpuBackendError('create', `maxChunkElements must be >= 1, got ${wanted}`);
     this.chunkCapacity = Math.min(byBinding, Math.floor(wanted));
