@@ -35,7 +35,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseRecipe } from '../src/core/recipe/parse.ts';
 import { openModel } from '../src/core/safetensors/model.ts';
-import type { ByteSink, OutputFolder } from '../src/core/safetensors/writer.ts';
+import type { OutputFolder } from '../src/core/safetensors/writer.ts';
+import { DiscardOutputFolder } from '../src/core/sources/discard.ts';
 import { LLAMA_SHAPES, llamaParams, proceduralModelTree, type LlamaShape } from '../src/core/sources/procedural.ts';
 import type { ModelSource } from '../src/core/source.ts';
 import { formatBytes } from '../src/core/units.ts';
@@ -123,17 +124,6 @@ function recipeYaml(method: string, ref: (name: string) => string): string {
   }
 }
 
-/** Counts bytes and drops them. */
-class DiscardFolder implements OutputFolder {
-  readonly name = 'discard';
-  bytes = 0;
-  async create(): Promise<ByteSink> {
-    return { write: async (c: Uint8Array) => void (this.bytes += c.byteLength), close: async () => undefined, abort: async () => undefined };
-  }
-  async commit() {}
-  async abort() {}
-}
-
 interface ModelSet {
   size: string;
   shape: LlamaShape;
@@ -173,7 +163,7 @@ async function modelSet(size: string): Promise<ModelSet> {
 }
 
 function outputFolder(set: ModelSet): { folder: OutputFolder; cleanup: () => void } {
-  if (!set.dir) return { folder: new DiscardFolder(), cleanup: () => undefined };
+  if (!set.dir) return { folder: new DiscardOutputFolder(), cleanup: () => undefined };
   const target = join(set.dir, `out-${Date.now()}`);
   return { folder: new NodeOutputFolder(target, { overwrite: true }), cleanup: () => rmSync(target, { recursive: true, force: true }) };
 }

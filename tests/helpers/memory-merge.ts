@@ -8,7 +8,7 @@
  */
 import { parseRecipe } from '../../src/core/recipe/parse.ts';
 import { openModel } from '../../src/core/safetensors/model.ts';
-import type { ByteSink, OutputFolder } from '../../src/core/safetensors/writer.ts';
+import { DiscardOutputFolder } from '../../src/core/sources/discard.ts';
 import { llamaTensors, proceduralModelTree, type LlamaShape } from '../../src/core/sources/procedural.ts';
 import type { ModelSource } from '../../src/core/source.ts';
 import { createBackend, type BackendKind } from '../../src/cli/backend.ts';
@@ -20,17 +20,6 @@ interface Args {
   method: string;
   backend: BackendKind;
   experts?: number;
-}
-
-/** Counts bytes and drops them. */
-class DiscardFolder implements OutputFolder {
-  readonly name = 'discard';
-  bytes = 0;
-  async create(): Promise<ByteSink> {
-    return { write: async (c: Uint8Array) => void (this.bytes += c.byteLength), close: async () => undefined, abort: async () => undefined };
-  }
-  async commit() {}
-  async abort() {}
 }
 
 const args = JSON.parse(process.argv[2]) as Args;
@@ -51,7 +40,7 @@ globalThis.gc?.();
 const before = process.memoryUsage().rss;
 let peak = before;
 const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
-const out = new DiscardFolder();
+const out = new DiscardOutputFolder();
 const t0 = performance.now();
 await runMerge({ recipe, sources, backend, output: out, options: { seed: 1 } });
 clearInterval(sampler);
