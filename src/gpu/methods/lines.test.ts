@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { parseRecipe } from '../../core/recipe/parse.ts';
 import { MergeCancelledError, type MergeProgress } from '../engine.ts';
 import { methodLookup } from './index.ts';
-import { backendsUnderTest, mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
-import { expectClose, fineTune, randomValues, seeded } from './test-harness.ts';
+import { backendsUnderTest, makeModels, numelOf, mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
+import { expectClose } from './test-harness.ts';
 
 const SPECS: TensorSpec[] = [
   { name: 'model.embed_tokens.weight', shape: [11, 6] },
@@ -21,14 +21,6 @@ const SPECS: TensorSpec[] = [
   { name: 'model.norm.weight', shape: [6] },
   { name: 'lm_head.weight', shape: [11, 6] },
 ];
-const numel = (s: TensorSpec) => s.shape.reduce((a, b) => a * b, 1);
-
-function makeModels(seed: number, count: number): { base: ModelValues; models: ModelValues[] } {
-  const rand = seeded(seed);
-  const base = new Map(SPECS.map((s) => [s.name, randomValues(numel(s), rand)]));
-  const models = Array.from({ length: count }, (_, k) => new Map(SPECS.map((s) => [s.name, fineTune(base.get(s.name)!, rand, 0.05 * (k + 1))])));
-  return { base, models };
-}
 
 /** LiNeS in f64: λ(ℓ) = α + β·ℓ/(L−1) on `model.layers.ℓ.`, α elsewhere; α default from the L1 norms. */
 function linesRef(base: ModelValues, models: ModelValues[], weights: number[], beta: number, numLayers: number, alpha?: number) {
@@ -39,7 +31,7 @@ function linesRef(base: ModelValues, models: ModelValues[], weights: number[], b
     let weighted = 0;
     for (const s of SPECS) {
       const ds = models.map((_, t) => delta(t, s.name));
-      for (let i = 0; i < numel(s); i++) {
+      for (let i = 0; i < numelOf(s); i++) {
         plain += Math.abs(ds.reduce((acc, d) => acc + d[i], 0));
         weighted += Math.abs(ds.reduce((acc, d, t) => acc + weights[t] * d[i], 0));
       }
@@ -62,7 +54,7 @@ function expectAllClose(got: Map<string, Float32Array>, want: Map<string, Float6
 
 describe.each(backendsUnderTest())('lines ($name)', ({ get }) => {
   it('automatic alpha from the whole-model L1 norms, weighted models, beta over 3 layers', async () => {
-    const { base, models } = makeModels(1, 3);
+    const { base, models } = makeModels(SPECS, 1, 3);
     const weights = [1, 0.7, 0.5];
     const { out, alpha } = linesRef(base, models, weights, 0.6, 3);
     expect(alpha).toBeGreaterThan(0.4); // not 1/T: the weights matter
@@ -80,7 +72,7 @@ describe.each(backendsUnderTest())('lines ($name)', ({ get }) => {
   });
 
   it('unit weights give alpha = 1/T', async () => {
-    const { base, models } = makeModels(2, 3);
+    const { base, models } = makeModels(SPECS, 2, 3);
     const { out, alpha } = linesRef(base, models, [1, 1, 1], 0.5, 3);
     expect(alpha).toBeCloseTo(1 / 3, 12);
     const got = await mergeModels({ backend: get(), method: 'lines', specs: SPECS, base, models, numLayers: 3, params: '{beta: 0.5}' });
@@ -88,7 +80,7 @@ describe.each(backendsUnderTest())('lines ($name)', ({ get }) => {
   });
 
   it('reports the pass over every tensor, then the merge; each tensor is read once per pass per model', async () => {
-    const { base, models } = makeModels(3, 2);
+    const { base, models } = makeModels(SPECS, 3, 2);
     const got = await mergeModels({ backend: get(), method: 'lines', specs: SPECS, base, models, numLayers: 3, params: '{beta: 0.5}' });
     const passes = got.progress.filter((p) => p.pass);
     expect(passes.map((p) => p.pass!.tensorsDone)).toEqual(SPECS.map((_, i) => i + 1));
@@ -98,7 +90,7 @@ describe.each(backendsUnderTest())('lines ($name)', ({ get }) => {
   });
 
   it('cancelled during the pass: stops there and writes nothing', async () => {
-    const { base, models } = makeModels(6, 2);
+    const { base, models } = makeModels(SPECS, 6, 2);
     const seen: MergeProgress[] = [];
     const run = mergeModels({
       backend: get(),
@@ -118,7 +110,7 @@ describe.each(backendsUnderTest())('lines ($name)', ({ get }) => {
   });
 
   it('a given alpha skips the pass; one layer (L = 1) gets alpha + beta', async () => {
-    const { base, models } = makeModels(4, 2);
+    const { base, models } = makeModels(SPECS, 4, 2);
     const got = await mergeModels({ backend: get(), method: 'lines', specs: SPECS.slice(0, 3), base, models, numLayers: 1, params: '{alpha: 0.4, beta: 0.5}' });
     expect(got.progress.some((p) => p.pass)).toBe(false);
     expect(got.reads).toBe(3 * 3);
@@ -131,7 +123,7 @@ describe.each(backendsUnderTest())('lines ($name)', ({ get }) => {
   });
 
   it('alpha = 1/T when the weighted task vectors cancel (‖τ_MTL‖₁ = 0)', async () => {
-    const { base, models } = makeModels(5, 2);
+    const { base, models } = makeModels(SPECS, 5, 2);
     const got = await mergeModels({
       backend: get(),
       method: 'lines',

@@ -18,6 +18,7 @@ import { createGpuBackend } from '../gpu-backend.ts';
 import { nodeGpu } from '../node-gpu.ts';
 import { runMerge, type MergeProgress } from '../engine.ts';
 import { methodLookup } from './index.ts';
+import { fineTune, randomValues, seeded } from './test-harness.ts';
 
 export interface TensorSpec {
   name: string;
@@ -26,6 +27,25 @@ export interface TensorSpec {
 
 /** One model: values per tensor name. */
 export type ModelValues = ReadonlyMap<string, Float32Array>;
+
+/** Elements of a tensor of `spec`'s shape. */
+export const numelOf = (spec: TensorSpec) => spec.shape.reduce((a, b) => a * b, 1);
+
+/**
+ * A random base over `specs` (values of scale `baseScale`) and `count` fine-tunes of it, the k-th
+ * (from 0) perturbed at scale `step`·(k + 1); the same models for the same seed.
+ */
+export function makeModels(
+  specs: readonly TensorSpec[],
+  seed: number,
+  count: number,
+  { baseScale = 1, step = 0.05 }: { baseScale?: number; step?: number } = {},
+): { base: Map<string, Float32Array>; models: Map<string, Float32Array>[] } {
+  const rand = seeded(seed);
+  const base = new Map(specs.map((s) => [s.name, randomValues(numelOf(s), rand, baseScale)]));
+  const models = Array.from({ length: count }, (_, k) => new Map(specs.map((s) => [s.name, fineTune(base.get(s.name)!, rand, step * (k + 1))])));
+  return { base, models };
+}
 
 async function memoryModel(id: string, specs: readonly TensorSpec[], values: ModelValues, numLayers: number): Promise<ModelSource> {
   const tensors = specs.map((s) => ({ name: s.name, dtype: 'F32' as const, shape: s.shape, data: encodeFloats(values.get(s.name)!, 'F32') }));

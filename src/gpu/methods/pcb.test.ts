@@ -8,8 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseRecipe } from '../../core/recipe/parse.ts';
 import { methodLookup } from './index.ts';
-import { backendsUnderTest, mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
-import { expectClose, fineTune, randomValues, seeded } from './test-harness.ts';
+import { backendsUnderTest, makeModels, numelOf, mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
+import { expectClose } from './test-harness.ts';
 
 const SPECS: TensorSpec[] = [
   { name: 'model.embed_tokens.weight', shape: [7, 5] },
@@ -18,14 +18,6 @@ const SPECS: TensorSpec[] = [
   { name: 'model.layers.1.mlp.down_proj.weight', shape: [5, 9] },
   { name: 'model.norm.weight', shape: [5] },
 ];
-const numel = (s: TensorSpec) => s.shape.reduce((a, b) => a * b, 1);
-
-function makeModels(seed: number, count: number): { base: ModelValues; models: ModelValues[] } {
-  const rand = seeded(seed);
-  const base = new Map(SPECS.map((s) => [s.name, randomValues(numel(s), rand)]));
-  const models = Array.from({ length: count }, (_, k) => new Map(SPECS.map((s) => [s.name, fineTune(base.get(s.name)!, rand, 0.05 * (k + 1))])));
-  return { base, models };
-}
 
 /** PCB on the concatenated model, in f64. Returns the merged tensors and the kept count per task. */
 function pcbRef(base: ModelValues, models: ModelValues[], density: number, lambda: number) {
@@ -63,15 +55,15 @@ function pcbRef(base: ModelValues, models: ModelValues[], density: number, lambd
   const out = new Map<string, Float64Array>();
   let at = 0;
   for (const s of SPECS) {
-    out.set(s.name, Float64Array.from(merged.slice(at, at + numel(s))));
-    at += numel(s);
+    out.set(s.name, Float64Array.from(merged.slice(at, at + numelOf(s))));
+    at += numelOf(s);
   }
   return { out, kept: c.map((ct) => ct.filter((x) => x > 0).length), k };
 }
 
 describe.each(backendsUnderTest())('pcb ($name)', ({ get }) => {
   it('three models, density 0.3: the paper equations over the whole model', async () => {
-    const { base, models } = makeModels(1, 3);
+    const { base, models } = makeModels(SPECS, 1, 3);
     const { out, kept, k } = pcbRef(base, models, 0.3, 1);
     expect(kept).toEqual([k - 1, k - 1, k - 1]); // θ's own entry gets weight 0
     const got = await mergeModels({ backend: get(), method: 'pcb', specs: SPECS, base, models, params: '{density: 0.3}' });
@@ -79,14 +71,14 @@ describe.each(backendsUnderTest())('pcb ($name)', ({ get }) => {
   });
 
   it('two models, density 1 and lambda 0.5', async () => {
-    const { base, models } = makeModels(2, 2);
+    const { base, models } = makeModels(SPECS, 2, 2);
     const { out } = pcbRef(base, models, 1, 0.5);
     const got = await mergeModels({ backend: get(), method: 'pcb', specs: SPECS, base, models, params: '{density: 1, lambda: 0.5}' });
     for (const s of SPECS) expectClose(got.tensors.get(s.name)!, out.get(s.name)!, 1e-5, 1e-6);
   });
 
   it('k = 1: θ is the maximum, and only the top entry of each task counts', async () => {
-    const { base, models } = makeModels(3, 2);
+    const { base, models } = makeModels(SPECS, 3, 2);
     const { out, kept } = pcbRef(base, models, 0.001, 1);
     expect(kept).toEqual([1, 1]);
     const got = await mergeModels({ backend: get(), method: 'pcb', specs: SPECS, base, models, params: '{density: 0.001}' });
@@ -100,7 +92,7 @@ describe.each(backendsUnderTest())('pcb ($name)', ({ get }) => {
   });
 
   it('streams six passes over the model before the merge, each tensor read once per pass and model', async () => {
-    const { base, models } = makeModels(4, 2);
+    const { base, models } = makeModels(SPECS, 4, 2);
     const got = await mergeModels({ backend: get(), method: 'pcb', specs: SPECS, base, models });
     const labels = [...new Set(got.progress.filter((p) => p.pass).map((p) => `${p.pass!.index} ${p.pass!.label}`))];
     expect(labels).toEqual([
@@ -126,7 +118,7 @@ describe('pcb parameters', () => {
   });
 
   it('refuses density 0 and a density that differs between tensors, naming the reason', async () => {
-    const { base, models } = makeModels(5, 2);
+    const { base, models } = makeModels(SPECS, 5, 2);
     await expect(mergeModels({ method: 'pcb', specs: SPECS, base, models, params: '{density: 0}' })).rejects.toThrow(/density must be in \(0, 1\], got 0/);
     await expect(mergeModels({ method: 'pcb', specs: SPECS, base, models, params: '{density: [0.2, 0.5]}' })).rejects.toThrow(
       /density must be one value for the whole model/,

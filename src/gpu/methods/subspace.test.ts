@@ -11,9 +11,9 @@ import { describe, expect, it } from 'vitest';
 import { parseRecipe } from '../../core/recipe/parse.ts';
 import { methodLookup } from './index.ts';
 import { isoCtsSizes } from './iso-cts.ts';
-import { backendsUnderTest, mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
+import { backendsUnderTest, makeModels, numelOf, mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
 import { qrPolar } from './subspace.ts';
-import { expectClose, fineTune, randomValues, seeded } from './test-harness.ts';
+import { expectClose, randomValues, seeded } from './test-harness.ts';
 
 const SPECS: TensorSpec[] = [
   { name: 'model.embed_tokens.weight', shape: [11, 4] },
@@ -24,7 +24,6 @@ const SPECS: TensorSpec[] = [
   { name: 'model.layers.3.self_attn.k_proj.weight', shape: [2, 6] },
   { name: 'lm_head.weight', shape: [11, 4] },
 ];
-const numel = (s: TensorSpec) => s.shape.reduce((a, b) => a * b, 1);
 
 type Mat = { rows: number; cols: number; a: Float64Array };
 const mat = (rows: number, cols: number, a = new Float64Array(rows * cols)): Mat => ({ rows, cols, a });
@@ -170,13 +169,6 @@ function mergeRef(method: Method, base: ModelValues, models: ModelValues[], weig
   return out;
 }
 
-function makeModels(seed: number, count: number): { base: ModelValues; models: ModelValues[] } {
-  const rand = seeded(seed);
-  const base = new Map(SPECS.map((s) => [s.name, randomValues(numel(s), rand, 0.5)]));
-  const models = Array.from({ length: count }, (_, k) => new Map(SPECS.map((s) => [s.name, fineTune(base.get(s.name)!, rand, 0.05 * (k + 1))])));
-  return { base, models };
-}
-
 // Software GPU adapters take seconds per merge here (every Newton–Schulz step is a few dispatches).
 describe.each(backendsUnderTest())('subspace methods ($name)', { timeout: 180_000 }, ({ get }) => {
   it.each([
@@ -187,21 +179,21 @@ describe.each(backendsUnderTest())('subspace methods ($name)', { timeout: 180_00
     ['iso_cts', '{}', [1, 1, 1], 1],
     ['iso_cts', '{alpha: 0.9}', [1, 0.6, 0.9], 0.9],
   ] as [Method, string, number[], number][])('%s %s weights %j', async (method, params, weights, alpha) => {
-    const { base, models } = makeModels(method.length + weights[1] * 10, 3);
+    const { base, models } = makeModels(SPECS, method.length + weights[1] * 10, 3, { baseScale: 0.5 });
     const got = await mergeModels({ backend: get(), method, specs: SPECS, base, models, params, modelParams: weights.map((w) => `{weight: ${w}}`) });
     const want = mergeRef(method, base, models, weights, alpha);
     for (const s of SPECS) expectClose(got.tensors.get(s.name)!, want.get(s.name)!, 1e-5, 2e-6);
   });
 
   it('iso_cts with common_space_fraction 0.5 and two models', async () => {
-    const { base, models } = makeModels(7, 2);
+    const { base, models } = makeModels(SPECS, 7, 2, { baseScale: 0.5 });
     const got = await mergeModels({ backend: get(), method: 'iso_cts', specs: SPECS, base, models, params: '{common_space_fraction: 0.5}' });
     const want = mergeRef('iso_cts', base, models, [1, 1], 1, 0.5);
     for (const s of SPECS) expectClose(got.tensors.get(s.name)!, want.get(s.name)!, 1e-5, 2e-6);
   });
 
   it('iso_c: task vectors that cancel give Δ = 0 (the base)', async () => {
-    const { base, models } = makeModels(8, 1);
+    const { base, models } = makeModels(SPECS, 8, 1, { baseScale: 0.5 });
     const got = await mergeModels({ backend: get(), method: 'iso_c', specs: SPECS, base, models: [models[0], models[0]], modelParams: ['{weight: 1}', '{weight: -1}'] });
     for (const s of SPECS) expectClose(got.tensors.get(s.name)!, base.get(s.name)!, 0, 1e-7);
   });
@@ -255,7 +247,7 @@ describe('subspace method parameters', () => {
   });
 
   it('iso_cts refuses common_space_fraction 0 at merge time, naming the tensor', async () => {
-    const { base, models } = makeModels(9, 2);
+    const { base, models } = makeModels(SPECS, 9, 2, { baseScale: 0.5 });
     await expect(mergeModels({ method: 'iso_cts', specs: SPECS, base, models, params: '{common_space_fraction: 0}' })).rejects.toThrow(
       /iso_cts: tensor .*common_space_fraction must be in \(0, 1\), got 0/,
     );

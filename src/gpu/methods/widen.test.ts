@@ -8,8 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseRecipe } from '../../core/recipe/parse.ts';
 import { methodLookup } from './index.ts';
-import { backendsUnderTest, mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
-import { expectClose, fineTune, randomValues, seeded } from './test-harness.ts';
+import { backendsUnderTest, makeModels, numelOf, mergeModels, type ModelValues, type TensorSpec } from './model-harness.ts';
+import { expectClose } from './test-harness.ts';
 
 const SPECS: TensorSpec[] = [
   { name: 'model.embed_tokens.weight', shape: [13, 5] },
@@ -18,7 +18,6 @@ const SPECS: TensorSpec[] = [
   { name: 'model.layers.1.mlp.experts.weight', shape: [2, 3, 4] },
   { name: 'lm_head.weight', shape: [13, 5] },
 ];
-const numel = (s: TensorSpec) => s.shape.reduce((a, b) => a * b, 1);
 
 /** Columns of a row-major [m, n] matrix as f64 arrays. */
 function columns(v: ArrayLike<number>, m: number, n: number): number[][] {
@@ -82,16 +81,9 @@ function widenRef(name: string, shape: number[], base: Float32Array, xs: Float32
   return Float64Array.from({ length: out.length }, (_, k) => out[(k % shape[1]) * shape[0] + Math.floor(k / shape[1])]);
 }
 
-function makeModels(seed: number, count: number): { base: ModelValues; models: Map<string, Float32Array>[] } {
-  const rand = seeded(seed);
-  const base = new Map(SPECS.map((s) => [s.name, randomValues(numel(s), rand)]));
-  const models = Array.from({ length: count }, (_, k) => new Map(SPECS.map((s) => [s.name, fineTune(base.get(s.name)!, rand, 0.1 * (k + 1))])));
-  return { base, models };
-}
-
 describe.each(backendsUnderTest())('widen ($name)', ({ get }) => {
   async function check(seed: number, count: number, params: string | undefined, ratio: number, c: number, edit?: (base: ModelValues, models: Map<string, Float32Array>[]) => void) {
-    const { base, models } = makeModels(seed, count);
+    const { base, models } = makeModels(SPECS, seed, count, { step: 0.1 });
     edit?.(base, models);
     const got = await mergeModels({ backend: get(), method: 'widen', specs: SPECS, base, models, params });
     for (const s of SPECS) {
