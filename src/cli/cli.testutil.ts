@@ -1,8 +1,10 @@
 /**
  * Shared set-up for the tests of the `merge-studio` command (src/cli/*.test.ts, tests/*.test.ts):
- * the command run in-process with its output captured, and the environment that points it at a
- * local Hub server.
+ * the command run in-process with its output captured, its analysis as JSON, and the environment
+ * that points it at a local Hub server.
  */
+import { expect } from 'vitest';
+import type { AnalysisResult } from '../gpu/analysis/types.ts';
 import { main } from './main.ts';
 
 export interface CliRun {
@@ -20,6 +22,13 @@ export async function cli(args: string[]): Promise<CliRun> {
     stderr: { write: (s: string) => ((stderr += s), true) } as unknown as NodeJS.WritableStream,
   });
   return { code, stdout, stderr };
+}
+
+/** `merge-studio analyze RECIPE --json -` (CPU backend): the analysis the CLI writes. */
+export async function cliAnalysis(recipePath: string): Promise<AnalysisResult> {
+  const run = await cli(['analyze', recipePath, '--json', '-', '--backend', 'cpu', '--quiet']);
+  expect(run.code, run.stderr).toBe(0);
+  return JSON.parse(run.stdout) as AnalysisResult;
 }
 
 const HUB_ENV = ['HF_ENDPOINT', 'MERGE_STUDIO_CACHE', 'HF_TOKEN'] as const;

@@ -5,12 +5,10 @@
  * precision, and the static render draws one cell / point per value with its title, unit, one-line
  * explanation and export buttons.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { renderToStaticMarkup } from 'react-dom/server';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cliAnalysis } from '../../cli/cli.testutil.ts';
 import type { AnalysisResult } from '../../gpu/analysis/types.ts';
 import { AnalysisPanel } from './AnalysisPanel.tsx';
 import { SpectrumChart, spectrumLegendLabel } from './SpectrumChart.tsx';
@@ -26,18 +24,12 @@ import {
 import { layerCsv, matrixCsv } from './view-data.ts';
 
 const RECIPE = resolve(__dirname, '../../../tests/fixtures/golden/cases/ties-f32/recipe.yml');
-const work = mkdtempSync(join(tmpdir(), 'merge-studio-subspace-views-'));
 let json: AnalysisResult;
 const noDownload = () => undefined;
 
 beforeAll(async () => {
-  const out = join(work, 'analysis.json');
-  const sink = { write: () => true } as unknown as NodeJS.WritableStream;
-  const code = await main(['analyze', RECIPE, '--json', out, '--backend', 'cpu', '--quiet'], { stdout: sink, stderr: sink });
-  expect(code).toBe(0);
-  json = JSON.parse(readFileSync(out, 'utf8')) as AnalysisResult;
+  json = await cliAnalysis(RECIPE);
 });
-afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** The CSV's cells (no quoted fields in these exports), numbers where they parse. */
 function csvCells(text: string): string[][] {

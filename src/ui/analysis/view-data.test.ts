@@ -2,11 +2,9 @@
  * The analysis views' data: what each chart and its CSV export hold, checked against the JSON that
  * `merge-studio analyze` writes for the golden models (the same numbers, read back from the CSV).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/main.ts';
+import { resolve } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cliAnalysis } from '../../cli/cli.testutil.ts';
 import { BIN } from '../../gpu/analysis/bins.ts';
 import type { AnalysisResult } from '../../gpu/analysis/types.ts';
 import {
@@ -27,17 +25,11 @@ import {
 } from './view-data.ts';
 
 const RECIPE = resolve(__dirname, '../../../tests/fixtures/golden/cases/ties-f32/recipe.yml');
-const work = mkdtempSync(join(tmpdir(), 'merge-studio-views-'));
 let json: AnalysisResult;
 
 beforeAll(async () => {
-  const out = join(work, 'analysis.json');
-  const sink = { write: () => true } as unknown as NodeJS.WritableStream;
-  const code = await main(['analyze', RECIPE, '--json', out, '--backend', 'cpu', '--quiet'], { stdout: sink, stderr: sink });
-  expect(code).toBe(0);
-  json = JSON.parse(readFileSync(out, 'utf8')) as AnalysisResult;
+  json = await cliAnalysis(RECIPE);
 });
-afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** RFC 4180 parsing (quoted fields may hold commas, quotes and newlines). */
 function parseCsv(text: string): string[][] {
