@@ -10,8 +10,8 @@ import { CpuBackend } from '../gpu/cpu-backend.ts';
 import { FastCpuBackend } from '../gpu/cpu-fast/fast-backend.ts';
 import { nodeThreadCount, nodeWorkers } from '../gpu/cpu-fast/node-threads.ts';
 import { createGpuBackend, type GpuBackend } from '../gpu/gpu-backend.ts';
-import { adapterLabel, requestGpu } from '../gpu/device.ts';
-import { nodeGpu } from '../gpu/node-gpu.ts';
+import { adapterLabel } from '../gpu/device.ts';
+import { requestNodeGpu } from '../gpu/node-gpu.ts';
 
 export const BACKEND_KINDS = ['auto', 'gpu', 'cpu', 'cpu-reference'] as const;
 export type BackendKind = (typeof BACKEND_KINDS)[number];
@@ -76,8 +76,9 @@ function fastCpu(opts: BackendOptions): Backend {
   return new FastCpuBackend({ threads: opts.threads ?? nodeThreadCount(), workers: nodeWorkers });
 }
 
+/** The system's Vulkan driver when Dawn accepts one, else SwiftShader (node-gpu.ts). */
 async function defaultGpu(opts: BackendOptions): Promise<GpuBackend> {
-  const gpu = await requestGpu(nodeGpu());
+  const gpu = await requestNodeGpu();
   return createGpuBackend(gpu, { maxChunkElements: opts.maxChunkElements, ownsDevice: true });
 }
 
