@@ -8,6 +8,7 @@ import type { LimitedRangeCache } from '../../core/sources/cache.ts';
 import { GpuContext } from '../../gpu/context.ts';
 import type { GpuHandle } from '../../gpu/device.ts';
 import { createGpuBackend } from '../../gpu/gpu-backend.ts';
+import { createBrowserFastCpuBackend } from '../../gpu/cpu-fast/web-threads.ts';
 import { EngineHost } from './host.ts';
 import { isToWorker, ProtocolError, type FromWorker } from './protocol.ts';
 
@@ -36,6 +37,7 @@ const host = new EngineHost({
     }
     return createGpuBackend(ctx);
   },
+  createCpuBackend: createBrowserFastCpuBackend,
   rangeCache: rangeCache(),
 });
 

@@ -56,6 +56,11 @@ export interface EngineHostOptions {
   gpu: GPU | undefined;
   /** Makes the WebGPU backend over the host's device (the host keeps the device across merges). */
   createGpuBackend?: (gpu: GpuHandle) => Backend | Promise<Backend>;
+  /**
+   * Makes the CPU backend. The worker gives the fast one (generated loops; every core when the page
+   * is cross-origin isolated); the default is the reference, for tests in Node.
+   */
+  createCpuBackend?: () => Backend;
   fetch?: typeof fetch;
   /** Where Hub byte ranges are cached (the Cache API in the browser); its limit is a user setting. */
   rangeCache?: LimitedRangeCache;
@@ -579,7 +584,7 @@ export class EngineHost {
   async #backend(choice: MergeRequest['backend']): Promise<Backend> {
     switch (choice) {
       case 'cpu':
-        return new CpuBackend();
+        return this.#opts.createCpuBackend?.() ?? new CpuBackend();
       case 'gpu': {
         const handle = await this.#gpuHandle();
         if (!this.#opts.createGpuBackend) throw new Error('this build has no WebGPU backend; choose the CPU backend');
