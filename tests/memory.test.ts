@@ -34,4 +34,11 @@ describe('peak memory of a merge', () => {
     expect(4 * params * 2).toBeGreaterThan(2 * m.bound); // the raw inputs alone are twice the bound
     expect(m.growth).toBeLessThan(m.bound);
   });
+
+  it('stays under the same bound for TIES (top-k selection per task vector, sign vote), CPU backend', () => {
+    const m = measure('ties', 'cpu');
+    console.log(`ties on ${m.device}: RSS grew ${(m.growth / 2 ** 20).toFixed(0)} MiB, bound ${(m.bound / 2 ** 20).toFixed(0)} MiB, ${m.seconds.toFixed(1)} s`);
+    expect(m.outputBytes).toBeGreaterThan(llamaParams(shape) * 2);
+    expect(m.growth).toBeLessThan(m.bound);
+  });
 });
