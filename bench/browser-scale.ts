@@ -31,6 +31,7 @@ import { cpus, hostname, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium, type Page } from '@playwright/test';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../e2e/chromium.ts';
 import { parseRecipe } from '../src/core/recipe/parse.ts';
 import { LLAMA_SHAPES, llamaParams, llamaTensors, type LlamaShape } from '../src/core/sources/procedural.ts';
 import { formatBytes } from '../src/core/units.ts';
@@ -62,16 +63,6 @@ const SETS: Record<string, LlamaShape> = {
 const ROOT = join(import.meta.dirname, '..');
 const CONFIG = join(import.meta.dirname, 'browser-scale', 'vite.config.ts');
 const OUT_DIR = join(ROOT, 'test-results', 'browser-scale-dist');
-const CHROMIUM_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-angle=swiftshader',
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 /** The recipe measured: f32 math (no BF16 emulation passes), BF16 output. */
 function recipeFor(method: string) {
@@ -229,7 +220,7 @@ async function main() {
   // A persistent profile: OPFS on disk with the ordinary quota (a fresh context is off the record,
   // and its OPFS lives in memory).
   const profile = mkdtempSync(join(tmpdir(), 'merge-studio-scale-'));
-  const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  const browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   const rows: Row[] = [];
   let limits: unknown;
   try {

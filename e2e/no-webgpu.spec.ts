@@ -1,8 +1,9 @@
 /** Without WebGPU the page says so in words, offers the CPU backend, and a merge still works on it. */
+import { CHROMIUM_PATH } from './chromium.ts';
 import { expect, test } from './studio.ts';
 
 // A browser without WebGPU: no --enable-unsafe-webgpu and no GPU, so no adapter is offered.
-test.use({ launchOptions: { executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-blink-features=WebGPU'] } });
+test.use({ launchOptions: { executablePath: CHROMIUM_PATH, args: ['--no-sandbox', '--disable-gpu', '--disable-blink-features=WebGPU'] } });
 
 test('no WebGPU: a clear message, the CPU backend chosen, and the demo merge works', async ({ studio, page }) => {
   await studio.open();
