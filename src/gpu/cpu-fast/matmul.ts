@@ -33,156 +33,153 @@ const MIN_PARALLEL_MACS = 1 << 21;
 /** Square block of a transpose (one chunk covers a band of TRANSPOSE_BLOCK source rows). */
 const TRANSPOSE_BLOCK = 32;
 
+/** A stateless kernel's work on one chunk (threads.ts's `run`, without begin/end state). */
+type ChunkRun = (v: unknown[], prm: Float64Array, state: unknown, start: number, end: number, chunk: number) => void;
+
 /**
- * The product kernel (threads.ts's interface): chunk c is the output tile (c / colTiles, c % colTiles).
- * Views: A [m, k], Bt [n, k], out [m, n], D [m, n] when there is an addend. Self-contained: it is
- * shipped as source to the workers.
+ * The product kernel: chunk c is the output tile (c / colTiles, c % colTiles). Views: A [m, k],
+ * Bt [n, k], out [m, n], D [m, n] when there is an addend. Self-contained: it is shipped as source
+ * to the workers.
  */
-function productKernel(rt: KernelRuntime) {
-  return {
-    begin() {
-      return null;
-    },
-    run(v: unknown[], prm: Float64Array, _s: unknown, start: number, end: number, chunk: number) {
-      if (end <= start) return;
-      const A = v[0] as Float32Array;
-      const Bt = v[1] as Float32Array;
-      const out = v[2] as Float32Array;
-      const D = (prm[5] ? v[3] : v[2]) as Float32Array;
-      const m = prm[0] | 0;
-      const n = prm[1] | 0;
-      const k = prm[2] | 0;
-      const alpha = prm[3];
-      const beta = prm[4];
-      const hasD = prm[5] !== 0;
-      const tileRows = prm[6] | 0;
-      const tileCols = prm[7] | 0;
-      const depth = prm[8] | 0;
-      const colTiles = prm[9] | 0;
-      const i0 = ((chunk / colTiles) | 0) * tileRows;
-      const j0 = (chunk % colTiles) * tileCols;
-      const i1 = Math.min(m, i0 + tileRows);
-      const j1 = Math.min(n, j0 + tileCols);
-      const w = j1 - j0;
-      // acc[(i - i0)·w + (j - j0)]: the f64 sums of the tile.
-      const acc = rt.scratch('matmul sums', Float64Array, tileRows * tileCols);
-      acc.fill(0, 0, (i1 - i0) * w);
-      for (let p0 = 0; p0 < k; p0 += depth) {
-        const p1 = Math.min(k, p0 + depth);
-        let i = i0;
-        for (; i + 3 <= i1; i += 3) {
-          const a0 = i * k;
-          const a1 = a0 + k;
-          const a2 = a1 + k;
-          const r0 = (i - i0) * w - j0;
-          const r1 = r0 + w;
-          const r2 = r1 + w;
-          let j = j0;
-          for (; j + 4 <= j1; j += 4) {
-            const b0 = j * k;
-            const b1 = b0 + k;
-            const b2 = b1 + k;
-            const b3 = b2 + k;
-            let c00 = acc[r0 + j], c01 = acc[r0 + j + 1], c02 = acc[r0 + j + 2], c03 = acc[r0 + j + 3];
-            let c10 = acc[r1 + j], c11 = acc[r1 + j + 1], c12 = acc[r1 + j + 2], c13 = acc[r1 + j + 3];
-            let c20 = acc[r2 + j], c21 = acc[r2 + j + 1], c22 = acc[r2 + j + 2], c23 = acc[r2 + j + 3];
-            for (let p = p0; p < p1; p++) {
-              const x0 = A[a0 + p];
-              const x1 = A[a1 + p];
-              const x2 = A[a2 + p];
-              const y0 = Bt[b0 + p];
-              const y1 = Bt[b1 + p];
-              const y2 = Bt[b2 + p];
-              const y3 = Bt[b3 + p];
-              c00 += x0 * y0;
-              c01 += x0 * y1;
-              c02 += x0 * y2;
-              c03 += x0 * y3;
-              c10 += x1 * y0;
-              c11 += x1 * y1;
-              c12 += x1 * y2;
-              c13 += x1 * y3;
-              c20 += x2 * y0;
-              c21 += x2 * y1;
-              c22 += x2 * y2;
-              c23 += x2 * y3;
-            }
-            acc[r0 + j] = c00;
-            acc[r0 + j + 1] = c01;
-            acc[r0 + j + 2] = c02;
-            acc[r0 + j + 3] = c03;
-            acc[r1 + j] = c10;
-            acc[r1 + j + 1] = c11;
-            acc[r1 + j + 2] = c12;
-            acc[r1 + j + 3] = c13;
-            acc[r2 + j] = c20;
-            acc[r2 + j + 1] = c21;
-            acc[r2 + j + 2] = c22;
-            acc[r2 + j + 3] = c23;
+function productKernel(rt: KernelRuntime): ChunkRun {
+  return function run(v, prm, _s, start, end, chunk) {
+    if (end <= start) return;
+    const A = v[0] as Float32Array;
+    const Bt = v[1] as Float32Array;
+    const out = v[2] as Float32Array;
+    const D = (prm[5] ? v[3] : v[2]) as Float32Array;
+    const m = prm[0] | 0;
+    const n = prm[1] | 0;
+    const k = prm[2] | 0;
+    const alpha = prm[3];
+    const beta = prm[4];
+    const hasD = prm[5] !== 0;
+    const tileRows = prm[6] | 0;
+    const tileCols = prm[7] | 0;
+    const depth = prm[8] | 0;
+    const colTiles = prm[9] | 0;
+    const i0 = ((chunk / colTiles) | 0) * tileRows;
+    const j0 = (chunk % colTiles) * tileCols;
+    const i1 = Math.min(m, i0 + tileRows);
+    const j1 = Math.min(n, j0 + tileCols);
+    const w = j1 - j0;
+    // acc[(i - i0)·w + (j - j0)]: the f64 sums of the tile.
+    const acc = rt.scratch('matmul sums', Float64Array, tileRows * tileCols);
+    acc.fill(0, 0, (i1 - i0) * w);
+    for (let p0 = 0; p0 < k; p0 += depth) {
+      const p1 = Math.min(k, p0 + depth);
+      let i = i0;
+      for (; i + 3 <= i1; i += 3) {
+        const a0 = i * k;
+        const a1 = a0 + k;
+        const a2 = a1 + k;
+        const r0 = (i - i0) * w - j0;
+        const r1 = r0 + w;
+        const r2 = r1 + w;
+        let j = j0;
+        for (; j + 4 <= j1; j += 4) {
+          const b0 = j * k;
+          const b1 = b0 + k;
+          const b2 = b1 + k;
+          const b3 = b2 + k;
+          let c00 = acc[r0 + j], c01 = acc[r0 + j + 1], c02 = acc[r0 + j + 2], c03 = acc[r0 + j + 3];
+          let c10 = acc[r1 + j], c11 = acc[r1 + j + 1], c12 = acc[r1 + j + 2], c13 = acc[r1 + j + 3];
+          let c20 = acc[r2 + j], c21 = acc[r2 + j + 1], c22 = acc[r2 + j + 2], c23 = acc[r2 + j + 3];
+          for (let p = p0; p < p1; p++) {
+            const x0 = A[a0 + p];
+            const x1 = A[a1 + p];
+            const x2 = A[a2 + p];
+            const y0 = Bt[b0 + p];
+            const y1 = Bt[b1 + p];
+            const y2 = Bt[b2 + p];
+            const y3 = Bt[b3 + p];
+            c00 += x0 * y0;
+            c01 += x0 * y1;
+            c02 += x0 * y2;
+            c03 += x0 * y3;
+            c10 += x1 * y0;
+            c11 += x1 * y1;
+            c12 += x1 * y2;
+            c13 += x1 * y3;
+            c20 += x2 * y0;
+            c21 += x2 * y1;
+            c22 += x2 * y2;
+            c23 += x2 * y3;
           }
-          for (; j < j1; j++) {
-            const b0 = j * k;
-            let c0 = acc[r0 + j], c1 = acc[r1 + j], c2 = acc[r2 + j];
-            for (let p = p0; p < p1; p++) {
-              const y = Bt[b0 + p];
-              c0 += A[a0 + p] * y;
-              c1 += A[a1 + p] * y;
-              c2 += A[a2 + p] * y;
-            }
-            acc[r0 + j] = c0;
-            acc[r1 + j] = c1;
-            acc[r2 + j] = c2;
-          }
+          acc[r0 + j] = c00;
+          acc[r0 + j + 1] = c01;
+          acc[r0 + j + 2] = c02;
+          acc[r0 + j + 3] = c03;
+          acc[r1 + j] = c10;
+          acc[r1 + j + 1] = c11;
+          acc[r1 + j + 2] = c12;
+          acc[r1 + j + 3] = c13;
+          acc[r2 + j] = c20;
+          acc[r2 + j + 1] = c21;
+          acc[r2 + j + 2] = c22;
+          acc[r2 + j + 3] = c23;
         }
-        for (; i < i1; i++) {
-          const a0 = i * k;
-          const r0 = (i - i0) * w - j0;
-          let j = j0;
-          for (; j + 4 <= j1; j += 4) {
-            const b0 = j * k;
-            const b1 = b0 + k;
-            const b2 = b1 + k;
-            const b3 = b2 + k;
-            let c0 = acc[r0 + j], c1 = acc[r0 + j + 1], c2 = acc[r0 + j + 2], c3 = acc[r0 + j + 3];
-            for (let p = p0; p < p1; p++) {
-              const x = A[a0 + p];
-              c0 += x * Bt[b0 + p];
-              c1 += x * Bt[b1 + p];
-              c2 += x * Bt[b2 + p];
-              c3 += x * Bt[b3 + p];
-            }
-            acc[r0 + j] = c0;
-            acc[r0 + j + 1] = c1;
-            acc[r0 + j + 2] = c2;
-            acc[r0 + j + 3] = c3;
+        for (; j < j1; j++) {
+          const b0 = j * k;
+          let c0 = acc[r0 + j], c1 = acc[r1 + j], c2 = acc[r2 + j];
+          for (let p = p0; p < p1; p++) {
+            const y = Bt[b0 + p];
+            c0 += A[a0 + p] * y;
+            c1 += A[a1 + p] * y;
+            c2 += A[a2 + p] * y;
           }
-          for (; j < j1; j++) {
-            const b0 = j * k;
-            let c = acc[r0 + j];
-            for (let p = p0; p < p1; p++) c += A[a0 + p] * Bt[b0 + p];
-            acc[r0 + j] = c;
-          }
+          acc[r0 + j] = c0;
+          acc[r1 + j] = c1;
+          acc[r2 + j] = c2;
         }
       }
-      for (let i = i0; i < i1; i++) {
-        const r = (i - i0) * w - j0;
-        for (let j = j0; j < j1; j++) {
-          let c = acc[r + j];
-          if (c !== c) {
-            // NaN: maybe a 0·∞ the reference skips; sum again with its skip.
-            const a = i * k;
-            const b = j * k;
-            c = 0;
-            for (let p = 0; p < k; p++) {
-              const x = A[a + p];
-              if (x !== 0) c += x * Bt[b + p];
-            }
+      for (; i < i1; i++) {
+        const a0 = i * k;
+        const r0 = (i - i0) * w - j0;
+        let j = j0;
+        for (; j + 4 <= j1; j += 4) {
+          const b0 = j * k;
+          const b1 = b0 + k;
+          const b2 = b1 + k;
+          const b3 = b2 + k;
+          let c0 = acc[r0 + j], c1 = acc[r0 + j + 1], c2 = acc[r0 + j + 2], c3 = acc[r0 + j + 3];
+          for (let p = p0; p < p1; p++) {
+            const x = A[a0 + p];
+            c0 += x * Bt[b0 + p];
+            c1 += x * Bt[b1 + p];
+            c2 += x * Bt[b2 + p];
+            c3 += x * Bt[b3 + p];
           }
-          out[i * n + j] = alpha * c + (hasD ? beta * D[i * n + j] : 0);
+          acc[r0 + j] = c0;
+          acc[r0 + j + 1] = c1;
+          acc[r0 + j + 2] = c2;
+          acc[r0 + j + 3] = c3;
+        }
+        for (; j < j1; j++) {
+          const b0 = j * k;
+          let c = acc[r0 + j];
+          for (let p = p0; p < p1; p++) c += A[a0 + p] * Bt[b0 + p];
+          acc[r0 + j] = c;
         }
       }
-    },
-    end() {},
+    }
+    for (let i = i0; i < i1; i++) {
+      const r = (i - i0) * w - j0;
+      for (let j = j0; j < j1; j++) {
+        let c = acc[r + j];
+        if (c !== c) {
+          // NaN: maybe a 0·∞ the reference skips; sum again with its skip.
+          const a = i * k;
+          const b = j * k;
+          c = 0;
+          for (let p = 0; p < k; p++) {
+            const x = A[a + p];
+            if (x !== 0) c += x * Bt[b + p];
+          }
+        }
+        out[i * n + j] = alpha * c + (hasD ? beta * D[i * n + j] : 0);
+      }
+    }
   };
 }
 
@@ -190,35 +187,33 @@ function productKernel(rt: KernelRuntime) {
  * The transpose kernel: chunk c copies source rows [c·B, (c+1)·B) of x [r, c] into out [c, r] in
  * B×B blocks (reads and writes both stay within a few cache lines per row). Self-contained.
  */
-function transposeKernel() {
-  return {
-    begin() {
-      return null;
-    },
-    run(v: unknown[], prm: Float64Array, _s: unknown, start: number, end: number, chunk: number) {
-      if (end <= start) return;
-      const x = v[0] as Float32Array;
-      const out = v[1] as Float32Array;
-      const rows = prm[0] | 0;
-      const cols = prm[1] | 0;
-      const block = prm[2] | 0;
-      const i0 = chunk * block;
-      const i1 = Math.min(rows, i0 + block);
-      for (let j0 = 0; j0 < cols; j0 += block) {
-        const j1 = Math.min(cols, j0 + block);
-        for (let i = i0; i < i1; i++) {
-          const from = i * cols;
-          for (let j = j0; j < j1; j++) out[j * rows + i] = x[from + j];
-        }
+function transposeKernel(): ChunkRun {
+  return function run(v, prm, _s, start, end, chunk) {
+    if (end <= start) return;
+    const x = v[0] as Float32Array;
+    const out = v[1] as Float32Array;
+    const rows = prm[0] | 0;
+    const cols = prm[1] | 0;
+    const block = prm[2] | 0;
+    const i0 = chunk * block;
+    const i1 = Math.min(rows, i0 + block);
+    for (let j0 = 0; j0 < cols; j0 += block) {
+      const j1 = Math.min(cols, j0 + block);
+      for (let i = i0; i < i1; i++) {
+        const from = i * cols;
+        for (let j = j0; j < j1; j++) out[j * rows + i] = x[from + j];
       }
-    },
-    end() {},
+    }
   };
 }
 
-/** Kernel source from a self-contained function (`__name`: the helper some transpilers insert). */
-function sourceOf(kernel: (rt: KernelRuntime) => unknown): string {
-  return `'use strict';\nvar __name = (f) => f;\nreturn (${kernel.toString()})(rt);`;
+/**
+ * threads.ts's kernel source from a self-contained function that makes the per-chunk `run`: these
+ * kernels keep no per-thread state, so begin and end do nothing (`__name`: the helper some
+ * transpilers insert).
+ */
+function sourceOf(kernel: (rt: KernelRuntime) => ChunkRun): string {
+  return `'use strict';\nvar __name = (f) => f;\nreturn { begin() { return null; }, run: (${kernel.toString()})(rt), end() {} };`;
 }
 
 const PRODUCT_SOURCE = sourceOf(productKernel);
