@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { CpuBackend } from '../cpu-backend.ts';
 import { CausalLM } from '../model/causal-lm.ts';
-import { tinyModel, type TinyModelSpec } from '../model/testing.testutil.ts';
+import { logitsOf, tinyModel, type TinyModelSpec } from '../model/testing.testutil.ts';
 import { expectSameBits } from '../ops/testing.testutil.ts';
 import { FastCpuBackend } from './fast-backend.ts';
 import { nodeWorkers } from './node-threads.ts';
@@ -26,15 +26,6 @@ const SPECS: [string, TinyModelSpec][] = [
 /** 4 sequences of 40 tokens below `vocab`. */
 function sequences(vocab: number): number[][] {
   return [0, 1, 2, 3].map((s) => Array.from({ length: 40 }, (_, i) => 1 + ((i * (7 + 2 * s) + 3 * s) % (vocab - 1))));
-}
-
-async function logitsOf(model: CausalLM, tokens: number[][]): Promise<Float32Array> {
-  const { logits } = await model.forward(tokens);
-  try {
-    return await model.backend.read(logits);
-  } finally {
-    model.backend.release(logits);
-  }
 }
 
 describe.each(BACKENDS)('model runtime on the fast CPU backend (%s) vs the reference', (name, fast) => {

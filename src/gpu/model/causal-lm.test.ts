@@ -14,7 +14,7 @@ import { CausalLM, ModelRunError } from './causal-lm.ts';
 import { parseLlamaConfig, ModelConfigError } from './config.ts';
 import { inverseFrequencies } from './rope.ts';
 import { ModelTooLargeError, ModelWeights } from './weights.ts';
-import { tinyModel, tinyModelFiles, type TinyModelSpec } from './testing.testutil.ts';
+import { logitsOf, tinyModel, tinyModelFiles, type TinyModelSpec } from './testing.testutil.ts';
 import { loadTokenizer } from './tokenizer.ts';
 
 useGpuBackends();
@@ -22,15 +22,6 @@ useGpuBackends();
 const LLAMA: TinyModelSpec = { modelType: 'llama', vocab: 37, hidden: 24, intermediate: 40, layers: 2, heads: 4, kvHeads: 2, seed: 3 };
 const QWEN2: TinyModelSpec = { modelType: 'qwen2', vocab: 41, hidden: 36, intermediate: 44, layers: 2, heads: 6, kvHeads: 2, seed: 5, dtype: 'BF16' };
 const SEQ = [1, 5, 9, 14, 3, 22, 7, 30, 11, 4, 19];
-
-async function logitsOf(model: CausalLM, tokens: number[][]): Promise<Float32Array> {
-  const { logits } = await model.forward(tokens);
-  try {
-    return await model.backend.read(logits);
-  } finally {
-    model.backend.release(logits);
-  }
-}
 
 /** log_softmax(row)[t] in f64. */
 function logProb(logits: Float32Array, vocab: number, row: number, t: number): number {

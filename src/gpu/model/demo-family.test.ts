@@ -19,6 +19,7 @@ import type { Backend } from '../backend.ts';
 import { CpuBackend } from '../cpu-backend.ts';
 import { gpuFor, useGpuBackends } from '../ops/testing.testutil.ts';
 import { CausalLM } from './causal-lm.ts';
+import { logitsOf } from './testing.testutil.ts';
 import { parseTaskSet } from './eval.ts';
 import { loadTokenizer } from './tokenizer.ts';
 
@@ -42,15 +43,6 @@ async function withModel<T>(path: string, backend: Backend, use: (m: CausalLM, s
   }
 }
 
-async function logitsOf(model: CausalLM, ids: number[]): Promise<Float32Array> {
-  const { logits: t } = await model.forward([ids]);
-  try {
-    return await model.backend.read(t);
-  } finally {
-    model.backend.release(t);
-  }
-}
-
 describe('demo family: forward pass vs PyTorch (tests/fixtures/demo-forward)', () => {
   it('reference logits within tolerance; greedy decoding gives the fixture\'s answers', async () => {
     expect(cases.cases.length).toBeGreaterThanOrEqual(7);
@@ -60,7 +52,7 @@ describe('demo family: forward pass vs PyTorch (tests/fixtures/demo-forward)', (
         const tok = await loadTokenizer(source.tree);
         expect(tok.encode(c.prompt), `${c.model} ${c.prompt}`).toEqual(c.ids);
         const want = tensorValues(logits.get(c.logits)!);
-        const got = await logitsOf(model, c.ids);
+        const got = await logitsOf(model, [c.ids]);
         expect(got.length).toBe(want.length);
         for (let i = 0; i < got.length; i++) {
           const d = Math.abs(got[i] - want[i]);
@@ -88,8 +80,8 @@ describe('demo family: GPU forward pass vs the reference', () => {
       const cpuModel = await CausalLM.load(source, new CpuBackend());
       const gpuModel = await CausalLM.load(source, gpuFor(undefined));
       for (const seq of ids) {
-        const want = await logitsOf(cpuModel, seq);
-        const got = await logitsOf(gpuModel, seq);
+        const want = await logitsOf(cpuModel, [seq]);
+        const got = await logitsOf(gpuModel, [seq]);
         for (let i = 0; i < want.length; i++) {
           const d = Math.abs(got[i] - want[i]);
           worst = Math.max(worst, d);

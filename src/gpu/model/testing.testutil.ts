@@ -7,6 +7,7 @@ import { encodeFloats, type FloatDType } from '../../core/dtype.ts';
 import { openModel } from '../../core/safetensors/model.ts';
 import { serializeSafetensors, type InMemoryTensor } from '../../core/safetensors/writer.ts';
 import type { ModelSource } from '../../core/source.ts';
+import type { CausalLM } from './causal-lm.ts';
 import { memoryFileTree } from '../../core/sources/memory.ts';
 import { seeded } from '../../../tests/helpers/seeded.ts';
 
@@ -132,4 +133,14 @@ export function tinyModelFiles(spec: TinyModelSpec = {}): Record<string, Uint8Ar
 
 export async function tinyModel(spec: TinyModelSpec = {}, id = 'tiny'): Promise<ModelSource> {
   return openModel(memoryFileTree(id, tinyModelFiles(spec)), { id });
+}
+
+/** The logits of one forward pass over `tokens` (a batch of sequences), read to the host. */
+export async function logitsOf(model: CausalLM, tokens: number[][]): Promise<Float32Array> {
+  const { logits } = await model.forward(tokens);
+  try {
+    return await model.backend.read(logits);
+  } finally {
+    model.backend.release(logits);
+  }
 }
