@@ -2,7 +2,8 @@
  * Analysis through the worker protocol, in-process: EngineClient.analyze ↔ EngineHost over a fake
  * port, golden checkpoints as dropped Blobs, the CPU backend. The result equals a direct
  * analyzeMerge call; progress never goes back; a second run reuses the model statistics; cancel
- * and failures answer as the protocol says.
+ * and failures answer as the protocol says; a cancelled or superseded run stops mid-way, so only
+ * the newest request is computed and answered.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -16,7 +17,7 @@ import { ReferenceAnalysisOps } from '../../gpu/analysis/reference-ops.ts';
 import type { AnalysisProgress } from '../../gpu/analysis/types.ts';
 import { CpuBackend } from '../../gpu/cpu-backend.ts';
 import { methodLookup } from '../../gpu/methods/index.ts';
-import { EngineClient, EngineError, type EnginePort } from './client.ts';
+import { EngineClient, EngineError, type AnalysisOutcome, type EnginePort } from './client.ts';
 import { EngineHost } from './host.ts';
 import type { FromWorker, SourceDescription, ToWorker } from './protocol.ts';
 
@@ -105,6 +106,51 @@ describe('analysis through the engine worker', () => {
     // Lower densities keep less and leave fewer conflicts after trimming.
     expect(second.result.recipeStats!.whole.keptFraction![0]).toBeLessThan(first.result.recipeStats!.whole.keptFraction![0]);
     expect(second.result.recipeStats!.whole.conflictAll!).toBeLessThan(first.result.recipeStats!.whole.conflictAll!);
+  });
+
+  /** What the engine answered for each analysis job from `from` on, in order. */
+  const answers = (received: readonly FromWorker[], from: number) =>
+    received.slice(from).flatMap((m) => (m.kind === 'analysis-done' ? [[m.jobId, 'done']] : m.kind === 'analysis-failed' ? [[m.jobId, m.cancelled ? 'cancelled' : 'failed']] : []));
+  /** The densities the answered numbers were computed for. */
+  const densities = (outcome: AnalysisOutcome) =>
+    outcome.status === 'done' ? [...new Set(outcome.result.recipeStats!.tensors.flatMap((t) => t.params.perModel.map((p) => p.density)))] : null;
+
+  // A re-run whose inputs are resident reads nothing: before the engine let messages in between its
+  // steps, each run held the worker to its end, the cancels queued behind it came too late, and every
+  // value of a slider drag was computed and answered in turn.
+  it('a run cancelled while a newer one is posted (as the runner does during a drag) stops: only the newest value is computed', async () => {
+    const c = await opened();
+    const { client } = c;
+    await client.analyze({ recipe: recipe(0.6), backend: 'cpu', seed: 0 }, () => undefined).outcome;
+    const from = c.received.length;
+    const runs = [];
+    for (const density of [0.5, 0.4, 0.3]) {
+      runs.at(-1)?.cancel();
+      runs.push(client.analyze({ recipe: recipe(density), backend: 'cpu', seed: 0 }, () => undefined));
+    }
+    const outcomes = await Promise.all(runs.map((r) => r.outcome));
+    expect(outcomes.map((o) => o.status)).toEqual(['cancelled', 'cancelled', 'done']);
+    expect(densities(outcomes[2])).toEqual([0.3]);
+    expect(answers(c.received, from)).toEqual([
+      [runs[0].jobId, 'cancelled'],
+      [runs[1].jobId, 'cancelled'],
+      [runs[2].jobId, 'done'],
+    ]);
+  });
+
+  it('a newer request supersedes a run the page did not cancel: the engine runs one analysis at a time, the newest', async () => {
+    const c = await opened();
+    const { client } = c;
+    await client.analyze({ recipe: recipe(0.6), backend: 'cpu', seed: 0 }, () => undefined).outcome;
+    const from = c.received.length;
+    const runs = [0.5, 0.4, 0.3].map((density) => client.analyze({ recipe: recipe(density), backend: 'cpu', seed: 0 }, () => undefined));
+    const outcomes = await Promise.all(runs.map((r) => r.outcome));
+    expect(outcomes.map((o) => o.status)).toEqual(['cancelled', 'cancelled', 'done']);
+    expect(densities(outcomes[2])).toEqual([0.3]);
+    expect(answers(c.received, from).map(([, a]) => a)).toEqual(['cancelled', 'cancelled', 'done']);
+    // The next run after the superseded ones still reuses what they left resident, and answers.
+    const again = await client.analyze({ recipe: recipe(0.2), backend: 'cpu', seed: 0 }, () => undefined).outcome;
+    expect(densities(again)).toEqual([0.2]);
   });
 
   it('cancels with the jobId, and reports failures with the error class', async () => {

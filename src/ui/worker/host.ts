@@ -89,6 +89,11 @@ export class EngineHost {
    * the inputs and kept entries of the last runs (ResidentTensors, which owns them).
    */
   #analysisOps: { choice: BackendChoice; ops: Promise<{ ops: AnalysisOps; resident: ResidentTensors }> } | null = null;
+  /**
+   * The analysis running or waiting to run (one at a time: runs share the resident tensors). A new
+   * request supersedes it: the page only ever wants the numbers for the newest values.
+   */
+  #analysisRun: { controller: AbortController; done: Promise<void> } | null = null;
   /** One read wrapper per opened model, so the analysis cache sees the same source each run. */
   readonly #yielding = new WeakMap<ModelSource, ModelSource>();
   /** The scoreboard: input scores cached per model, the merge kept in memory (score-service.ts). */
@@ -398,10 +403,23 @@ export class EngineHost {
     }
   }
 
-  async #analyze(jobId: number, request: AnalysisRequest, heldModelStats?: string): Promise<void> {
+  /** Supersede the analysis before (it stops at its next step), wait until it has let go, then run. */
+  #analyze(jobId: number, request: AnalysisRequest, heldModelStats?: string): Promise<void> {
     const controller = new AbortController();
     this.#jobs.set(jobId, controller);
+    const before = this.#analysisRun;
+    before?.controller.abort();
+    const done = (before ? before.done : Promise.resolve()).then(() => this.#runAnalysis(jobId, controller, request, heldModelStats));
+    const run = { controller, done };
+    this.#analysisRun = run;
+    return done.finally(() => {
+      if (this.#analysisRun === run) this.#analysisRun = null;
+    });
+  }
+
+  async #runAnalysis(jobId: number, controller: AbortController, request: AnalysisRequest, heldModelStats?: string): Promise<void> {
     try {
+      controller.signal.throwIfAborted();
       const { recipe } = request;
       validateRecipe(recipe, methodLookup);
       const sources = new Map<string, ModelSource>();
@@ -421,7 +439,7 @@ export class EngineHost {
       const result = await analyzeMerge({
         recipe,
         sources,
-        ops,
+        ops: yieldingOps(ops, controller.signal),
         options: {
           seed: request.seed,
           parts: request.parts,
@@ -627,6 +645,33 @@ function yieldingReads(model: ModelSource): ModelSource {
       await yieldToEventLoop();
       return model.readTensorRange(name, offset, length, signal);
     },
+  };
+}
+
+/** Longest stretch of analysis steps between two turns of the worker's event loop (how late a cancel is heard). */
+const YIELD_SLICE_MS = 8;
+
+/**
+ * Let queued messages (a cancel, a newer request) run between analysis steps, and stop at the
+ * first step after the signal fires: a re-run whose inputs are resident reads nothing, so without
+ * this it would hold the worker to its end, and every run queued during a slider drag would follow.
+ */
+function yieldingOps(ops: AnalysisOps, signal: AbortSignal): AnalysisOps {
+  // The first step always lets in what is already queued; then a turn costs little, but a run has
+  // hundreds of steps: at most one turn per slice.
+  let last = -Infinity;
+  const step = async () => {
+    if (performance.now() - last >= YIELD_SLICE_MS) {
+      await yieldToEventLoop();
+      last = performance.now();
+    }
+    if (signal.aborted) throw new AnalysisCancelledError();
+  };
+  return {
+    backend: ops.backend,
+    signCounts: async (xs, flips) => (await step(), ops.signCounts(xs, flips)),
+    magnitudeHistograms: async (xs) => (await step(), ops.magnitudeHistograms(xs)),
+    electedContributionNormsSq: async (wds, weights, normalize) => (await step(), ops.electedContributionNormsSq(wds, weights, normalize)),
   };
 }
 

@@ -172,7 +172,10 @@ export type ToWorker =
   | { kind: 'probe-gpu'; requestId: number }
   | { kind: 'measure-backends'; requestId: number }
   | { kind: 'merge'; jobId: number; request: MergeRequest }
-  /** `heldModelStats`: the key of the model statistics the page already holds (they are not sent again). */
+  /**
+   * `heldModelStats`: the key of the model statistics the page already holds (they are not sent again).
+   * A newer `analyze` supersedes one still running or waiting: that one answers cancelled.
+   */
   | { kind: 'analyze'; jobId: number; request: AnalysisRequest; heldModelStats?: string }
   | { kind: 'cancel'; jobId: number }
   | { kind: 'cache-info'; requestId: number }
