@@ -327,7 +327,11 @@ async function withTensorInputs<R>(
     if (have) return have;
     const name = inputName(t, m);
     const adapt = (x: Tensor) => withAdapter(backend, m, name, x, job.options?.signal);
-    const tensor = own(await decodeInput(backend, raw.get(m)!, m.tensors.get(name)!.dtype as FloatDType, t.shape, recipe.dtype, adapt));
+    // Decoded, the raw bytes are dead (backends keep their own copy): drop them from the map now, not
+    // after the merge, or they sit beside the decoded inputs and the next tensor's bytes read meanwhile.
+    const bytes = raw.get(m)!;
+    raw.delete(m);
+    const tensor = own(await decodeInput(backend, bytes, m.tensors.get(name)!.dtype as FloatDType, t.shape, recipe.dtype, adapt));
     loaded.set(m, tensor);
     return tensor;
   };
