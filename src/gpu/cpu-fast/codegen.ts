@@ -43,7 +43,7 @@ export type Consumer =
   | { kind: 'store'; out: Binding }
   /** root 0 encoded as `format` into `out` (u16 for BF16/F16, f32 for F32) */
   | { kind: 'encode'; format: FloatDType; out: Binding }
-  /** Σ|root 0| per chunk, f64, into res[chunk] */
+  /** Σ|root r| per chunk for every root r (R roots), f64, into res[chunk·R + r] */
   | { kind: 'sumAbs'; res: Binding }
   /** Σ root_a·root_b per chunk for a <= b (pair q in row-major upper-triangle order), f64 into res[chunk·P + q] */
   | { kind: 'dots'; res: Binding }
@@ -350,7 +350,17 @@ export function planKernel(roots: readonly Node[], consumer: Consumer): KernelPl
     }
     case 'sumAbs': {
       const res = b.view(c.res);
-      run = ['let s = 0;', ...elementLoop(el, 'start', 'end', [`s += Math.abs(${r0});`]), `${res}[chunk] = s;`];
+      const n = el.roots.length;
+      run = [
+        `let ${el.roots.map((_, r) => `s${r} = 0`).join(', ')};`,
+        ...elementLoop(
+          el,
+          'start',
+          'end',
+          el.roots.map((v, r) => `s${r} += Math.abs(${v});`),
+        ),
+        ...el.roots.map((_, r) => `${res}[chunk * ${n} + ${r}] = s${r};`),
+      ];
       break;
     }
     case 'dots': {

@@ -7,7 +7,7 @@
  * How it is fast:
  * - Lazy values (expr.ts). decode keeps the raw BF16/F16/F32 bytes; lincomb, quantize, nearswap,
  *   absAtLeast, keepRandom, keepWhere, keepRankBand (once its bounds are found), keepRanked (a stored
- *   byte mask) and signElect only build nodes. Values are computed when something needs them: encode
+ *   byte mask), rescaleL1 (once one pass has summed both norms) and signElect only build nodes. Values are computed when something needs them: encode
  *   (fused: the loop writes the output dtype's bytes), read, reductions (computed on the fly, never
  *   stored), selection passes, row-wise ops, matrix products (matmul.ts) and the delegated ops - so a task
  *   arithmetic merge of 4 BF16 models is one pass reading 4×2 bytes and writing 2 per element.
@@ -30,16 +30,20 @@
  * With BF16 inputs a task vector x − base costs 2+2+1 = 5: recomputing it in each pass reads fewer
  * bytes than storing and re-reading f32 (4+4), so it is never stored.
  *
- * Reductions (gram, sumAbs) sum each chunk of CHUNK elements in f64 in element order, then the chunk
- * sums in chunk order: the same result with any thread count; against the reference's single f64
- * running sum the difference is f64 rounding, |Δ| ≤ n·2^-52·Σ|terms| (tests use 1e-12 relative to
- * Σ|terms|). gramRows sums each row in element order, exactly as the reference (bit-identical).
+ * Reductions (gram, sumAbs, rescaleL1's two norms) sum each chunk of CHUNK elements in f64 in element
+ * order, then the chunk sums in chunk order: the same result with any thread count; against the
+ * reference's single f64 running sum the difference is f64 rounding, |Δ| ≤ n·2^-52·Σ|terms| (tests
+ * use 1e-12 relative to Σ|terms|). A tensor of one chunk sums exactly as the reference. rescaleL1
+ * rounds each norm to f32 (as the reference), so its factor differs only where that f64 difference
+ * straddles an f32 rounding boundary: never below CHUNK elements, rarely above (then by one ulp).
+ * gramRows sums each row in element order, exactly as the reference (bit-identical).
  */
 import { byteLength, type FloatDType } from '../../core/dtype.ts';
 import { hashTensorName, mix32, rowCount, type Backend, type BackendOps, type MaskKey, type Tensor, type Term } from '../backend.ts';
 import { CPU_OP_FAMILIES } from '../cpu-backend.ts';
 import type { MatmulOptions } from '../ops/linalg.ts';
 import { rankedThresholds, uniformThreshold } from '../ops/masks.ts';
+import { l1RescaleFactor } from '../ops/reduce.ts';
 import type { CpuOpRuntime } from '../ops/runtime.ts';
 import type { KeyDigitSelector } from '../ops/select.ts';
 import { BufferPool, Storage, VIEW_BYTES, type PoolStats, type ViewType } from './buffers.ts';
@@ -543,6 +547,16 @@ export class FastCpuBackend implements Backend {
       sumAbs: async (x: Tensor) => {
         const node = this.node(x, 'sumAbs');
         return (await this.#chunkSums('sumAbs', [node], 'sumAbs', 1))[0];
+      },
+
+      // Both norms in one pass over the (lazy) inputs, then a lazy product: nothing is stored, so a
+      // DARE task vector costs one pass here and is computed again by the pass that consumes it.
+      rescaleL1: async (x: Tensor, reference: Tensor, eps: number) => {
+        const [xn, rn] = this.sameSize([x, reference], 'rescaleL1');
+        const [before, after] = await this.#chunkSums('rescaleL1', [rn, xn], 'sumAbs', 2);
+        // As the reference: the two norms rounded to f32, their f32 quotient, one f32 product per element.
+        const factor = Math.fround(l1RescaleFactor(Math.fround(before), Math.fround(after), Math.fround(eps)));
+        return lazy(this.#lincomb('rescaleL1', [{ x, coef: factor }], 0), x.shape);
       },
 
       matmul: (a: Tensor, b: Tensor, opts?: MatmulOptions) => fastMatmul(this, a, b, opts),

@@ -284,6 +284,46 @@ describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) =
     afterEach(fast, name);
   });
 
+  it('rescaleL1 (DARE/DELLA): one pass, nothing stored; bit-identical up to one chunk, within an ulp of the factor above', async () => {
+    for (const shape of [...LENGTHS.map((n) => [n]), ...SHAPES_2D]) {
+      const n = numel(shape);
+      const what = `${name} [${shape}] rescaleL1`;
+      const [[x, rx], [b, rb]] = await Promise.all([0, 1].map((k) => inputs(fast, randomValues(n, 11 * n + k, 1), shape, 'BF16')));
+      const terms = (p: Tensor, q: Tensor) => [
+        { x: p, coef: 1 },
+        { x: q, coef: -1 },
+      ];
+      const df = await fast.lincomb(terms(x, b));
+      const dr = await reference.lincomb(terms(rx, rb));
+      const key = { seed: 9, model: 0, tensor: `t${n}` };
+      for (const [kf, kr, eps] of [
+        [await fast.keepRandom(df, 0.4, key), await reference.keepRandom(dr, 0.4, key), 1e-7],
+        [await fast.keepRandom(df, 0, key), await reference.keepRandom(dr, 0, key), 1e-7], // nothing kept: factor 1
+        [await fast.keepRandom(df, 0.4, key), await reference.keepRandom(dr, 0.4, key), 1e9], // norms below eps: factor 1
+      ] as const) {
+        const stored = fast.pool.snapshot().liveBytes;
+        const got = await fast.rescaleL1(kf, df, eps);
+        // The norms were summed on the fly: no f32 copy of the task vector or the kept entries.
+        expect(fast.pool.snapshot().liveBytes, `${what}: bytes stored`).toBe(stored);
+        const want = await reference.rescaleL1(kr, dr, eps);
+        const [g, w] = [await fast.read(got), await reference.read(want)];
+        if (n <= 65536) expectSameBits(g, w, what);
+        else {
+          const off = w.findIndex((v, i) => !(Math.abs(g[i] - v) <= 2 ** -22 * Math.abs(v)));
+          expect(off, `${what}: first entry off by more than an ulp of the factor (${g[off]} vs ${w[off]})`).toBe(-1);
+        }
+        for (const t of [got, kf]) fast.release(t);
+        for (const t of [want, kr]) reference.release(t);
+      }
+      for (const t of [x, b, df]) fast.release(t);
+      for (const t of [rx, rb, dr]) reference.release(t);
+    }
+    const [two, one] = [fast.fromArray([1, 2], [2]), fast.fromArray([1], [1])];
+    await expect(fast.rescaleL1(two, one, 0)).rejects.toThrow(/rescaleL1: tensor 1 has 1 elements, tensor 0 has 2/);
+    for (const t of [two, one]) fast.release(t);
+    afterEach(fast, name);
+  });
+
   it('has every op of the reference backend', () => {
     const names = CPU_OP_FAMILIES.flatMap((family) => Object.keys(family(new Proxy({}, { get: () => () => undefined }) as never)));
     expect(names.length).toBeGreaterThan(15);
