@@ -30,7 +30,10 @@ export function sameRequest(a: AnalysisRequest | null, b: AnalysisRequest | null
 }
 
 export interface AnalysisRunnerOptions {
-  /** Wait this long after the last `schedule` before running (slider drags). @default 100 */
+  /**
+   * Wait this long after the last `schedule` before running (slider drags: a hand moves a slider
+   * every frame). Short, since a run that a newer value supersedes stops at its next step. @default 50
+   */
   debounceMs?: number;
   setTimeout?: (f: () => void, ms: number) => unknown;
   clearTimeout?: (id: unknown) => void;
@@ -42,6 +45,15 @@ export class AnalysisUnavailableError extends Error {
     super('this engine cannot run analyses');
     this.name = 'AnalysisUnavailableError';
   }
+}
+
+/**
+ * A performance mark in the e2e build, where e2e/feel.spec.ts reads them to say where a slider's
+ * time goes (scheduled → posted → answered, with the engine's own seconds); none elsewhere (marks
+ * pile up in the page's timeline).
+ */
+function mark(name: string, detail?: unknown): void {
+  if (import.meta.env?.MODE === 'e2e') performance.mark(name, { detail });
 }
 
 export class AnalysisRunner {
@@ -56,7 +68,7 @@ export class AnalysisRunner {
 
   constructor(engine: Pick<EngineApi, 'analyze'>, opts: AnalysisRunnerOptions = {}) {
     this.#engine = engine;
-    this.#debounceMs = opts.debounceMs ?? 100;
+    this.#debounceMs = opts.debounceMs ?? 50;
     this.#setTimeout = opts.setTimeout ?? ((f, ms) => setTimeout(f, ms));
     this.#clearTimeout = opts.clearTimeout ?? ((id) => clearTimeout(id as ReturnType<typeof setTimeout>));
   }
@@ -81,13 +93,16 @@ export class AnalysisRunner {
       if (this.#handle === handle) this.#set({ status: { status: 'running', progress } });
     });
     this.#handle = handle;
+    mark('analysis.posted');
     this.#set({ status: { status: 'running', progress: null }, current: request });
     handle.outcome.then(
       (outcome) => {
         if (this.#handle !== handle) return;
         this.#handle = null;
-        if (outcome.status === 'done') this.#set({ status: { status: 'done' }, result: outcome.result, resultRequest: request });
-        else this.#set({ status: this.#state.result ? { status: 'done' } : { status: 'idle' }, current: this.#state.resultRequest });
+        if (outcome.status === 'done') {
+          mark('analysis.answered', { seconds: outcome.result.seconds });
+          this.#set({ status: { status: 'done' }, result: outcome.result, resultRequest: request });
+        } else this.#set({ status: this.#state.result ? { status: 'done' } : { status: 'idle' }, current: this.#state.resultRequest });
       },
       (err: unknown) => {
         if (this.#handle !== handle) return;
@@ -99,6 +114,7 @@ export class AnalysisRunner {
 
   /** Run after `debounceMs` without another call (each call restarts the wait). */
   schedule(request: AnalysisRequest): void {
+    mark('analysis.scheduled');
     this.#clearTimer();
     if (this.#state.current !== request) this.#set({ current: request });
     this.#timer = this.#setTimeout(() => {
