@@ -1,5 +1,6 @@
-/** The backend measurement: it times a real analysis (no leaks), and a missing GPU is an error, not a speed. */
+/** The backend measurement: it times a real analysis as a slider re-runs it (no leaks), and a missing GPU is an error, not a speed. */
 import { describe, expect, it } from 'vitest';
+import type { AnalysisOps } from '../../gpu/analysis/ops.ts';
 import { ReferenceAnalysisOps } from '../../gpu/analysis/reference-ops.ts';
 import { CpuBackend } from '../../gpu/cpu-backend.ts';
 import { timeAnalysis } from './calibrate.ts';
@@ -8,11 +9,27 @@ import { EngineHost } from './host.ts';
 import type { ToWorker } from './protocol.ts';
 
 describe('measuring the backends', () => {
-  it('times the second of two analyses on a backend and leaves no tensor behind', async () => {
+  it("times a slider re-run (one density moved, the worker's caches kept) after an untimed run, and leaves no tensor behind", async () => {
     const backend = new CpuBackend();
+    const ops = new ReferenceAnalysisOps(backend);
+    // Histograms taken before and during the timed run: a re-run from the caches takes only the moved expert's.
+    const histograms = { untimed: 0, timed: 0 };
+    let timing = false;
+    const counting: AnalysisOps = {
+      backend,
+      signCounts: (xs, flips) => ops.signCounts(xs, flips),
+      magnitudeHistograms: (xs) => {
+        histograms[timing ? 'timed' : 'untimed'] += xs.length;
+        return ops.magnitudeHistograms(xs);
+      },
+      electedContributionNormsSq: (wds, weights, normalize) => ops.electedContributionNormsSq(wds, weights, normalize),
+    };
     const ticks = [10, 35];
-    const ms = await timeAnalysis(new ReferenceAnalysisOps(backend), true, () => ticks.shift()!);
+    const ms = await timeAnalysis(counting, () => ((timing = !timing), ticks.shift()!));
     expect(ms).toBe(25);
+    // 12 analyzed tensors: the untimed run takes each expert's task vector and kept entries (6 per
+    // tensor); the timed one only the moved expert's kept entries.
+    expect(histograms).toEqual({ untimed: 72, timed: 12 });
     expect(backend.liveTensors).toBe(0);
   });
 

@@ -300,9 +300,9 @@ export class EngineHost {
   }
 
   /**
-   * The calibration analysis on each backend (each made for it and destroyed after): a first run to
-   * build pipelines, then two timed runs taking turns, keeping each backend's fastest (what else
-   * runs on the machine only ever makes a run slower).
+   * The calibration analysis on each backend (each made for it and destroyed after), as a slider
+   * re-runs it (calibrate.ts), twice taking turns, keeping each backend's fastest (what else runs on
+   * the machine only ever makes a run slower).
    */
   async #measureBackends(): Promise<BackendSpeeds> {
     const cpu = await this.#backend('cpu');
@@ -314,8 +314,8 @@ export class EngineHost {
       const gpuOps = opsOf(gpu);
       const times = { cpu: [] as number[], gpu: [] as number[] };
       for (let round = 0; round < 2; round++) {
-        times.cpu.push(await timeAnalysis(cpuOps, round === 0));
-        times.gpu.push(await timeAnalysis(gpuOps, round === 0));
+        times.cpu.push(await timeAnalysis(cpuOps));
+        times.gpu.push(await timeAnalysis(gpuOps));
       }
       return { cpuMs: Math.min(...times.cpu), gpuMs: Math.min(...times.gpu) };
     } finally {
