@@ -1,8 +1,9 @@
 /**
  * Child-process side of tests/memory.test.ts (and usable by hand): merges procedural Llama-shaped
  * models (src/core/sources/procedural.ts) into a folder that discards bytes, sampling the process's
- * RSS, and prints one JSON line: the RSS before the merge, the peak during it, and the memory bound
- * of issue 9, (models + 3) × the largest tensor in f32 + 512 MB.
+ * RSS, and prints one JSON line: the RSS before the merge, the peak during it, the memory bound
+ * of issue 9, (models + 3) × the largest tensor in f32 + 512 MB, and (fast CPU backend) the most
+ * bytes its tensors held at once.
  *
  *   node bin/run-ts.mjs tests/helpers/memory-merge.ts '{"shape": {...}, "method": "linear", "backend": "cpu"}'
  */
@@ -45,6 +46,8 @@ const t0 = performance.now();
 await runMerge({ recipe, sources, backend, output: out, options: { seed: 1 } });
 clearInterval(sampler);
 peak = Math.max(peak, process.memoryUsage().rss);
+// The fast CPU backend's pool: the most bytes its tensors held at once (stored data, not free buffers).
+const poolPeakLive = 'memoryStats' in backend ? (backend as { memoryStats(): { peakLiveBytes: number } }).memoryStats().peakLiveBytes : undefined;
 backend.destroy();
 console.log(
   JSON.stringify({
@@ -53,6 +56,7 @@ console.log(
     growth: peak - before,
     bound: (models + 3) * largest + 512 * 1024 * 1024,
     largestTensorF32: largest,
+    poolPeakLive,
     models,
     outputBytes: out.bytes,
     seconds: (performance.now() - t0) / 1000,
