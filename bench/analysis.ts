@@ -6,8 +6,8 @@
  * studio before issue 10). Both backends. Run by `npm run bench`.
  *
  * The slider → chart time a user sees (debounce, worker round trip, rendering) is measured in the
- * browser by e2e/feel.spec.ts, which writes test-results/slider-to-chart.json; `reportAnalysis`
- * prints the last such measurement with the engine's numbers.
+ * browser by e2e/feel.spec.ts, which writes test-results/slider-to-chart.json with where the time
+ * went; `reportAnalysis` prints the last such measurement with the engine's numbers.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -96,9 +96,23 @@ export function reportAnalysis(rows: readonly AnalysisRow[]): void {
   console.log(`|---|---|---|---|`);
   for (const a of rows) console.log(`| ${a.backend} | ${a.firstMs.toFixed(0)} | ${a.rerunMs.toFixed(0)} | ${a.rerunModelCacheOnlyMs.toFixed(0)} |`);
   if (existsSync(SLIDER_RECORD)) {
-    const r = JSON.parse(readFileSync(SLIDER_RECORD, 'utf8')) as { sliderToChartMs: number; backend: string; date: string };
+    const r = JSON.parse(readFileSync(SLIDER_RECORD, 'utf8')) as {
+      sliderToChartMs: number;
+      backend: string;
+      date: string;
+      postedMs?: number;
+      answeredMs?: number;
+      engineMs?: number;
+      workerCpuMs?: number;
+    };
     console.log('');
     console.log(`Slider → updated charts in the studio (headless Chromium, e2e/feel.spec.ts, ${r.date}): ${r.sliderToChartMs} ms on the ${r.backend} backend.`);
+    if (r.answeredMs !== undefined) {
+      console.log(
+        `After the last input: the run posted at +${r.postedMs} ms, answered at +${r.answeredMs} ms (the engine's run ${r.engineMs} ms wall, ` +
+          `${r.workerCpuMs ?? '?'} ms of the worker's CPU: the rest waited for a core), on screen at +${r.sliderToChartMs} ms.`,
+      );
+    }
   } else {
     console.log('');
     console.log('Slider → updated charts in the studio: run `npx playwright test e2e/feel.spec.ts` to measure it (it writes test-results/slider-to-chart.json).');
