@@ -53,6 +53,12 @@ export interface BackendCore {
   readonly kind: 'gpu' | 'cpu';
   /** Human-readable device description (adapter name, or "CPU (TypeScript)"). */
   readonly description: string;
+  /**
+   * The engine may issue the next tensor's uploads and kernels before this tensor's output is read
+   * back (true for the GPU: its queue works on while the host waits for the read-back). Absent or
+   * false: one tensor at a time (a CPU backend would only hold two tensors' inputs for nothing).
+   */
+  readonly overlapsTensors?: boolean;
   /** Upload host f32 values as a new tensor of `shape` (small host-computed matrices, tests). */
   upload(values: Float32Array, shape: readonly number[]): Promise<Tensor>;
   /** Read a tensor back as f32 (tests, analysis, small results the host needs). */

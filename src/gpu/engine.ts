@@ -231,13 +231,13 @@ export async function runMerge(job: MergeJob): Promise<MergeResult> {
       reading.catch(() => undefined); // a failure surfaces when awaited
       return reading;
     };
-    let next = plan.tensors.length > 0 ? readAt(0) : undefined;
-    for (let i = 0; i < plan.tensors.length; i++) {
-      checkAborted(opts.signal);
-      const t = plan.tensors[i];
-      const raw = await next!;
-      next = i + 1 < plan.tensors.length ? readAt(i + 1) : undefined;
-      const bytes = t.merged ? await mergeTensor(plan, t, raw, job, prepared) : raw.get(copiedFrom(plan, t))!;
+    // On a backend that overlaps tensors (a GPU queue), tensor i+1's uploads and kernels are issued
+    // once tensor i's encode (kernels and read-back copy) is, and tensor i's bytes are awaited and
+    // written after that: at most two tensors' inputs on the device. Elsewhere one tensor at a time.
+    const overlap = job.backend.overlapsTensors === true;
+    type Pending = { i: number; t: TensorPlan; bytes: Promise<Uint8Array> };
+    const write = async ({ i, t, bytes: out }: Pending) => {
+      const bytes = await out;
       await writer.writeTensor(t.name, bytes);
       bytesDone += bytes.byteLength;
       const seconds = (Date.now() - started) / 1000;
@@ -249,7 +249,26 @@ export async function runMerge(job: MergeJob): Promise<MergeResult> {
         rate: seconds > 0 ? bytesDone / seconds : 0,
         currentTensor: t.name,
       });
+    };
+    const queue: Pending[] = [];
+    let next = plan.tensors.length > 0 ? readAt(0) : undefined;
+    for (let i = 0; i < plan.tensors.length; i++) {
+      checkAborted(opts.signal);
+      const t = plan.tensors[i];
+      const raw = await next!;
+      next = i + 1 < plan.tensors.length ? readAt(i + 1) : undefined;
+      let issued: Promise<void> | undefined;
+      let onIssued: (() => void) | undefined;
+      if (overlap && t.merged) issued = new Promise<void>((resolve) => (onIssued = resolve));
+      const bytes = t.merged ? mergeTensor(plan, t, raw, job, prepared, onIssued) : Promise.resolve(raw.get(copiedFrom(plan, t))!);
+      bytes.catch(() => undefined); // a failure surfaces when awaited
+      if (issued) await Promise.race([issued, bytes]);
+      // Written in order; on an overlapping backend the newest merged tensor stays in flight.
+      queue.push({ i, t, bytes });
+      const inFlight = overlap ? queue.findLast((p) => p.t.merged) : undefined;
+      while (queue.length > 0 && queue[0] !== inFlight) await write(queue.shift()!);
     }
+    for (const p of queue) await write(p);
     const files = await writer.finish();
     checkAborted(opts.signal);
     await writeSideFiles(plan, recipe, output, tokenizer, opts.signal);
@@ -367,8 +386,15 @@ async function withTensorInputs<R>(
   }
 }
 
-/** Merge one float tensor; returns its bytes in the output dtype. */
-function mergeTensor(plan: MergePlan, t: TensorPlan, raw: Map<ModelSource, Uint8Array>, job: MergeJob, prepared: unknown): Promise<Uint8Array> {
+/** Merge one float tensor; returns its bytes in the output dtype. `onEncodeIssued`: called once the encode is issued. */
+function mergeTensor(
+  plan: MergePlan,
+  t: TensorPlan,
+  raw: Map<ModelSource, Uint8Array>,
+  job: MergeJob,
+  prepared: unknown,
+  onEncodeIssued?: () => void,
+): Promise<Uint8Array> {
   const { backend } = job;
   const replayMasks = job.options?.replayMasks;
   return withTensorInputs(plan, t, raw, job, async (inputs, own) => {
@@ -380,7 +406,9 @@ function mergeTensor(plan: MergePlan, t: TensorPlan, raw: Map<ModelSource, Uint8
       }),
     );
     if (!isFloatDType(t.outDtype)) throw new MergeInputError(`tensor ${t.name}: cannot write merged values as ${t.outDtype}`);
-    return backend.encode(result, t.outDtype);
+    const encoding = backend.encode(result, t.outDtype);
+    onEncodeIssued?.();
+    return await encoding;
   });
 }
 

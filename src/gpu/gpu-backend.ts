@@ -76,6 +76,7 @@ export interface GpuBackend extends BackendOps {}
 
 export class GpuBackend implements Backend, GpuOpRuntime {
   readonly kind = 'gpu' as const;
+  readonly overlapsTensors = true;
   readonly ctx: GpuContext;
   readonly chunkCapacity: number;
   readonly workgroupSort: boolean;
