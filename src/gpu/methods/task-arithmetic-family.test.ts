@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { hashTensorName, rowCount, uniformAt } from '../backend.ts';
+import { CpuBackend } from '../cpu-backend.ts';
 import { breadcrumbs } from './breadcrumbs.ts';
 import { breadcrumbsTies } from './breadcrumbs-ties.ts';
 import { dareLinear } from './dare-linear.ts';
@@ -436,5 +437,35 @@ describe('16-bit compute emulation (recipes without dtype over BF16/F16 inputs)'
     });
     const differing = Array.from(plain.map(bf16)).filter((v, i) => v !== want[i]).length;
     expect(differing).toBeGreaterThan(0);
+  });
+
+  it.each([ties, dareTies, breadcrumbsTies, della])('$name in BF16 holds no more tensors at once than in f32 (each step released once used)', async (method) => {
+    const peaks: number[] = [];
+    for (const computeDtype of ['BF16', undefined] as const) {
+      const backend = new CpuBackend();
+      let peak = 0;
+      // Every op of the backend notes how many tensors are alive once it returns.
+      for (const [name, op] of Object.entries(backend)) {
+        if (typeof op !== 'function') continue;
+        (backend as unknown as Record<string, unknown>)[name] = async (...args: unknown[]) => {
+          const r = await (op as (...a: unknown[]) => Promise<unknown>)(...args);
+          peak = Math.max(peak, backend.liveTensors);
+          return r;
+        };
+      }
+      const rand = seeded(5);
+      const baseValues = randomValues(300, rand).map(bf16);
+      const base = backend.fromArray(baseValues, [300]);
+      const models = [0, 1, 2].map((i) => ({ tensor: backend.fromArray(fineTune(baseValues, rand, 0.05).map(bf16), [300]), params: { weight: 0.5, density: 0.5, gamma: 0.01, epsilon: 0.1 }, isBase: false, deltaIndex: i }));
+      const defaults = Object.fromEntries(method.params.map((p) => [p.name, p.default!]));
+      const merged = await method.merge({ backend, tensorName: TENSOR, shape: [300], base, models, params: defaults, seed: 1, computeDtype, replayMask: async () => undefined });
+      backend.release(merged);
+      for (const t of [base, ...models.map((m) => m.tensor)]) backend.release(t);
+      expect(backend.liveTensors, `${method.name} ${computeDtype ?? 'F32'}: left alive`).toBe(0);
+      peaks.push(peak);
+    }
+    // 4 inputs plus at most 5 (12 in all before: every model's kept entries, rounded copy and WD_i lived to the end).
+    expect(peaks[0], `${method.name}: BF16 peak vs f32 peak`).toBeLessThanOrEqual(peaks[1]);
+    expect(peaks[0]).toBeLessThanOrEqual(4 + 5);
   });
 });

@@ -177,6 +177,9 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
     // A rounded combination is one pass (lincombRounded), not a lincomb then a quantize.
     const lin = async (terms: { x: Tensor; coef: number }[]) => a.scope.add(await backend.lincombRounded(terms, a.compute));
     const wq = a.weights.map((w) => roundScalar(w, a.compute));
+    // Each model's kept entries (and their rescaled copy) are released once its WD_i exists, each
+    // WD_i once combined, each step of `mixed` once the next exists: backends that store every
+    // result (GPU, reference) hold about one f32 tensor per model besides the inputs, not three.
     const wds: Tensor[] = [];
     for (let i = 0; i < a.kept.length; i++) {
       const rescale = a.factors[i] / a.weights[i];
@@ -186,19 +189,25 @@ export function taskArithmeticFamily(opts: TaskArithmeticFamilyOptions): MethodD
           ? await lin([{ x: a.kept[i], coef: rescale }])
           : a.kept[i];
       wds.push(await lin([{ x: kept, coef: wq[i] }]));
+      a.scope.drop(kept);
+      a.scope.drop(a.kept[i]);
     }
+    const next = (t: Tensor, replaced: Tensor) => (a.scope.drop(replaced), t);
     let mixed: Tensor;
     if (a.election) {
-      mixed = await round(await backend.signElect(wds, wq, a.normalize));
+      const elected = await backend.signElect(wds, wq, a.normalize);
+      for (const wd of wds) a.scope.drop(wd);
+      mixed = await round(elected);
     } else {
       mixed = await lin(wds.map((x) => ({ x, coef: 1 })));
+      for (const wd of wds) a.scope.drop(wd);
       if (a.normalize) {
         let divisor = roundScalar(wq.reduce((s, w) => s + w, 0), a.compute);
         if (Math.abs(divisor) < DIVISOR_EPS) divisor = 1;
-        mixed = await lin([{ x: mixed, coef: 1 / divisor }]);
+        mixed = next(await lin([{ x: mixed, coef: 1 / divisor }]), mixed);
       }
     }
-    if (a.lambda !== 1) mixed = await lin([{ x: mixed, coef: a.lambda }]);
+    if (a.lambda !== 1) mixed = next(await lin([{ x: mixed, coef: a.lambda }]), mixed);
     return await backend.lincombRounded(
       [
         { x: a.base, coef: 1 },
