@@ -32,8 +32,11 @@ function folderSource(name: string): Extract<SourceDescription, { kind: 'files' 
 function connect() {
   const listeners: ((ev: MessageEvent) => void)[] = [];
   const received: FromWorker[] = [];
+  // The analysis keeps one backend between runs: this one, so a test can count its tensors.
+  const backend = new CpuBackend();
   const host = new EngineHost({
     gpu: undefined,
+    createCpuBackend: () => backend,
     progressIntervalMs: 0,
     post: (m) => {
       received.push(m);
@@ -46,7 +49,14 @@ function connect() {
       if (type === 'message') listeners.push(l as (ev: MessageEvent) => void);
     },
   };
-  return { client: new EngineClient(port), received };
+  return { client: new EngineClient(port), received, backend };
+}
+
+/** Forget the models (the worker then releases what the analysis kept resident) and count the tensors left. */
+async function tensorsLeftAfterForgetting(c: Awaited<ReturnType<typeof opened>>): Promise<number> {
+  for (const ref of REFS) c.client.forget(ref);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  return c.backend.liveTensors;
 }
 
 const recipe = (density: number): Recipe =>
@@ -136,6 +146,8 @@ describe('analysis through the engine worker', () => {
       [runs[1].jobId, 'cancelled'],
       [runs[2].jobId, 'done'],
     ]);
+    // A run stopped mid-way leaves no tensor behind (once the resident ones are let go).
+    expect(await tensorsLeftAfterForgetting(c)).toBe(0);
   });
 
   it('a newer request supersedes a run the page did not cancel: the engine runs one analysis at a time, the newest', async () => {
@@ -151,6 +163,7 @@ describe('analysis through the engine worker', () => {
     // The next run after the superseded ones still reuses what they left resident, and answers.
     const again = await client.analyze({ recipe: recipe(0.2), backend: 'cpu', seed: 0 }, () => undefined).outcome;
     expect(densities(again)).toEqual([0.2]);
+    expect(await tensorsLeftAfterForgetting(c)).toBe(0);
   });
 
   it('cancels with the jobId, and reports failures with the error class', async () => {

@@ -652,26 +652,30 @@ function yieldingReads(model: ModelSource): ModelSource {
 const YIELD_SLICE_MS = 8;
 
 /**
- * Let queued messages (a cancel, a newer request) run between analysis steps, and stop at the
- * first step after the signal fires: a re-run whose inputs are resident reads nothing, so without
- * this it would hold the worker to its end, and every run queued during a slider drag would follow.
+ * Let queued messages (a cancel, a newer request) run between analysis steps, and stop at a step
+ * after the signal fires: a re-run whose inputs are resident reads nothing, so without this it
+ * would hold the worker to its end, and every run queued during a slider drag would follow. It
+ * stops only before steps whose inputs have an owner (sign counts, contributions: each tensor has
+ * one of those); a histogram may be of entries just kept, not yet resident, which would leak.
  */
 function yieldingOps(ops: AnalysisOps, signal: AbortSignal): AnalysisOps {
   // The first step always lets in what is already queued; then a turn costs little, but a run has
   // hundreds of steps: at most one turn per slice.
   let last = -Infinity;
-  const step = async () => {
-    if (performance.now() - last >= YIELD_SLICE_MS) {
-      await yieldToEventLoop();
-      last = performance.now();
-    }
+  const turn = async () => {
+    if (performance.now() - last < YIELD_SLICE_MS) return;
+    await yieldToEventLoop();
+    last = performance.now();
+  };
+  const stopPoint = async () => {
+    await turn();
     if (signal.aborted) throw new AnalysisCancelledError();
   };
   return {
     backend: ops.backend,
-    signCounts: async (xs, flips) => (await step(), ops.signCounts(xs, flips)),
-    magnitudeHistograms: async (xs) => (await step(), ops.magnitudeHistograms(xs)),
-    electedContributionNormsSq: async (wds, weights, normalize) => (await step(), ops.electedContributionNormsSq(wds, weights, normalize)),
+    signCounts: async (xs, flips) => (await stopPoint(), ops.signCounts(xs, flips)),
+    magnitudeHistograms: async (xs) => (await turn(), ops.magnitudeHistograms(xs)),
+    electedContributionNormsSq: async (wds, weights, normalize) => (await stopPoint(), ops.electedContributionNormsSq(wds, weights, normalize)),
   };
 }
 
