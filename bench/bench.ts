@@ -4,7 +4,7 @@
  * `mk` set, mergekit 0.1.4's times. Then the analysis latency on the demo checkpoints.
  *
  *   npm run bench -- [--sizes small,mk,1b,7b] [--methods linear,ties,...] [--backends gpu,cpu]
- *                    [--from procedural|disk] [--compare-mergekit] [--no-pool] [--no-analysis]
+ *                    [--from procedural|disk] [--compare-mergekit] [--no-pool] [--no-overlap] [--no-analysis]
  *                    [--json FILE] [--linalg | --linalg-only] [--linalg-large]
  *                    [--linalg-sizes 256,512,1024] [--linalg-factor-sizes 1024]
  *                    [--subspace | --subspace-only] [--subspace-large]
@@ -20,7 +20,9 @@
  * the times measured for issue 9 on the 2-core development VM.
  *
  * Per row: wall time, input GB/s (bytes of every model read), output parameters/s, peak RSS (sampled
- * every 20 ms), the most GPU buffer memory alive at once and the buffers created/reused (gpu), the
+ * every 20 ms), the most GPU buffer memory alive at once, the buffers created/reused, the dispatches,
+ * submits and read-backs (buffers mapped) (gpu; `--no-overlap`: one tensor at a time, without the
+ * engine's overlap of the next tensor's uploads with this one's read-back), the
  * ratio to a plain copy (read every input, write one model) and to mergekit. JSON goes to
  * bench/results/<date>-<host>.json (or --json). `--linalg` adds matrix-product GFLOP/s and the
  * polar / SVD times of src/gpu/linalg (bench/linalg.ts); `--linalg-only` runs just that.
@@ -44,6 +46,7 @@ import { createBackend, type BackendKind } from '../src/cli/backend.ts';
 import { nodeFileTree, NodeOutputFolder } from '../src/cli/node-files.ts';
 import type { Backend } from '../src/gpu/backend.ts';
 import { runMerge } from '../src/gpu/engine.ts';
+import { FastCpuBackend } from '../src/gpu/cpu-fast/fast-backend.ts';
 import { GpuBackend } from '../src/gpu/gpu-backend.ts';
 import { methodLookup } from '../src/gpu/methods/index.ts';
 import { benchAnalysis, reportAnalysis } from './analysis.ts';
@@ -58,6 +61,7 @@ const { values } = parseArgs({
     from: { type: 'string', default: 'procedural' },
     'compare-mergekit': { type: 'boolean', default: false },
     'no-pool': { type: 'boolean', default: false },
+    'no-overlap': { type: 'boolean', default: false },
     'no-analysis': { type: 'boolean', default: false },
     json: { type: 'string' },
     linalg: { type: 'boolean', default: false },
@@ -214,12 +218,27 @@ interface Row {
   /** Compute dispatches and command-buffer submissions (gpu): the passes a merge makes. */
   dispatches?: number;
   submits?: number;
+  /** GPU buffers mapped for reading (gpu): the host round trips a merge makes. */
+  readbacks?: number;
   /** Merge time / plain copy time of the same bytes. */
   vsCopy: number;
   mergekitSeconds?: number;
   /** mergekit's time / ours (above 1: faster than mergekit). */
   vsMergekit?: number;
   mergekitSource?: 'measured' | 'issue-9';
+}
+
+/** GPU buffers mapped since countBufferMaps() (read-backs: the only way data comes back to the host). */
+let bufferMaps = 0;
+function countBufferMaps(): void {
+  const proto = globalThis.GPUBuffer.prototype as GPUBuffer & { countedByBench?: true };
+  if (proto.countedByBench) return;
+  const mapAsync = proto.mapAsync;
+  proto.mapAsync = function (this: GPUBuffer, ...args: Parameters<GPUBuffer['mapAsync']>) {
+    bufferMaps++;
+    return mapAsync.apply(this, args);
+  };
+  proto.countedByBench = true;
 }
 
 function mergekitAvailable(): boolean {
@@ -261,10 +280,14 @@ async function benchSet(set: ModelSet, backends: Map<BackendKind, Backend>, useM
       const gpu = backend instanceof GpuBackend ? backend : undefined;
       gpu?.ctx.trimPool();
       gpu?.ctx.resetPeak();
+      // Each row starts as a fresh CLI run would: no free buffers pooled by the rows before it (they
+      // would count in this row's peak RSS; a pooled buffer is also faster to touch than a fresh one).
+      if (backend instanceof FastCpuBackend) backend.pool.trim();
       const created0 = gpu?.ctx.createdBuffers ?? 0;
       const reused0 = gpu?.ctx.reusedBuffers ?? 0;
       const dispatches0 = gpu?.ctx.dispatchCount ?? 0;
       const submits0 = gpu?.ctx.submitCount ?? 0;
+      const readbacks0 = bufferMaps;
       const t0 = performance.now();
       const { peak } = await withPeakRss(() => runMerge({ recipe, sources: set.sources, backend, output: folder, options: { seed: 1 } }));
       const seconds = (performance.now() - t0) / 1000;
@@ -287,6 +310,7 @@ async function benchSet(set: ModelSet, backends: Map<BackendKind, Backend>, useM
         buffersReused: gpu ? gpu.ctx.reusedBuffers - reused0 : undefined,
         dispatches: gpu ? gpu.ctx.dispatchCount - dispatches0 : undefined,
         submits: gpu ? gpu.ctx.submitCount - submits0 : undefined,
+        readbacks: gpu ? bufferMaps - readbacks0 : undefined,
         // The copy read all four models; scale to the models this method reads.
         vsCopy: seconds / ((copySeconds * used.size) / 4),
         mergekitSeconds: mk?.seconds,
@@ -297,7 +321,7 @@ async function benchSet(set: ModelSet, backends: Map<BackendKind, Backend>, useM
       console.error(
         `${set.size} ${kind.padEnd(4)} ${method.padEnd(16)} ${seconds.toFixed(2).padStart(8)} s  ${row.gbPerSecond.toFixed(3)} GB/s in  ` +
           `${(row.paramsPerSecond / 1e6).toFixed(1)} M params/s  peak RSS ${formatBytes(peak)}` +
-          (gpu ? `  peak GPU ${formatBytes(row.peakGpuBytes ?? 0)}  buffers +${row.buffersCreated} (${row.buffersReused} reused)  ${row.dispatches} dispatches in ${row.submits} submits` : '') +
+          (gpu ? `  peak GPU ${formatBytes(row.peakGpuBytes ?? 0)}  buffers +${row.buffersCreated} (${row.buffersReused} reused)  ${row.dispatches} dispatches in ${row.submits} submits, ${row.readbacks} read-backs` : '') +
           `  ${row.vsCopy.toFixed(2)}× copy` +
           (row.vsMergekit !== undefined ? `  ${row.vsMergekit.toFixed(2)}× mergekit's speed` : ''),
       );
@@ -328,10 +352,16 @@ async function main() {
     console.error(values.from !== 'disk' ? 'mergekit comparison needs --from disk' : 'mergekit is not installed here: comparing with the times recorded for issue 9');
   }
   const backends = new Map<BackendKind, Backend>();
+  /** Each backend's device (the GPU adapter's name), for the JSON. */
+  const adapters: Record<string, string> = {};
   for (const kind of (values.backends as string).split(',') as BackendKind[]) {
     const backend = await createBackend(kind);
     if (values['no-pool'] && backend instanceof GpuBackend) backend.ctx.setMaxIdleBytes(0);
+    // The engine's overlap of tensors off, to measure what it gains (the field is the backend's own).
+    if (values['no-overlap'] && backend instanceof GpuBackend) Object.defineProperty(backend, 'overlapsTensors', { value: false });
+    if (backend instanceof GpuBackend) countBufferMaps();
     backends.set(kind, backend);
+    adapters[kind] = backend.description;
     console.error(`${kind}: ${backend.description}`);
   }
   const rows: Row[] = [];
@@ -377,7 +407,8 @@ async function main() {
   const date = new Date().toISOString();
   const file = values.json ?? join(import.meta.dirname, 'results', `${date.slice(0, 10)}-${machine.host}-${linalgOnly ? 'linalg' : subspaceOnly ? 'subspace' : sizes.join('_')}.json`);
   mkdirSync(join(file, '..'), { recursive: true });
-  writeFileSync(file, JSON.stringify({ date, machine, from: values.from, pool: !values['no-pool'], sets, rows, analysis, linalg, subspace, subspaceMethods }, null, 2) + '\n');
+  const overlap = !values['no-overlap'];
+  writeFileSync(file, JSON.stringify({ date, machine, adapters, from: values.from, pool: !values['no-pool'], overlap, sets, rows, analysis, linalg, subspace, subspaceMethods }, null, 2) + '\n');
   console.error(`results: ${file}`);
 }
 
