@@ -7,8 +7,10 @@
 # them within KIT_BUDGET_S seconds (default 480), so the call ends well inside the tool's 600 s.
 # $OUT gets run.log (everything printed, the adapter's name first) and one JSON per finished step.
 #
-#   KIT_PLAN=full   (default) probe; mk (6 methods), 7b (gpu: linear, ties; cpu: linear),
-#                   1b (4 methods) on gpu and cpu; subspace and linalg large cases on gpu
+#   KIT_PLAN=full   (default) probe; mk (6 methods) on gpu and cpu, then on gpu with --no-overlap
+#                   (what the engine's overlap of tensors gains); 7b (gpu: linear, ties; cpu:
+#                   linear); 1b (4 methods) on gpu and cpu; on gpu, the subspace statistics' large
+#                   case and matrix products up to 4096²
 #   KIT_PLAN=small  the small set and the small subspace/linalg sections on both backends: a check of
 #                   the kit itself, e.g. here on SwiftShader with
 #                   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json KIT_BUDGET_S=900
@@ -107,7 +109,7 @@ step() { # name limit_s bench-args...
 # Probe: which adapter Dawn picks (its name is printed as "gpu: WebGPU: ..."), on a tiny merge.
 B=gpu,cpu
 probe=(--sizes small --methods linear --backends gpu --no-analysis --json /tmp/gpu-kit-probe.json)
-if ! step probe 45 "${probe[@]}"; then
+if ! step probe 40 "${probe[@]}"; then
   say "no GPU adapter: once more with the Vulkan loader's diagnostics"
   if ! VK_LOADER_DEBUG=error,warn,driver step probe-debug 30 "${probe[@]}"; then
     say "continuing on the CPU backend only"
@@ -119,15 +121,18 @@ say "adapter: ${adapter:-none}"
 
 case $PLAN in
   full)
-    step mk 100 --sizes mk --backends $B --no-analysis --json "$OUT/bench-mk.json"
+    step mk 90 --sizes mk --backends $B --no-analysis --json "$OUT/bench-mk.json"
     if [ $B = gpu,cpu ]; then
+      step mk-no-overlap 30 --sizes mk --methods linear,ties --backends gpu --no-overlap --no-analysis --json "$OUT/bench-mk-no-overlap.json"
       step 7b-gpu 110 --sizes 7b --methods linear,ties --backends gpu --no-analysis --json "$OUT/bench-7b-gpu.json"
     fi
-    step 7b-cpu 70 --sizes 7b --methods linear --backends cpu --no-analysis --json "$OUT/bench-7b-cpu.json"
-    step 1b 70 --sizes 1b --methods linear,task_arithmetic,ties,dare_ties --backends $B --no-analysis --json "$OUT/bench-1b.json"
+    step 7b-cpu 60 --sizes 7b --methods linear --backends cpu --no-analysis --json "$OUT/bench-7b-cpu.json"
+    step 1b 60 --sizes 1b --methods linear,task_arithmetic,ties,dare_ties --backends $B --no-analysis --json "$OUT/bench-1b.json"
     if [ $B = gpu,cpu ]; then
-      step subspace 50 --subspace-only --subspace-large --subspace-methods-large --backends gpu --json "$OUT/bench-subspace.json"
-      step linalg 35 --linalg-only --linalg-large --backends gpu --json "$OUT/bench-linalg.json"
+      # Not --subspace-methods or --linalg-large: their 4096-wide host eigendecompositions take
+      # tens of minutes whatever the GPU (README, Performance).
+      step subspace 50 --subspace-only --subspace-large --backends gpu --json "$OUT/bench-subspace.json"
+      step linalg 35 --linalg-only --linalg-sizes 1024,2048,4096 --linalg-factor-sizes 1024 --backends gpu --json "$OUT/bench-linalg.json"
     fi
     ;;
   small)
