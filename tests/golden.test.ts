@@ -64,6 +64,14 @@ function maskFragile(dir: string, fragileFile: string | undefined, got: Map<stri
   return masked;
 }
 
+/**
+ * gpu-chunked's chunk size per case (1000 elsewhere). The subspace methods run ~17 products per
+ * weight matrix, and their cost grows with the number of chunks: at 1000 elements Iso-CTS took 65 s
+ * of a CI run on SwiftShader. 2999 still cuts the matrices of 4096+ elements into 2–6 chunks that
+ * split rows (64 columns), which is what the out-of-core products must get right.
+ */
+const CHUNK_ELEMENTS: Record<string, number> = { 'p-tsv': 2999, 'p-iso-c': 2999, 'p-iso-cts': 2999 };
+
 // cpu: the fast CPU backend; cpu-reference: the plain TypeScript reference it is tested against.
 describe.each(['gpu', 'gpu-chunked', 'cpu', 'cpu-reference'])('golden cases through the CLI (%s backend)', (backend) => {
   // The papers' methods are slow on a software adapter with 1000-element chunks: PCB streams the
@@ -77,7 +85,7 @@ describe.each(['gpu', 'gpu-chunked', 'cpu', 'cpu-reference'])('golden cases thro
     const args = ['merge', join(dir, 'recipe.yml'), '--out', out, '--quiet'];
     // gpu-chunked: every tensor of 4096+ elements spans several GPU buffers (the out-of-core path).
     args.push(...(backend.startsWith('cpu') ? ['--backend', backend] : ['--backend', 'gpu']));
-    if (backend === 'gpu-chunked') args.push('--chunk-elements', '1000');
+    if (backend === 'gpu-chunked') args.push('--chunk-elements', String(CHUNK_ELEMENTS[name] ?? 1000));
     if (existsSync(join(dir, 'masks.safetensors'))) args.push('--replay-masks', join(dir, 'masks.safetensors'));
     const { code, stdout, stderr } = await cli(args);
     expect(stdout + stderr).toBe('');
