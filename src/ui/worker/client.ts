@@ -13,6 +13,7 @@ import {
   type CompatReportInfo,
   type ErrorInfo,
   type FromWorker,
+  type JobFailed,
   type GpuStatus,
   type MergeProgressInfo,
   type MergeRequest,
@@ -59,43 +60,24 @@ export interface EngineApi {
   lora?(request: LoraRequest, onProgress: (p: LoraProgressInfo) => void): LoraHandle;
 }
 
-export type LoraOutcome = { status: 'done'; result: LoraResult } | { status: 'cancelled' };
+type Cancelled = { status: 'cancelled' };
 
-export interface LoraHandle {
+/** A job started in the worker (merge, analysis, scores, LoRA export). */
+export interface JobHandle<Outcome> {
   readonly jobId: number;
   /** Resolves when the job ends (done or cancelled); rejects with EngineError when it fails. */
-  readonly outcome: Promise<LoraOutcome>;
+  readonly outcome: Promise<Outcome>;
   cancel(): void;
 }
 
-export type ScoreOutcome = { status: 'done'; result: ScoreResult } | { status: 'cancelled' };
-
-export interface ScoreHandle {
-  readonly jobId: number;
-  /** Resolves when scoring ends (done or cancelled); rejects with EngineError when it fails. */
-  readonly outcome: Promise<ScoreOutcome>;
-  cancel(): void;
-}
-
-export type AnalysisOutcome = { status: 'done'; result: AnalysisResult } | { status: 'cancelled' };
-
-export interface AnalysisHandle {
-  readonly jobId: number;
-  /** Resolves when the analysis ends (done or cancelled); rejects with EngineError when it fails. */
-  readonly outcome: Promise<AnalysisOutcome>;
-  cancel(): void;
-}
-
-export type MergeOutcome =
-  | { status: 'done'; result: MergeResultInfo; download: { name: string; blob: Blob } | null }
-  | { status: 'cancelled' };
-
-export interface MergeHandle {
-  readonly jobId: number;
-  /** Resolves when the merge ends (done or cancelled); rejects with EngineError when it fails. */
-  readonly outcome: Promise<MergeOutcome>;
-  cancel(): void;
-}
+export type LoraOutcome = { status: 'done'; result: LoraResult } | Cancelled;
+export type LoraHandle = JobHandle<LoraOutcome>;
+export type ScoreOutcome = { status: 'done'; result: ScoreResult } | Cancelled;
+export type ScoreHandle = JobHandle<ScoreOutcome>;
+export type AnalysisOutcome = { status: 'done'; result: AnalysisResult } | Cancelled;
+export type AnalysisHandle = JobHandle<AnalysisOutcome>;
+export type MergeOutcome = { status: 'done'; result: MergeResultInfo; download: { name: string; blob: Blob } | null } | Cancelled;
+export type MergeHandle = JobHandle<MergeOutcome>;
 
 /** The part of Worker / MessagePort the client uses. */
 export interface EnginePort {
@@ -112,29 +94,66 @@ interface Pending {
   progress?: (bytesReceived: number, bytesExpected: number) => void;
 }
 
-interface RunningAnalysis {
-  resolve(outcome: AnalysisOutcome): void;
+interface RunningJob<Done, Listener> {
+  resolve(outcome: Done | Cancelled): void;
   reject(error: EngineError): void;
-  progress(p: AnalysisProgress): void;
+  listener: Listener;
 }
 
-interface RunningJob {
-  resolve(outcome: MergeOutcome): void;
-  reject(error: EngineError): void;
-  progress(p: MergeProgressInfo): void;
-  sourceProgress?(p: SourceProgressInfo): void;
+/** The running jobs of one kind: started with a message, ended by `<kind>-done` or `<kind>-failed`. */
+class JobTable<Done, Listener> {
+  readonly #running = new Map<number, RunningJob<Done, Listener>>();
+
+  /** Registers the job and posts its message; the handle's cancel asks the worker while it runs. */
+  start(port: EnginePort, message: Extract<ToWorker, { jobId: number }>, listener: Listener): JobHandle<Done | Cancelled> {
+    const { jobId } = message;
+    const outcome = new Promise<Done | Cancelled>((resolve, reject) => this.#running.set(jobId, { resolve, reject, listener }));
+    port.postMessage(message);
+    return {
+      jobId,
+      outcome,
+      cancel: () => {
+        if (this.#running.has(jobId)) port.postMessage({ kind: 'cancel', jobId });
+      },
+    };
+  }
+
+  listener(jobId: number): Listener | undefined {
+    return this.#running.get(jobId)?.listener;
+  }
+
+  /** The job, no longer running (its last message came). */
+  take(jobId: number): RunningJob<Done, Listener> | undefined {
+    const job = this.#running.get(jobId);
+    this.#running.delete(jobId);
+    return job;
+  }
+
+  failed(msg: JobFailed<string>): void {
+    const job = this.take(msg.jobId);
+    if (msg.cancelled) job?.resolve({ status: 'cancelled' });
+    else job?.reject(new EngineError(msg.error));
+  }
+
+  failAll(error: EngineError): void {
+    for (const job of this.#running.values()) job.reject(error);
+    this.#running.clear();
+  }
 }
+
+type Done<O> = Exclude<O, Cancelled>;
+type Progress<P> = (p: P) => void;
 
 export class EngineClient implements EngineApi {
   readonly #port: EnginePort;
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
-  readonly #jobs = new Map<number, RunningJob>();
-  readonly #analyses = new Map<number, RunningAnalysis>();
+  readonly #merges = new JobTable<Done<MergeOutcome>, { progress: Progress<MergeProgressInfo>; sourceProgress?: Progress<SourceProgressInfo> }>();
+  readonly #analyses = new JobTable<Done<AnalysisOutcome>, Progress<AnalysisProgress>>();
   /** The last model statistics received (the worker does not send the same ones again). */
   #modelStats: ModelSetStats | null = null;
-  readonly #scores = new Map<number, { resolve(o: ScoreOutcome): void; reject(e: EngineError): void; progress(p: ScoreProgressInfo): void }>();
-  readonly #loras = new Map<number, { resolve(o: LoraOutcome): void; reject(e: EngineError): void; progress(p: LoraProgressInfo): void }>();
+  readonly #scores = new JobTable<Done<ScoreOutcome>, Progress<ScoreProgressInfo>>();
+  readonly #loras = new JobTable<Done<LoraOutcome>, Progress<LoraProgressInfo>>();
 
   constructor(port: EnginePort) {
     this.#port = port;
@@ -178,64 +197,20 @@ export class EngineClient implements EngineApi {
     });
   }
 
-  merge(request: MergeRequest, onProgress: (p: MergeProgressInfo) => void, onSourceProgress?: (p: SourceProgressInfo) => void): MergeHandle {
-    const jobId = this.#nextId++;
-    const outcome = new Promise<MergeOutcome>((resolve, reject) => {
-      this.#jobs.set(jobId, { resolve, reject, progress: onProgress, sourceProgress: onSourceProgress });
-    });
-    this.#port.postMessage({ kind: 'merge', jobId, request });
-    return {
-      jobId,
-      outcome,
-      cancel: () => {
-        if (this.#jobs.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
-      },
-    };
+  merge(request: MergeRequest, onProgress: Progress<MergeProgressInfo>, onSourceProgress?: Progress<SourceProgressInfo>): MergeHandle {
+    return this.#merges.start(this.#port, { kind: 'merge', jobId: this.#nextId++, request }, { progress: onProgress, sourceProgress: onSourceProgress });
   }
 
-  analyze(request: AnalysisRequest, onProgress: (p: AnalysisProgress) => void): AnalysisHandle {
-    const jobId = this.#nextId++;
-    const outcome = new Promise<AnalysisOutcome>((resolve, reject) => {
-      this.#analyses.set(jobId, { resolve, reject, progress: onProgress });
-    });
-    this.#port.postMessage({ kind: 'analyze', jobId, request, heldModelStats: this.#modelStats?.key });
-    return {
-      jobId,
-      outcome,
-      cancel: () => {
-        if (this.#analyses.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
-      },
-    };
+  analyze(request: AnalysisRequest, onProgress: Progress<AnalysisProgress>): AnalysisHandle {
+    return this.#analyses.start(this.#port, { kind: 'analyze', jobId: this.#nextId++, request, heldModelStats: this.#modelStats?.key }, onProgress);
   }
 
-  score(request: ScoreRequest, onProgress: (p: ScoreProgressInfo) => void): ScoreHandle {
-    const jobId = this.#nextId++;
-    const outcome = new Promise<ScoreOutcome>((resolve, reject) => {
-      this.#scores.set(jobId, { resolve, reject, progress: onProgress });
-    });
-    this.#port.postMessage({ kind: 'score', jobId, request });
-    return {
-      jobId,
-      outcome,
-      cancel: () => {
-        if (this.#scores.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
-      },
-    };
+  score(request: ScoreRequest, onProgress: Progress<ScoreProgressInfo>): ScoreHandle {
+    return this.#scores.start(this.#port, { kind: 'score', jobId: this.#nextId++, request }, onProgress);
   }
 
-  lora(request: LoraRequest, onProgress: (p: LoraProgressInfo) => void): LoraHandle {
-    const jobId = this.#nextId++;
-    const outcome = new Promise<LoraOutcome>((resolve, reject) => {
-      this.#loras.set(jobId, { resolve, reject, progress: onProgress });
-    });
-    this.#port.postMessage({ kind: 'lora', jobId, request });
-    return {
-      jobId,
-      outcome,
-      cancel: () => {
-        if (this.#loras.has(jobId)) this.#port.postMessage({ kind: 'cancel', jobId });
-      },
-    };
+  lora(request: LoraRequest, onProgress: Progress<LoraProgressInfo>): LoraHandle {
+    return this.#loras.start(this.#port, { kind: 'lora', jobId: this.#nextId++, request }, onProgress);
   }
 
   cacheInfo(): Promise<RangeCacheInfo> {
@@ -292,30 +267,19 @@ export class EngineClient implements EngineApi {
         return;
       }
       case 'merge-progress':
-        this.#jobs.get(msg.jobId)?.progress(msg.progress);
+        this.#merges.listener(msg.jobId)?.progress(msg.progress);
         return;
       case 'source-progress':
-        this.#jobs.get(msg.jobId)?.sourceProgress?.(msg.progress);
+        this.#merges.listener(msg.jobId)?.sourceProgress?.(msg.progress);
         return;
-      case 'merge-done': {
-        const job = this.#jobs.get(msg.jobId);
-        this.#jobs.delete(msg.jobId);
-        job?.resolve({ status: 'done', result: msg.result, download: msg.download });
+      case 'merge-done':
+        this.#merges.take(msg.jobId)?.resolve({ status: 'done', result: msg.result, download: msg.download });
         return;
-      }
-      case 'merge-failed': {
-        const job = this.#jobs.get(msg.jobId);
-        this.#jobs.delete(msg.jobId);
-        if (msg.cancelled) job?.resolve({ status: 'cancelled' });
-        else job?.reject(new EngineError(msg.error));
-        return;
-      }
       case 'analysis-progress':
-        this.#analyses.get(msg.jobId)?.progress(msg.progress);
+        this.#analyses.listener(msg.jobId)?.(msg.progress);
         return;
       case 'analysis-done': {
-        const job = this.#analyses.get(msg.jobId);
-        this.#analyses.delete(msg.jobId);
+        const job = this.#analyses.take(msg.jobId);
         // Model statistics are sent once per model set (the bulk of a result); later results refer to them.
         let result = msg.result;
         if (msg.sameModelStats !== undefined) {
@@ -330,45 +294,26 @@ export class EngineClient implements EngineApi {
         job?.resolve({ status: 'done', result });
         return;
       }
-      case 'analysis-failed': {
-        const job = this.#analyses.get(msg.jobId);
-        this.#analyses.delete(msg.jobId);
-        if (msg.cancelled) job?.resolve({ status: 'cancelled' });
-        else job?.reject(new EngineError(msg.error));
-        return;
-      }
       case 'score-progress':
-        this.#scores.get(msg.jobId)?.progress(msg.progress);
+        this.#scores.listener(msg.jobId)?.(msg.progress);
         return;
-      case 'score-done': {
-        const job = this.#scores.get(msg.jobId);
-        this.#scores.delete(msg.jobId);
-        job?.resolve({ status: 'done', result: msg.result });
+      case 'score-done':
+        this.#scores.take(msg.jobId)?.resolve({ status: 'done', result: msg.result });
         return;
-      }
-      case 'score-failed': {
-        const job = this.#scores.get(msg.jobId);
-        this.#scores.delete(msg.jobId);
-        if (msg.cancelled) job?.resolve({ status: 'cancelled' });
-        else job?.reject(new EngineError(msg.error));
-        return;
-      }
       case 'lora-progress':
-        this.#loras.get(msg.jobId)?.progress(msg.progress);
+        this.#loras.listener(msg.jobId)?.(msg.progress);
         return;
-      case 'lora-done': {
-        const job = this.#loras.get(msg.jobId);
-        this.#loras.delete(msg.jobId);
-        job?.resolve({ status: 'done', result: msg.result });
+      case 'lora-done':
+        this.#loras.take(msg.jobId)?.resolve({ status: 'done', result: msg.result });
         return;
-      }
-      case 'lora-failed': {
-        const job = this.#loras.get(msg.jobId);
-        this.#loras.delete(msg.jobId);
-        if (msg.cancelled) job?.resolve({ status: 'cancelled' });
-        else job?.reject(new EngineError(msg.error));
-        return;
-      }
+      case 'merge-failed':
+        return this.#merges.failed(msg);
+      case 'analysis-failed':
+        return this.#analyses.failed(msg);
+      case 'score-failed':
+        return this.#scores.failed(msg);
+      case 'lora-failed':
+        return this.#loras.failed(msg);
       default:
         assertNever(msg, 'message from the engine worker');
     }
@@ -377,14 +322,7 @@ export class EngineClient implements EngineApi {
   #failAll(error: EngineError): void {
     for (const p of this.#pending.values()) p.fail(error);
     this.#pending.clear();
-    for (const j of this.#jobs.values()) j.reject(error);
-    this.#jobs.clear();
-    for (const a of this.#analyses.values()) a.reject(error);
-    this.#analyses.clear();
-    for (const s of this.#scores.values()) s.reject(error);
-    this.#scores.clear();
-    for (const l of this.#loras.values()) l.reject(error);
-    this.#loras.clear();
+    for (const jobs of [this.#merges, this.#analyses, this.#scores, this.#loras]) jobs.failAll(error);
   }
 }
 

@@ -5,7 +5,7 @@
  * of a chosen rank (src/gpu/lora/extract.ts), zipped for download.
  */
 import type { Recipe } from '../../core/recipe/types.ts';
-import type { BackendChoice, ErrorInfo } from './protocol.ts';
+import type { BackendChoice, JobFromWorker, JobToWorker } from './protocol.ts';
 
 export interface LoraRequest {
   /** The merge (its base_model is the adapter's base). */
@@ -53,9 +53,6 @@ export interface LoraProgressInfo {
   total: number;
 }
 
-export type LoraToWorker = { kind: 'lora'; jobId: number; request: LoraRequest };
+export type LoraToWorker = JobToWorker<'lora', LoraRequest>;
 
-export type LoraFromWorker =
-  | { kind: 'lora-progress'; jobId: number; progress: LoraProgressInfo }
-  | { kind: 'lora-done'; jobId: number; result: LoraResult }
-  | { kind: 'lora-failed'; jobId: number; error: ErrorInfo; cancelled: boolean };
+export type LoraFromWorker = JobFromWorker<'lora', LoraProgressInfo, LoraResult>;

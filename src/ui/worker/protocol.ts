@@ -196,13 +196,24 @@ export type FromWorker =
   | { kind: 'source-progress'; jobId: number; progress: SourceProgressInfo }
   | { kind: 'cache-status'; requestId: number; cache: RangeCacheInfo }
   | { kind: 'merge-done'; jobId: number; result: MergeResultInfo; download: { name: string; blob: Blob } | null }
-  | { kind: 'merge-failed'; jobId: number; error: ErrorInfo; cancelled: boolean }
+  | JobFailed<'merge'>
   | { kind: 'analysis-progress'; jobId: number; progress: AnalysisProgress }
   /** `sameModelStats`: the result's model statistics are the page's held ones (sent as null). */
   | { kind: 'analysis-done'; jobId: number; result: AnalysisResult; sameModelStats?: string }
-  | { kind: 'analysis-failed'; jobId: number; error: ErrorInfo; cancelled: boolean }
+  | JobFailed<'analysis'>
   | ScoreFromWorker
   | LoraFromWorker;
+
+/** A job's last message when it did not finish: `cancelled` when it stopped on request. */
+export type JobFailed<K extends string> = { kind: `${K}-failed`; jobId: number; error: ErrorInfo; cancelled: boolean };
+
+/** A job the page starts with a request: `K` in, then `K-progress` reports and `K-done` or `K-failed` out. */
+export type JobToWorker<K extends string, Request> = { kind: K; jobId: number; request: Request };
+
+export type JobFromWorker<K extends string, Progress, Result> =
+  | { kind: `${K}-progress`; jobId: number; progress: Progress }
+  | { kind: `${K}-done`; jobId: number; result: Result }
+  | JobFailed<K>;
 
 export type ToWorkerKind = ToWorker['kind'];
 export type FromWorkerKind = FromWorker['kind'];

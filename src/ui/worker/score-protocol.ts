@@ -6,7 +6,7 @@
  */
 import type { Recipe } from '../../core/recipe/types.ts';
 import type { EvalReport, TaskSet } from '../../gpu/model/eval.ts';
-import type { BackendChoice, ErrorInfo } from './protocol.ts';
+import type { BackendChoice, ErrorInfo, JobFromWorker, JobToWorker } from './protocol.ts';
 
 export interface ScoreRequest {
   /** The merge to score (merged into memory first), or null to score the inputs only. */
@@ -56,9 +56,6 @@ export interface ScoreProgressInfo {
   total: number;
 }
 
-export type ScoreToWorker = { kind: 'score'; jobId: number; request: ScoreRequest };
+export type ScoreToWorker = JobToWorker<'score', ScoreRequest>;
 
-export type ScoreFromWorker =
-  | { kind: 'score-progress'; jobId: number; progress: ScoreProgressInfo }
-  | { kind: 'score-done'; jobId: number; result: ScoreResult }
-  | { kind: 'score-failed'; jobId: number; error: ErrorInfo; cancelled: boolean };
+export type ScoreFromWorker = JobFromWorker<'score', ScoreProgressInfo, ScoreResult>;
