@@ -14,6 +14,9 @@ import { runMerge } from '../engine.ts';
 import { AnalysisCancelledError, AnalysisInputError, analyzeMerge } from './analyze.ts';
 import { AnalysisCache, ResidentTensors } from './cache.ts';
 import { ReferenceAnalysisOps } from './reference-ops.ts';
+import { FastCpuBackend } from '../cpu-fast/fast-backend.ts';
+import { FastAnalysisOps } from './fast-ops.ts';
+import { analysisOpsFor } from './ops-for.ts';
 import {
   numelOf,
   plus,
@@ -384,6 +387,40 @@ describe('cache, progress, cancellation', () => {
     expect(backend.liveTensors).toBeGreaterThan(0);
     cached.resident.clear();
     expect(backend.liveTensors).toBe(0);
+  });
+
+  it('on the fast CPU backend (its own ops, resident re-runs) gives the reference analysis numbers', async () => {
+    const sources = sourcesOf([
+      await toyModel('base', toyBase),
+      await toyModel('a', plus(toyBase, toyDelta(31))),
+      await toyModel('b', plus(toyBase, toyDelta(32))),
+      await toyModel('c', only(plus(toyBase, toyDelta(33)), (e) => e % 3 !== 0)),
+    ]);
+    const recipe = (densityA: number, method: string) =>
+      recipeOf(method, [
+        { ref: 'a', params: { weight: 1, density: densityA } },
+        { ref: 'b', params: { weight: 0.7, density: 0.5 } },
+        { ref: 'c', params: { weight: -0.4, density: 0.6 } },
+      ]);
+    const backend = new FastCpuBackend();
+    const fast = analysisOpsFor(backend);
+    expect(fast).toBeInstanceOf(FastAnalysisOps);
+    const cached = { cache: new AnalysisCache(), resident: new ResidentTensors(backend) };
+    // Numbers only: the backend's name, the time taken and the cache's key differ.
+    const numbers = (r: Awaited<ReturnType<typeof analyzeMerge>>) => ({ ...r, backend: null, seconds: null, modelStats: r.modelStats && { ...r.modelStats, key: null } });
+    try {
+      for (const method of ['ties', 'dare_ties']) {
+        for (const density of [0.5, 0.3, 0.8]) {
+          const got = await analyzeMerge({ recipe: recipe(density, method), sources, ops: fast, options: { seed: 4, ...cached } });
+          const want = await analyzeMerge({ recipe: recipe(density, method), sources, ops: ops(), options: { seed: 4 } });
+          expect(numbers(got), `${method}, density ${density}`).toEqual(numbers(want));
+        }
+      }
+      cached.resident.clear();
+      expect(backend.liveTensors).toBe(0);
+    } finally {
+      backend.destroy();
+    }
   });
 
   it('resident tensors stay within their byte budget and never evict what a run is using', async () => {

@@ -1,8 +1,10 @@
 /**
  * The analysis reductions: the TypeScript reference against hand-computed values, and the WGSL
- * kernels against the reference at odd sizes, with tensors cut into many chunks. Counts and
- * histograms must be identical; the elected-contribution norms agree within f32 summation error
- * (GPU: f32 block sums of 4096 added in f64, division within 2.5 ulp), stated as rel 1e-5.
+ * kernels and the fast CPU backend's loops against the reference at odd sizes, with tensors cut into
+ * many chunks. Counts and histograms must be identical; the elected-contribution norms agree within
+ * f32 summation error (GPU: f32 block sums of 4096 added in f64, division within 2.5 ulp), stated as
+ * rel 1e-5; on the fast CPU backend they are identical for one chunk of CHUNK entries and within f64
+ * rounding of the chunk sums above (rel 1e-12).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GpuContext } from '../context.ts';
@@ -10,8 +12,13 @@ import { CpuBackend } from '../cpu-backend.ts';
 import { createGpuBackend, type GpuBackend } from '../gpu-backend.ts';
 import { nodeGpu } from '../node-gpu.ts';
 import { BIN, BIN_COUNT, binEdges, binOf, BINS_PER_OCTAVE, MIN_EXPONENT, subBinMantissas } from './bins.ts';
+import { CHUNK, FastCpuBackend } from '../cpu-fast/fast-backend.ts';
+import { nodeWorkers } from '../cpu-fast/node-threads.ts';
+import type { Tensor } from '../backend.ts';
+import { CODE_TABLE_MAX_MODELS, FastAnalysisOps } from './fast-ops.ts';
 import { GpuAnalysisOps } from './gpu-ops.ts';
 import { AnalysisOpsError, pairIndex } from './ops.ts';
+import { analysisOpsFor } from './ops-for.ts';
 import { electedContributionNormsSqOf, magnitudeHistogramOf, ReferenceAnalysisOps, signCountsOf } from './reference-ops.ts';
 import { seeded } from '../../../tests/helpers/seeded.ts';
 
@@ -226,12 +233,201 @@ describe('GPU analysis ops against the reference', () => {
     }
   });
 
+  it('analysisOpsFor picks the GPU ops on the GPU backend', () => {
+    expect(analysisOpsFor(gpus.get(undefined)!)).toBeInstanceOf(GpuAnalysisOps);
+  });
+
   it('rejects mismatched sizes and too many tensors with a typed error', async () => {
     const a = cpu.fromArray([1, 2], [2]);
     const b = cpu.fromArray([1, 2, 3], [3]);
     await expect(reference.signCounts([a, b])).rejects.toThrow(AnalysisOpsError);
     await expect(reference.signCounts(Array(17).fill(a))).rejects.toThrow(/at most 16/);
     await expect(reference.electedContributionNormsSq([a], [1, 2], true)).rejects.toThrow(/2 weights for 1 tensors/);
+  });
+});
+
+describe('fast CPU analysis ops against the reference', () => {
+  const backends = [
+    ['1 thread', new FastCpuBackend()],
+    ['2 threads', new FastCpuBackend({ threads: 2, workers: nodeWorkers })],
+  ] as const;
+  afterAll(() => {
+    for (const [, b] of backends) b.destroy();
+  });
+
+  // [2, 40001] spans 2 chunks of CHUNK entries: it runs on both threads, and its norms add chunk sums.
+  const SHAPES = [[1], [7], [257], [4099], [3, 3000], [7, 1300], [2, 40001]].map((shape) => ({ shape, name: shape.join('×') }));
+  const numelOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+  /** Entries whose f32 bits differ (a plain loop: deep equality of long arrays is slow). */
+  const differingBits = (a: Float32Array, b: Float32Array) => {
+    const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+    const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+    let n = Math.abs(x.length - y.length);
+    for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) n++;
+    return n;
+  };
+
+  /**
+   * The tensor of `values` as the analysis hands it over: stored f32, a lazy task vector x − base
+   * (computed, not stored), or BF16 bytes decoded (stored as BF16). Returns it and its values.
+   */
+  async function tensorOf(be: FastCpuBackend, values: Float32Array, shape: number[], form: 'f32' | 'lazy' | 'bf16'): Promise<{ t: Tensor; values: Float32Array; made: Tensor[] }> {
+    if (form === 'f32') {
+      const t = be.fromArray(values, shape);
+      return { t, values, made: [t] };
+    }
+    if (form === 'bf16') {
+      const bits = new Uint32Array(values.buffer.slice(0));
+      const bytes = new Uint16Array(values.length);
+      for (let i = 0; i < values.length; i++) bytes[i] = bits[i] >>> 16; // truncate: keeps NaN, Inf, ±0 and the sign
+      const t = await be.decode(new Uint8Array(bytes.buffer), 'BF16', shape);
+      return { t, values: await be.read(t), made: [t] };
+    }
+    const base = be.fromArray(Float32Array.from(values, (_, i) => (i % 5) * 0.25 - 0.5), shape);
+    const x = be.fromArray(Float32Array.from(values, (v, i) => Math.fround(v + ((i % 5) * 0.25 - 0.5))), shape);
+    const t = await be.lincomb([
+      { x, coef: 1 },
+      { x: base, coef: -1 },
+    ]);
+    return { t, values: await be.read(t), made: [base, x, t] };
+  }
+
+  for (const [label, be] of backends) {
+    describe(label, () => {
+      const ops = new FastAnalysisOps(be);
+
+      it.each(SHAPES)('sign counts of 1..16 tensors (flips, f32, lazy and BF16 inputs), shape $name', async ({ shape }) => {
+        const numel = numelOf(shape);
+        const counts = numel > CHUNK ? [3, 16] : Array.from({ length: 16 }, (_, i) => i + 1);
+        for (const n of counts) {
+          const forms = ['f32', 'lazy', 'bf16'] as const;
+          const made: Tensor[] = [];
+          try {
+            const inputs = [];
+            for (let i = 0; i < n; i++) {
+              const input = await tensorOf(be, awkwardValues(numel, 100 * n + i, i % 2 ? 0.6 : 0.1), shape, forms[i % 3]);
+              made.push(...input.made);
+              inputs.push(input);
+            }
+            const flips = inputs.map((_, i) => i % 3 === 1);
+            const got = await ops.signCounts(
+              inputs.map((x) => x.t),
+              flips,
+            );
+            expect(got, `${n} tensors`).toEqual(signCountsOf(
+              inputs.map((x) => x.values),
+              flips,
+            ));
+            // Stored in place, the tensors keep their values (bit for bit: NaN, -0).
+            for (const [i, x] of inputs.entries()) expect(differingBits(await be.read(x.t), x.values), `tensor ${i}`).toBe(0);
+          } finally {
+            for (const t of made) be.release(t);
+          }
+        }
+        expect(be.liveTensors).toBe(0);
+      });
+
+      it.each(SHAPES)('magnitude histograms of 4 tensors, shape $name', async ({ shape }) => {
+        const numel = numelOf(shape);
+        const made: Tensor[] = [];
+        try {
+          const inputs = [
+            await tensorOf(be, awkwardValues(numel, numel), shape, 'f32'),
+            await tensorOf(be, awkwardValues(numel, numel + 1, 0.9), shape, 'lazy'),
+            await tensorOf(be, awkwardValues(numel, numel + 2), shape, 'bf16'),
+            await tensorOf(be, new Float32Array(numel), shape, 'f32'),
+          ];
+          for (const x of inputs) made.push(...x.made);
+          const got = await ops.magnitudeHistograms(inputs.map((x) => x.t));
+          expect(got).toHaveLength(4);
+          got.forEach((h, k) => {
+            expect(h.counts).toHaveLength(BIN_COUNT);
+            expect(h, `tensor ${k}`).toEqual(magnitudeHistogramOf(inputs[k].values));
+          });
+        } finally {
+          for (const t of made) be.release(t);
+        }
+      });
+
+      it('bins every edge, the f32 just below it, subnormals, ±0, ±Inf and NaN as binOf does', async () => {
+        const values: number[] = [0, -0, 1e-45, -1e-40, 2 ** -31, Infinity, -Infinity, NaN, 4, 3.9999998, 2 ** 100];
+        const bits = new Uint32Array(1);
+        const f = new Float32Array(bits.buffer);
+        for (const e of binEdges()) {
+          f[0] = e;
+          bits[0]--;
+          values.push(e, -e, f[0]);
+        }
+        const t = be.fromArray(values, [values.length]);
+        try {
+          const [h] = await ops.magnitudeHistograms([t]);
+          const want = new Array(BIN_COUNT).fill(0);
+          for (const v of Float32Array.from(values)) want[binOf(v)]++;
+          expect(h.counts).toEqual(want);
+          expect(h.minNonzero).toBe(Math.fround(1e-45));
+          expect(h.max).toBe(2 ** 100);
+        } finally {
+          be.release(t);
+        }
+        const none = be.fromArray([NaN, Infinity], [2]);
+        try {
+          expect(await ops.magnitudeHistograms([none])).toEqual([magnitudeHistogramOf([NaN, Infinity])]);
+        } finally {
+          be.release(none);
+        }
+      });
+
+      it.each(SHAPES)('elected contribution norms of 1, 2 and 5 tensors, shape $name', async ({ shape }) => {
+        const numel = numelOf(shape);
+        const r = rng(numel);
+        for (const n of [1, 2, 5]) {
+          const made: Tensor[] = [];
+          try {
+            const inputs = [];
+            for (let i = 0; i < n; i++) {
+              const values = Float32Array.from({ length: numel }, () => (r() < 0.3 ? (r() < 0.5 ? 0 : -0) : r() * 2 - 1));
+              const x = await tensorOf(be, values, shape, i % 2 ? 'lazy' : 'f32');
+              made.push(...x.made);
+              inputs.push(x);
+            }
+            // With 2 tensors the weights cancel: where both agree, d = 0 and the merge divides by 1.
+            const weights = n === 2 ? [1, -1] : [1, 0.5, -0.7, 0.3, 2].slice(0, n);
+            for (const normalize of [true, false]) {
+              const got = await ops.electedContributionNormsSq(
+                inputs.map((x) => x.t),
+                weights,
+                normalize,
+              );
+              const want = electedContributionNormsSqOf(
+                inputs.map((x) => x.values),
+                weights,
+                normalize,
+              );
+              if (numel <= CHUNK) expect(got, `${n} tensors, normalize ${normalize}`).toEqual(want);
+              else got.forEach((g, k) => expect(Math.abs(g - want[k]), `model ${k}`).toBeLessThanOrEqual(1e-12 * want[k]));
+            }
+          } finally {
+            for (const t of made) be.release(t);
+          }
+        }
+      });
+
+      it('rejects released tensors, mismatched sizes and too many tensors with a typed error', async () => {
+        const a = be.fromArray([1, 2], [2]);
+        const b = be.fromArray([1, 2, 3], [3]);
+        be.release(b);
+        await expect(ops.signCounts([a, b])).rejects.toThrow(AnalysisOpsError);
+        await expect(ops.magnitudeHistograms([b])).rejects.toThrow(/tensor 0: .*released/);
+        await expect(ops.signCounts(Array(17).fill(a))).rejects.toThrow(/at most 16/);
+        await expect(ops.electedContributionNormsSq([a], [1, 2], true)).rejects.toThrow(/2 weights for 1 tensors/);
+        be.release(a);
+      });
+    });
+  }
+
+  it('is what analysisOpsFor picks for the fast CPU backend (GPU ops for the GPU, the reference elsewhere)', () => {
+    expect(analysisOpsFor(backends[0][1])).toBeInstanceOf(FastAnalysisOps);
+    expect(analysisOpsFor(new CpuBackend())).toBeInstanceOf(ReferenceAnalysisOps);
   });
 });
 
