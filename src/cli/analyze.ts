@@ -5,11 +5,9 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseRecipe } from '../core/recipe/parse.ts';
-import { GpuBackend } from '../gpu/gpu-backend.ts';
 import { analyzeMerge } from '../gpu/analysis/analyze.ts';
-import { GpuAnalysisOps } from '../gpu/analysis/gpu-ops.ts';
 import type { AnalysisOps } from '../gpu/analysis/ops.ts';
-import { ReferenceAnalysisOps } from '../gpu/analysis/reference-ops.ts';
+import { analysisOpsFor } from '../gpu/analysis/ops-for.ts';
 import { DEFAULT_SUBSPACE_RANK } from '../gpu/analysis/subspace.ts';
 import type { AnalysisProgress, AnalysisResult } from '../gpu/analysis/types.ts';
 import { methodLookup } from '../gpu/methods/index.ts';
@@ -98,7 +96,7 @@ function parse(args: string[], usage: AnalyzeIo['usageError']) {
 async function createOps(kind: BackendKind, maxChunkElements: number | undefined, log: (line: string) => void): Promise<AnalysisOps> {
   const { backend, note } = await chooseBackend(kind, { maxChunkElements });
   if (note) log(`note: ${note}`);
-  return backend instanceof GpuBackend ? new GpuAnalysisOps(backend) : new ReferenceAnalysisOps(backend);
+  return analysisOpsFor(backend);
 }
 
 function progressReporter(log: (line: string) => void) {

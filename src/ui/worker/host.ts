@@ -20,9 +20,8 @@ import { MergeCancelledError, MergeInputError, planMerge, runMerge, type MergePr
 import { checkTabMerge, tabMergeLimit } from '../../gpu/plan/tab-limit.ts';
 import { AnalysisCancelledError, analyzeMerge } from '../../gpu/analysis/analyze.ts';
 import { AnalysisCache, ResidentTensors } from '../../gpu/analysis/cache.ts';
-import { GpuAnalysisOps } from '../../gpu/analysis/gpu-ops.ts';
 import type { AnalysisOps } from '../../gpu/analysis/ops.ts';
-import { ReferenceAnalysisOps } from '../../gpu/analysis/reference-ops.ts';
+import { analysisOpsFor } from '../../gpu/analysis/ops-for.ts';
 import { GpuBackend } from '../../gpu/gpu-backend.ts';
 import { methodLookup } from '../../gpu/methods/index.ts';
 import { DirectoryOutputFolder } from '../export/directory-folder.ts';
@@ -309,9 +308,8 @@ export class EngineHost {
     let gpu: Backend | undefined;
     try {
       gpu = await this.#backend('gpu');
-      const opsOf = (b: Backend) => (b instanceof GpuBackend ? new GpuAnalysisOps(b) : new ReferenceAnalysisOps(b));
-      const cpuOps = opsOf(cpu);
-      const gpuOps = opsOf(gpu);
+      const cpuOps = analysisOpsFor(cpu);
+      const gpuOps = analysisOpsFor(gpu);
       const times = { cpu: [] as number[], gpu: [] as number[] };
       for (let round = 0; round < 2; round++) {
         times.cpu.push(await timeAnalysis(cpuOps));
@@ -521,7 +519,7 @@ export class EngineHost {
     if (this.#analysisOps?.choice === choice) return this.#analysisOps.ops;
     this.#dropAnalysisOps();
     const ops = this.#backend(choice).then((backend) => ({
-      ops: backend instanceof GpuBackend ? new GpuAnalysisOps(backend) : new ReferenceAnalysisOps(backend),
+      ops: analysisOpsFor(backend),
       resident: new ResidentTensors(backend),
     }));
     const entry = { choice, ops };
