@@ -2,10 +2,11 @@
  * The analysis reductions on the fast CPU backend (src/gpu/cpu-fast): the same results as
  * ReferenceAnalysisOps (reference-ops.ts), from tight loops over the backend's own f32 storage.
  *
- * - Inputs: a tensor that is not yet stored as f32 (a lazy task vector, a kept band, BF16 bytes) is
- *   stored in place with the backend's `store` (what the backend does before any op that reads a
- *   tensor twice): later passes over it (the gram, the next re-run) read the stored values, and the
- *   reductions read the storage directly, with no copy.
+ * - Inputs: f32 data is read where the backend stores it, with no copy. A lazy tensor already
+ *   computed by an earlier pass (a task vector, a resident kept band) is stored in place with the
+ *   backend's `store`, as the backend does with values used twice: later passes and re-runs read it.
+ *   One computed for the first time (the weighted wd_i of a re-run) and BF16/F16 bytes are evaluated
+ *   into scratch buffers this object reuses, so a re-run allocates no per-entry arrays.
  * - Loops: one kernel per reduction and model count, generated as source and run by the backend's
  *   thread pool (cpu-fast/threads.ts) over chunks of CHUNK entries: a tensor of one chunk (every
  *   tensor of the demo set) runs on the calling thread, larger ones on every thread.
@@ -22,8 +23,10 @@
  * f32 rounding (the same with any thread count).
  */
 import type { Tensor } from '../backend.ts';
-import { CHUNK, type FastCpuBackend } from '../cpu-fast/fast-backend.ts';
+import { Storage } from '../cpu-fast/buffers.ts';
 import type { Binding } from '../cpu-fast/codegen.ts';
+import type { Node } from '../cpu-fast/expr.ts';
+import { CHUNK, type FastCpuBackend } from '../cpu-fast/fast-backend.ts';
 import { BIN, BIN_COUNT, binEdges, binOf, BINS_PER_OCTAVE, MIN_EXPONENT, OCTAVES, subBinMantissas } from './bins.ts';
 import {
   AnalysisOpsError,
@@ -47,12 +50,18 @@ const HIST_MIN = BIN_COUNT;
 const HIST_MAX = BIN_COUNT + 1;
 const HIST_SLOT = BIN_COUNT + 2;
 const F32_INFINITY_BITS = 0x7f800000;
+/** Largest input evaluated into this object's own scratch (the pool reuses buffers from 1 MiB up). */
+const SCRATCH_MAX_BYTES = 1 << 20;
 
 export class FastAnalysisOps implements AnalysisOps {
   readonly backend: FastCpuBackend;
   /** Converts the bits of |x| back to the f32 value. */
   readonly #bits = new Uint32Array(1);
   readonly #float = new Float32Array(this.#bits.buffer);
+  /** Scratch f32 values of input i (up to SCRATCH_MAX_BYTES each), reused call after call. */
+  readonly #scratch: ArrayBufferLike[] = [];
+  /** A call is using the scratch (a call made meanwhile evaluates into pooled buffers). */
+  #scratchBusy = false;
 
   constructor(backend: FastCpuBackend) {
     this.backend = backend;
@@ -63,14 +72,15 @@ export class FastAnalysisOps implements AnalysisOps {
     checkSignInputs(xs, flips);
     const n = xs.length;
     const numel = xs[0].numel;
-    const inputs = await this.#stored(xs, 'signCounts', 'f32');
     let flipMask = 0;
     for (let i = 0; i < n; i++) if (flips?.[i]) flipMask |= 1 << i;
     const out = emptySignCounts(n, numel);
+    const nodes = this.#nodes(xs, 'signCounts');
     if (numel === 0) return out;
     const table = n <= CODE_TABLE_MAX_MODELS;
     const slotSize = table ? 4 ** n : signSlotSize(n);
     const slots = this.backend.threads.threads;
+    const inputs = await this.#values(nodes, 'signCounts', 'f32');
     const res = this.backend.results('u32', slots * slotSize);
     try {
       await this.#run('signCounts', table ? signTableKernel(n) : signBitsKernel(n), [...inputs, res.binding], [flipMask, slotSize], numel);
@@ -79,6 +89,7 @@ export class FastAnalysisOps implements AnalysisOps {
       else addBitCounts(out, counts, slots, n);
     } finally {
       res.storage.drop();
+      inputs.release();
     }
     return out;
   }
@@ -86,15 +97,16 @@ export class FastAnalysisOps implements AnalysisOps {
   async magnitudeHistograms(xs: readonly Tensor[]): Promise<MagnitudeHistogram[]> {
     const out: MagnitudeHistogram[] = [];
     const slots = this.backend.threads.threads;
-    for (const x of xs) {
-      const [input] = await this.#stored([x], 'magnitudeHistograms', 'u32');
+    const nodes = this.#nodes(xs, 'magnitudeHistograms');
+    for (const node of nodes) {
       const counts = new Array<number>(BIN_COUNT).fill(0);
       let minBits = F32_INFINITY_BITS;
       let maxBits = -1;
-      if (x.numel > 0) {
+      if (node.numel > 0) {
+        const input = await this.#values([node], 'magnitudeHistograms', 'u32');
         const res = this.backend.results('u32', slots * HIST_SLOT);
         try {
-          await this.#run('magnitudeHistograms', histogramKernel(), [input, res.binding], [], x.numel);
+          await this.#run('magnitudeHistograms', histogramKernel(), [...input, res.binding], [], node.numel);
           const r = new Uint32Array(res.storage.buffer, 0, slots * HIST_SLOT);
           for (let s = 0; s < slots; s++) {
             const o = s * HIST_SLOT;
@@ -110,6 +122,7 @@ export class FastAnalysisOps implements AnalysisOps {
           }
         } finally {
           res.storage.drop();
+          input.release();
         }
       }
       out.push({
@@ -125,10 +138,11 @@ export class FastAnalysisOps implements AnalysisOps {
     checkElectInputs(wds, weights);
     const n = wds.length;
     const numel = wds[0].numel;
-    const inputs = await this.#stored(wds, 'electedContributionNormsSq', 'f32');
+    const nodes = this.#nodes(wds, 'electedContributionNormsSq');
     const sums = new Array<number>(n).fill(0);
     const chunks = Math.ceil(numel / CHUNK);
     if (chunks === 0) return sums;
+    const inputs = await this.#values(nodes, 'electedContributionNormsSq', 'f32');
     const res = this.backend.results('f64', chunks * n);
     try {
       await this.#run('electedContributionNormsSq', electKernel(n), [...inputs, res.binding], [normalize ? 1 : 0, ...weights.map(Math.fround)], numel);
@@ -136,25 +150,71 @@ export class FastAnalysisOps implements AnalysisOps {
       for (let c = 0; c < chunks; c++) for (let i = 0; i < n; i++) sums[i] += partials[c * n + i];
     } finally {
       res.storage.drop();
+      inputs.release();
     }
     return sums;
   }
 
-  /** Each tensor's values as stored f32 (stored now when they are not), as bindings of `type` over the storage. */
-  async #stored(xs: readonly Tensor[], op: string, type: 'f32' | 'u32'): Promise<Binding[]> {
-    const be = this.backend;
-    const nodes = xs.map((x, i) => {
+  /** The nodes of live tensors of this backend (an AnalysisOpsError naming the tensor otherwise). */
+  #nodes(xs: readonly Tensor[], op: string): Node[] {
+    return xs.map((x, i) => {
       try {
-        return be.node(x, op);
+        return this.backend.node(x, op);
       } catch (e) {
         throw new AnalysisOpsError(op, `tensor ${i}: ${(e as Error).message}`);
       }
     });
-    const out: Binding[] = [];
-    for (const node of nodes) {
-      await be.store(node, op);
-      if (node.op.kind !== 'data' || node.op.format !== 'F32') throw new AnalysisOpsError(op, 'internal: a stored tensor is not f32 data');
-      out.push({ buffer: node.op.storage.buffer, type, byteOffset: 0, length: node.numel });
+  }
+
+  /**
+   * The f32 values of each node, as bindings of `type` (f32 or its bits) for a kernel; release()
+   * once the kernel is done. Stored f32 data is bound in place. A computed node that an earlier pass
+   * computed already (a task vector, a kept band used again) is stored in place first, so later
+   * passes and re-runs read it; one computed for the first time, or BF16/F16 bytes, is evaluated
+   * into scratch: small ones into buffers this object keeps (no garbage per call), large ones into
+   * the backend's pooled buffers.
+   */
+  async #values(nodes: readonly Node[], op: string, type: 'f32' | 'u32'): Promise<Binding[] & { release(): void }> {
+    const be = this.backend;
+    const pooled: Storage[] = [];
+    const useScratch = !this.#scratchBusy;
+    this.#scratchBusy = true;
+    const out = Object.assign([] as Binding[], {
+      release: () => {
+        for (const s of pooled) s.drop();
+        if (useScratch) this.#scratchBusy = false;
+      },
+    });
+    try {
+      for (let i = 0; i < nodes.length; i++) {
+        const node = nodes[i];
+        const stored = () => node.op.kind === 'data' && node.op.format === 'F32';
+        if (!stored() && node.op.kind !== 'data' && node.evaluations > 0) await be.store(node, op);
+        else if (!stored()) await be.prepare([node], op, 1);
+        if (node.op.kind === 'data' && node.op.format === 'F32') {
+          out.push({ buffer: node.op.storage.buffer, type, byteOffset: 0, length: node.numel });
+          continue;
+        }
+        const bytes = node.numel * 4;
+        let buffer: ArrayBufferLike;
+        if (useScratch && bytes <= SCRATCH_MAX_BYTES) {
+          buffer = this.#scratch[i];
+          if (!buffer || buffer.byteLength < bytes || (buffer instanceof SharedArrayBuffer) !== be.pool.shared) {
+            const size = Math.max(bytes, 4096);
+            buffer = this.#scratch[i] = be.pool.shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size);
+          }
+        } else {
+          const storage = Storage.pooled(be.pool, bytes);
+          pooled.push(storage);
+          buffer = storage.buffer;
+        }
+        await be.pass(op, [node], { kind: 'store', out: { buffer, type: 'f32', byteOffset: 0, length: node.numel, output: true } }, node.numel);
+        be.counted([node]);
+        out.push({ buffer, type, byteOffset: 0, length: node.numel });
+      }
+    } catch (e) {
+      out.release();
+      throw e;
     }
     return out;
   }

@@ -285,11 +285,17 @@ describe('fast CPU analysis ops against the reference', () => {
     }
     const base = be.fromArray(Float32Array.from(values, (_, i) => (i % 5) * 0.25 - 0.5), shape);
     const x = be.fromArray(Float32Array.from(values, (v, i) => Math.fround(v + ((i % 5) * 0.25 - 0.5))), shape);
-    const t = await be.lincomb([
-      { x, coef: 1 },
-      { x: base, coef: -1 },
-    ]);
-    return { t, values: await be.read(t), made: [base, x, t] };
+    const taskVector = () =>
+      be.lincomb([
+        { x, coef: 1 },
+        { x: base, coef: -1 },
+      ]);
+    // The values from a twin: `t` stays never computed (the ops compute it first).
+    const twin = await taskVector();
+    const expected = await be.read(twin);
+    be.release(twin);
+    const t = await taskVector();
+    return { t, values: expected, made: [base, x, t] };
   }
 
   for (const [label, be] of backends) {
@@ -410,6 +416,38 @@ describe('fast CPU analysis ops against the reference', () => {
             for (const t of made) be.release(t);
           }
         }
+      });
+
+      it('evaluates large lazy inputs into pooled buffers, and calls that overlap each into their own buffers', async () => {
+        const numel = 300_007; // over the 1 MiB scratch kept per input
+        const made: Tensor[] = [];
+        const liveBytes = be.memoryStats().liveBytes;
+        try {
+          const big = await Promise.all([0, 1, 2].map((i) => tensorOf(be, awkwardValues(numel, 500 + i), [numel], 'lazy')));
+          const small = await Promise.all([0, 1].map((i) => tensorOf(be, awkwardValues(999, 600 + i), [999], 'lazy')));
+          for (const x of [...big, ...small]) made.push(...x.made);
+          const [signs, hists, norms] = await Promise.all([
+            ops.signCounts(big.map((x) => x.t)),
+            ops.magnitudeHistograms(small.map((x) => x.t)),
+            ops.electedContributionNormsSq(
+              small.map((x) => x.t),
+              [1, 2],
+              true,
+            ),
+          ]);
+          expect(signs).toEqual(signCountsOf(big.map((x) => x.values)));
+          // Computed once: evaluated into buffers, not stored in place.
+          for (const x of big) expect(be.node(x.t, 'test').isData).toBe(false);
+          expect(hists).toEqual(small.map((x) => magnitudeHistogramOf(x.values)));
+          expect(norms).toEqual(electedContributionNormsSqOf(
+            small.map((x) => x.values),
+            [1, 2],
+            true,
+          ));
+        } finally {
+          for (const t of made) be.release(t);
+        }
+        expect(be.memoryStats().liveBytes).toBe(liveBytes);
       });
 
       it('rejects released tensors, mismatched sizes and too many tensors with a typed error', async () => {
