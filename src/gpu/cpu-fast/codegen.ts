@@ -66,9 +66,10 @@ export type Consumer =
   | { kind: 'collect'; windows: [number, number][]; capacity: number; below: Binding; table: Binding; candIndex: Binding; candKey: Binding }
   /**
    * DELLA: per row (items are rows of rowLen), rank entries by (key, index) and set mask[i] = 1 where
-   * the counter-based uniform of i is below thresholds[rank] / 2^24
+   * the counter-based uniform of i is below thresholds[rank] / 2^24 (runtime.ts keepRankedRow;
+   * `monotone`: thresholds are monotone in rank, so a histogram of the keys decides most entries)
    */
-  | { kind: 'ranked'; rowLen: number; seedHash: number; thresholds: Binding; mask: Binding };
+  | { kind: 'ranked'; rowLen: number; seedHash: number; thresholds: Binding; monotone: boolean; mask: Binding };
 
 /** Whether a consumer's items are rows (chunked by whole rows) rather than elements. */
 export function isRowConsumer(c: Consumer): c is Extract<Consumer, { rowLen: number }> {
@@ -465,25 +466,14 @@ export function planKernel(roots: readonly Node[], consumer: Consumer): KernelPl
       const thresholds = b.view(c.thresholds);
       const mask = b.view(c.mask);
       const seedHash = b.param(c.seedHash);
-      state = [
-        ['vals', `scratch('ranked values', Float32Array, ${c.rowLen})`],
-        ['keysA', `scratch('ranked keys a', Uint32Array, ${c.rowLen})`],
-        ['keysB', `scratch('ranked keys b', Uint32Array, ${c.rowLen})`],
-        ['idxA', `scratch('ranked index a', Uint32Array, ${c.rowLen})`],
-        ['idxB', `scratch('ranked index b', Uint32Array, ${c.rowLen})`],
-        ['counts', `scratch('ranked counts', Uint32Array, 6144)`],
-      ];
+      const monotone = c.monotone ? 'true' : 'false';
+      state = [['keys', `scratch('ranked keys', Uint32Array, ${c.rowLen})`]];
       run = [
         'for (let r = start; r < end; r++) {',
         `  const i0 = r * ${rl};`,
-        ...indent(elementLoop(el, 'i0', `i0 + ${rl}`, [`vals[i - i0] = ${r0};`]), '  '),
-        `  const order = rankRow(vals, ${rl}, keysA, keysB, idxA, idxB, counts);`,
-        `  for (let rank = 0; rank < ${rl}; rank++) {`,
-        '    const i = i0 + order[rank];',
-        `    let h = (${seedHash} ^ i) >>> 0;`,
-        '    h ^= h >>> 16; h = Math.imul(h, 0x7feb352d) >>> 0; h ^= h >>> 15; h = Math.imul(h, 0x846ca68b) >>> 0; h ^= h >>> 16;',
-        `    ${mask}[i] = (h >>> 8) < ${thresholds}[rank] ? 1 : 0;`,
-        '  }',
+        '  let keyOr = 0, keyAnd = 0x7fffffff;',
+        ...indent(elementLoop(el, 'i0', `i0 + ${rl}`, [keyOf(r0, 'key'), 'keys[i - i0] = key;', 'keyOr |= key;', 'keyAnd &= key;']), '  '),
+        `  keepRankedRow(keys, ${rl}, i0, (keyOr ^ keyAnd) >>> 0, ${seedHash}, ${thresholds}, ${monotone}, ${mask});`,
         '}',
       ];
       break;
@@ -495,7 +485,7 @@ export function planKernel(roots: readonly Node[], consumer: Consumer): KernelPl
   const source = [
     `// kernel: ${c.kind} of ${roots.length} root(s) over ${el.body.length} statement(s) per element`,
     "'use strict';",
-    'const { TB, TH, rankRow, scratch } = rt;',
+    'const { TB, TH, keepRankedRow, scratch } = rt;',
     'const fr = Math.fround;',
     'const S = new Float32Array(1), SU = new Uint32Array(S.buffer);',
     'function begin(slot) {',

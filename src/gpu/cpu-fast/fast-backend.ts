@@ -14,8 +14,9 @@
  * - Generated loops (codegen.ts): each DAG shape compiles once to a JavaScript loop with the
  *   reference's f32 rounding, cached by its source; values are parameters.
  * - Threads (threads.ts): every pass runs on all cores over chunks of a shared counter.
- * - Selection without sorting (select.ts): radix select over the f32 bits of |x|; DELLA ranks each
- *   row with a radix sort (runtime.ts), rows in parallel.
+ * - Selection without sorting (select.ts): radix select over the f32 bits of |x|; DELLA decides
+ *   each row's entries from a histogram of its keys, ranking exactly only the few entries whose
+ *   bucket straddles their keep threshold (runtime.ts keepRankedRow), rows in parallel.
  * - Pooled memory (buffers.ts): buffers are reused across tensors; fresh memory is slow to touch.
  *
  * Materialization rule: a pass evaluates its roots from stored data. Before it runs, a computed node
@@ -462,7 +463,8 @@ export class FastCpuBackend implements Backend {
         try {
           if (node.numel > 0) {
             await this.#prepare([node], 'keepRanked', 1);
-            const thresholds = this.hostArray(rankedThresholds(rowLen, density, epsilon));
+            const table = rankedThresholds(rowLen, density, epsilon);
+            const thresholds = this.hostArray(table);
             await this.#pass(
               'keepRanked',
               [node],
@@ -471,6 +473,7 @@ export class FastCpuBackend implements Backend {
                 rowLen,
                 seedHash: seedHash(key),
                 thresholds: { buffer: thresholds.buffer, type: 'u32', byteOffset: 0, length: rowLen },
+                monotone: isMonotone(table),
                 mask: binding(mask, 'u8', node.numel, true),
               },
               rows,
@@ -607,6 +610,17 @@ export function binding(storage: Storage, type: ViewType, length: number, output
 }
 
 /** The generator state after (seed, model, tensor): kernels finish uniformAt with the element index. */
+/** Whether a table never rises after falling nor falls after rising (DELLA's thresholds always are). */
+function isMonotone(table: Uint32Array): boolean {
+  let rises = false;
+  let falls = false;
+  for (let k = 1; k < table.length; k++) {
+    if (table[k] > table[k - 1]) rises = true;
+    else if (table[k] < table[k - 1]) falls = true;
+  }
+  return !(rises && falls);
+}
+
 function seedHash(key: MaskKey): number {
   let h = mix32((key.seed >>> 0) ^ 0x9e3779b9);
   h = mix32(h ^ (key.model >>> 0));

@@ -11,6 +11,8 @@ import { CPU_OP_FAMILIES, CpuBackend } from '../cpu-backend.ts';
 import { expectSameBits, randomValues, tiedValues } from '../ops/testing.testutil.ts';
 import { FastCpuBackend } from './fast-backend.ts';
 import { nodeWorkers } from './node-threads.ts';
+import { makeRuntime } from './runtime.ts';
+import { rankedThresholds } from '../ops/masks.ts';
 
 const reference = new CpuBackend();
 const BACKENDS: [string, FastCpuBackend][] = [
@@ -170,7 +172,15 @@ describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) =
       for (const dtype of ['BF16', 'F32'] as const) {
         const [f, r] = await inputs(fast, values, shape, dtype);
         const key = { seed: 9, model: 0, tensor: kind };
-        await same(fast, await fast.keepRanked(f, 0.4, 0.2, key), await reference.keepRanked(r, 0.4, 0.2, key), `${name} ${kind} ${dtype}`);
+        // ε < 0: thresholds fall with rank; ε = 0: one threshold; density + ε > 1: capped at 1.
+        for (const [density, epsilon] of [
+          [0.4, 0.2],
+          [0.5, -0.3],
+          [0.3, 0],
+          [0.9, 0.3],
+        ]) {
+          await same(fast, await fast.keepRanked(f, density, epsilon, key), await reference.keepRanked(r, density, epsilon, key), `${name} ${kind} ${dtype} ${density} ${epsilon}`);
+        }
         fast.release(f);
         reference.release(r);
       }
@@ -525,6 +535,68 @@ describe.each(MATMUL_BACKENDS)('fast CPU backend matmul (%s) vs the reference', 
       }
     }
     afterEach(fast, name);
+  });
+});
+
+describe('DELLA row masks (runtime.ts keepRankedRow): the histogram path against a full sort', () => {
+  const rt = makeRuntime();
+  const keyOf = (v: Float32Array) => new Uint32Array(v.buffer.slice(0)).map((b) => b & 0x7fffffff);
+  /** The mask by definition: sort (key, position), then compare each uniform with its rank's threshold. */
+  function sortedMask(keys: Uint32Array, i0: number, seedHash: number, thresholds: Uint32Array): Uint8Array {
+    const n = keys.length;
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => keys[a] - keys[b] || a - b);
+    const mask = new Uint8Array(i0 + n);
+    order.forEach((i, rank) => {
+      let h = (seedHash ^ (i0 + i)) >>> 0;
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x7feb352d) >>> 0;
+      h ^= h >>> 15;
+      h = Math.imul(h, 0x846ca68b) >>> 0;
+      h ^= h >>> 16;
+      mask[i0 + i] = h >>> 8 < thresholds[rank] ? 1 : 0;
+    });
+    return mask;
+  }
+  const rows: [string, Float32Array][] = [
+    ['random 4099', randomValues(4099, 11)],
+    ['random 2048 (BF16 deltas: tied keys)', Float32Array.from(randomValues(2048, 12), (v, i) => Math.fround(Math.round(v * 256) / 256 - Math.round(((i * 7) % 13) * 0.3) / 256))],
+    ['wide range 5632', randomValues(5632, 13).map((v, i) => v * 2 ** ((i % 60) - 30))],
+    ['tied 3001', tiedValues(3001, 14)],
+    ['two keys 999', Float32Array.from({ length: 999 }, (_, i) => (i % 7 === 0 ? 0.5 : -0.25))],
+    ['constant 257', new Float32Array(257).fill(-3)],
+    ['signed zeros, NaN, ±∞ 1031', randomValues(1031, 15).map((v, i) => (i % 5 === 0 ? -0 : i % 7 === 0 ? 0 : i % 11 === 0 ? NaN : i % 13 === 0 ? -Infinity : i % 17 === 0 ? Infinity : v))],
+    ['one entry', Float32Array.of(-2)],
+    ['short 7', Float32Array.of(1, -1, 0.5, 1, -0, 2, 0.5)],
+  ];
+  it.each(rows)('%s', (_, values) => {
+    const n = values.length;
+    const keys = keyOf(values);
+    let or = 0;
+    let and = 0x7fffffff;
+    for (const k of keys) {
+      or |= k;
+      and &= k;
+    }
+    const paths = new Set<boolean>();
+    for (const [density, epsilon] of [
+      [0.5, 0.1],
+      [0.4, 0.35],
+      [0.6, -0.2],
+      [0.3, 0],
+    ]) {
+      const thresholds = rankedThresholds(n, density, epsilon);
+      const i0 = 3 * n + 5;
+      const want = sortedMask(keys, i0, 0x9e3779b9, thresholds);
+      for (const monotone of [true, false]) {
+        const got = new Uint8Array(i0 + n).fill(7);
+        paths.add(rt.keepRankedRow(keys.slice(), n, i0, (or ^ and) >>> 0, 0x9e3779b9, thresholds, monotone, got));
+        expect(got.subarray(0, i0).every((m) => m === 7), 'writes only its row').toBe(true);
+        expect(Array.from(got.subarray(i0)), `density ${density} epsilon ${epsilon} monotone ${monotone}`).toEqual(Array.from(want.subarray(i0)));
+      }
+    }
+    // The histogram path decides monotone thresholds unless ties make exact ranks cost more than a sort.
+    expect(paths.has(true)).toBe(true);
+    if (or !== and) expect(paths.has(false)).toBe(true);
   });
 });
 
