@@ -181,7 +181,7 @@ export function makeRuntime(): KernelRuntime {
       if (passes > 2) counts[2 * bins + ((key >>> (2 * width)) & mask)]++;
     }
     let ka: Uint32Array = keys;
-    let kb = scratch('ranked sort keys b', Uint32Array, n);
+    let kb: Uint32Array = scratch('ranked sort keys b', Uint32Array, n);
     let kc = scratch('ranked sort keys c', Uint32Array, n);
     let ia = scratch('ranked sort index a', Uint32Array, n);
     let ib = scratch('ranked sort index b', Uint32Array, n);
