@@ -199,7 +199,8 @@ export class FastAnalysisOps implements AnalysisOps {
         let buffer: ArrayBufferLike;
         if (useScratch && bytes <= SCRATCH_MAX_BYTES) {
           buffer = this.#scratch[i];
-          if (!buffer || buffer.byteLength < bytes || (buffer instanceof SharedArrayBuffer) !== be.pool.shared) {
+          // Shared like the pool's (the backend's threads write it); the pool's kind never changes.
+          if (!buffer || buffer.byteLength < bytes) {
             const size = Math.max(bytes, 4096);
             buffer = this.#scratch[i] = be.pool.shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size);
           }

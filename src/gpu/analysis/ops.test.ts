@@ -463,6 +463,28 @@ describe('fast CPU analysis ops against the reference', () => {
     });
   }
 
+  it('runs where SharedArrayBuffer does not exist (a tab that is not cross-origin isolated)', async () => {
+    const saved = globalThis.SharedArrayBuffer;
+    // @ts-expect-error: the global is absent in such a tab
+    delete globalThis.SharedArrayBuffer;
+    try {
+      const be = new FastCpuBackend();
+      const ops = new FastAnalysisOps(be);
+      const values = [awkwardValues(1001, 1), awkwardValues(1001, 2)];
+      const xs = values.map((v) => be.fromArray(v, [1001]));
+      // Fresh lazy tensors each time: evaluated into the scratch, made on the first call and reused on the next.
+      for (let round = 0; round < 2; round++) {
+        const lazy = await be.lincomb([{ x: xs[0], coef: 1 }]);
+        expect(await ops.signCounts([lazy, xs[1]])).toEqual(signCountsOf(values));
+        const again = await be.lincomb([{ x: xs[0], coef: 1 }]);
+        expect(await ops.magnitudeHistograms([again])).toEqual([magnitudeHistogramOf(values[0])]);
+      }
+      be.destroy();
+    } finally {
+      globalThis.SharedArrayBuffer = saved;
+    }
+  });
+
   it('is what analysisOpsFor picks for the fast CPU backend (GPU ops for the GPU, the reference elsewhere)', () => {
     expect(analysisOpsFor(backends[0][1])).toBeInstanceOf(FastAnalysisOps);
     expect(analysisOpsFor(new CpuBackend())).toBeInstanceOf(ReferenceAnalysisOps);
