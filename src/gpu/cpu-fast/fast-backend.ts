@@ -118,7 +118,7 @@ export class FastCpuBackend implements Backend {
   /** keepRankBand's sampled path (select.ts); tests narrow the window to force the exact fallback. */
   selectTuning: SelectTuning = { ...DEFAULT_SELECT_TUNING };
   /** How many keepRankBand selections took each path (tests, benchmarks). */
-  readonly selectPaths = { sampled: 0, exact: 0 };
+  readonly selectPaths = { small: 0, sampled: 0, exact: 0 };
   readonly #live = new Set<FastTensor>();
   readonly #release = (t: FastTensor) => this.release(t);
 

@@ -57,6 +57,7 @@ function afterEach(fast: FastCpuBackend, what: string) {
 
 describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) => {
   const sigmas0 = fast.selectTuning.windowSigmas;
+  const smallMax0 = fast.selectTuning.smallMax;
   it('decode, read and encode every dtype pair bit for bit (specials included)', async () => {
     for (const n of LENGTHS) {
       const values = randomValues(n, n + 1, 3);
@@ -205,7 +206,20 @@ describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) =
       ] as const) {
         for (const dtype of ['BF16', 'F32'] as const) {
           const [f, r] = await inputs(fast, values, [n], dtype);
-          for (const [lo, hi] of bands) await same(fast, await fast.keepRankBand(f, lo, hi), await reference.keepRankBand(r, lo, hi), `${name} ${kind} ${dtype} n=${n} [${lo}, ${hi})`);
+          // Up to smallMax entries the host selects among gathered keys; smallMax 0 forces the exact passes.
+          for (const smallMax of [smallMax0, 0]) {
+            fast.selectTuning.smallMax = smallMax;
+            for (const [lo, hi] of bands) {
+              const before = { ...fast.selectPaths };
+              const what = `${name} ${kind} ${dtype} n=${n} [${lo}, ${hi}) smallMax ${smallMax}`;
+              await same(fast, await fast.keepRankBand(f, lo, hi), await reference.keepRankBand(r, lo, hi), what);
+              const took = fast.selectPaths.small > before.small ? 'small' : fast.selectPaths.exact > before.exact ? 'exact' : 'none';
+              const [from, to] = [Math.max(0, Math.floor(lo)), Math.min(n, Math.floor(hi))];
+              const band = from < to && !(from === 0 && to === n);
+              expect(took, what).toBe(band ? (n <= smallMax ? 'small' : 'exact') : 'none');
+            }
+          }
+          fast.selectTuning.smallMax = smallMax0;
           const selectors = [
             { prefix: 0, mask: 0, shift: 24 },
             { prefix: 0x3f000000, mask: 0xff000000, shift: 16 },

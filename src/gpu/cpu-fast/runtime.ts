@@ -107,29 +107,35 @@ export function makeRuntime(): KernelRuntime {
       sortedMask(keys, n, i0, varying, seedHash, thresholds, mask);
       return false;
     }
-    // The members of each bucket holding an ambiguous entry, in position order: the region of
-    // bucket b starts at at[b] (step[b] = 1); other buckets write to slot 0, a sink (step 0).
-    const at = (regionAt ??= new Uint32Array(1 << 12));
-    const step = (regionStep ??= new Uint32Array(1 << 12));
+    // The members of each bucket holding an ambiguous entry, in position order: a branch-free
+    // filter lists them (listed[w] is overwritten unless the bucket is flagged), then they are
+    // placed by bucket: bucket b's region ends at at[b].
+    const flagged = (bucketFlags ??= new Uint8Array(1 << 12));
+    const at = scratch('ranked member regions', Uint32Array, bins);
     const marked = scratch('ranked marked buckets', Uint32Array, bins);
     let regions = 0;
-    let size = 1;
+    let size = 0;
     for (let k = 0; k < open; k++) {
       const b = (keys[ambiguous[k]] >>> shift) & digit;
-      if (step[b] === 0) {
+      if (flagged[b] === 0) {
+        flagged[b] = 1;
         at[b] = size;
-        step[b] = 1;
         size += count[b];
         marked[regions++] = b;
       }
     }
-    const members = scratch('ranked members', Uint32Array, size);
+    const listed = scratch('ranked listed', Uint32Array, n + 1);
+    let w = 0;
     for (let i = 0; i < n; i++) {
-      const b = (keys[i] >>> shift) & digit;
-      const a = at[b];
-      members[a] = i;
-      at[b] = a + step[b];
+      listed[w] = i;
+      w += flagged[(keys[i] >>> shift) & digit];
     }
+    const members = scratch('ranked members', Uint32Array, size);
+    for (let k = 0; k < w; k++) {
+      const j = listed[k];
+      members[at[(keys[j] >>> shift) & digit]++] = j;
+    }
+    for (let k = 0; k < regions; k++) flagged[marked[k]] = 0;
     for (let k = 0; k < open; k++) {
       const i = ambiguous[k];
       const key = keys[i];
@@ -143,14 +149,9 @@ export function makeRuntime(): KernelRuntime {
       }
       if (uniform24(seedHash, i0 + i) < thresholds[start[b] + below]) mask[i0 + i] = 1;
     }
-    for (let k = 0; k < regions; k++) {
-      at[marked[k]] = 0;
-      step[marked[k]] = 0;
-    }
     return true;
   }
-  let regionAt: Uint32Array | undefined;
-  let regionStep: Uint32Array | undefined;
+  let bucketFlags: Uint8Array | undefined;
 
   /** keepRankedRow by a full sort of the row: positions in ascending (key, position) order. */
   function sortedMask(keys: Uint32Array, n: number, i0: number, varying: number, seedHash: number, thresholds: Uint32Array, mask: Uint8Array): void {

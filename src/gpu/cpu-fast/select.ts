@@ -12,7 +12,11 @@
  * many entries (heavily tied data), the exact path below runs instead — the result is exact either
  * way.
  *
- * Exact path (small tensors, fallback): radix select in 2–3 passes over the tensor:
+ * Small tensors (up to 65536 entries, the analysis's re-runs on demo checkpoints): one pass gathers
+ * every key and the host selects among them (11/10/10-bit digits over shrinking candidate lists),
+ * instead of passes whose 32768- and 65536-bin histograms cost more than the tensor.
+ *
+ * Exact path (medium tensors, fallback): radix select in 2–3 passes over the tensor:
  *   pass 1: histogram of key >>> 16 (32768 bins) → the bucket holding rank r;
  *   pass 2: histogram of the low 16 bits within that bucket → K, and t = how many entries with key
  *           K rank below r (they come first by index);
@@ -34,9 +38,11 @@ export interface SelectTuning {
   windowSigmas: number;
   /** Window share of the tensor above which the exact path is cheaper (tied data). */
   maxWindowShare: number;
+  /** The largest tensor whose keys are gathered and selected on the host. */
+  smallMax: number;
 }
 
-export const DEFAULT_SELECT_TUNING: SelectTuning = { sample: 1 << 16, sampledMin: 1 << 18, windowSigmas: 5, maxWindowShare: 1 / 16 };
+export const DEFAULT_SELECT_TUNING: SelectTuning = { sample: 1 << 16, sampledMin: 1 << 18, windowSigmas: 5, maxWindowShare: 1 / 16, smallMax: 1 << 16 };
 
 interface Bound {
   rank: number;
@@ -52,10 +58,14 @@ export async function selectBand(be: FastCpuBackend, node: Node, from: number, t
   const hi = to < n ? { rank: to, key: 0, index: 0 } : undefined;
   if (lo) bounds.push(lo);
   if (hi) bounds.push(hi);
-  // The sampled path makes one pass plus a sample; the exact one up to three passes.
-  const sampled = n >= tuning.sampledMin;
-  await be.prepare([node], 'keepRankBand', sampled ? 1 : 3);
-  if (sampled && (await sampledBounds(be, node, bounds, tuning))) be.selectPaths.sampled++;
+  // The small and sampled paths make one pass (plus a sample); the exact one up to three passes.
+  const small = n <= tuning.smallMax;
+  const sampled = !small && n >= tuning.sampledMin;
+  await be.prepare([node], 'keepRankBand', small || sampled ? 1 : 3);
+  if (small) {
+    await smallBounds(be, node, bounds);
+    be.selectPaths.small++;
+  } else if (sampled && (await sampledBounds(be, node, bounds, tuning))) be.selectPaths.sampled++;
   else {
     await exactBounds(be, node, bounds);
     be.selectPaths.exact++;
@@ -65,6 +75,58 @@ export async function selectBand(be: FastCpuBackend, node: Node, from: number, t
     lo: lo ? { key: lo.key, index: lo.index } : undefined,
     hi: hi ? { key: hi.key, index: hi.index } : undefined,
   };
+}
+
+// ---- small tensors: every key on the host ----
+
+async function smallBounds(be: FastCpuBackend, node: Node, bounds: Bound[]): Promise<void> {
+  const n = node.numel;
+  const positions = be.results('u32', n);
+  const gathered = be.results('u32', n);
+  let keys: Uint32Array;
+  try {
+    const at = new Uint32Array(positions.storage.buffer, 0, n);
+    for (let k = 0; k < n; k++) at[k] = k;
+    await be.pass('keepRankBand', [node], { kind: 'gather', index: positions.binding, keys: gathered.binding }, n);
+    keys = new Uint32Array(gathered.storage.buffer, 0, n).slice();
+  } finally {
+    positions.storage.drop();
+    gathered.storage.drop();
+  }
+  for (const b of bounds) [b.key, b.index] = rankAmong(keys, b.rank);
+}
+
+/** Digits of the 31-bit keys, most significant first: [shift, bits]. */
+const KEY_DIGITS: [number, number][] = [
+  [20, 11],
+  [10, 10],
+  [0, 10],
+];
+
+/** The (key, index) of rank r (0 <= r < keys.length) among `keys` in index order: radix select, then a scan for ties. */
+function rankAmong(keys: Uint32Array, r: number): [number, number] {
+  let candidates = keys;
+  let key = 0;
+  let within = r;
+  for (const [shift, bits] of KEY_DIGITS) {
+    const bins = 1 << bits;
+    const counts = new Uint32Array(bins);
+    for (let k = 0; k < candidates.length; k++) counts[(candidates[k] >>> shift) & (bins - 1)]++;
+    const [digit, rest] = locate(counts, 0, bins, within);
+    key |= digit << shift;
+    within = rest;
+    if (shift > 0) {
+      // The candidates share every digit so far: keep those with this one.
+      const next = new Uint32Array(counts[digit]);
+      let at = 0;
+      for (let k = 0; k < candidates.length; k++) if (((candidates[k] >>> shift) & (bins - 1)) === digit) next[at++] = candidates[k];
+      candidates = next;
+    }
+  }
+  if (within === 0) return [key, 0];
+  let seen = 0;
+  for (let i = 0; i < keys.length; i++) if (keys[i] === key && seen++ === within) return [key, i];
+  throw new Error(`fast cpu backend: keepRankBand: tie ${within} of key ${key} not found`);
 }
 
 // ---- one pass over a sampled window ----
