@@ -207,6 +207,9 @@ interface Row {
   device: string;
   method: string;
   seconds: number;
+  /** CPU time of the whole process (every thread) during the merge: steadier than wall time on a shared machine. */
+  cpuUserSeconds: number;
+  cpuSystemSeconds: number;
   inputBytes: number;
   params: number;
   gbPerSecond: number;
@@ -289,8 +292,10 @@ async function benchSet(set: ModelSet, backends: Map<BackendKind, Backend>, useM
       const submits0 = gpu?.ctx.submitCount ?? 0;
       const readbacks0 = bufferMaps;
       const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
       const { peak } = await withPeakRss(() => runMerge({ recipe, sources: set.sources, backend, output: folder, options: { seed: 1 } }));
       const seconds = (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
       cleanup();
       const inputBytes = used.size * set.bytesPerModel;
       const mk = mergekitTimes.get(method);
@@ -300,6 +305,8 @@ async function benchSet(set: ModelSet, backends: Map<BackendKind, Backend>, useM
         device: backend.description,
         method,
         seconds,
+        cpuUserSeconds: cpu.user / 1e6,
+        cpuSystemSeconds: cpu.system / 1e6,
         inputBytes,
         params: set.params,
         gbPerSecond: inputBytes / seconds / 1e9,
@@ -320,7 +327,7 @@ async function benchSet(set: ModelSet, backends: Map<BackendKind, Backend>, useM
       rows.push(row);
       console.error(
         `${set.size} ${kind.padEnd(4)} ${method.padEnd(16)} ${seconds.toFixed(2).padStart(8)} s  ${row.gbPerSecond.toFixed(3)} GB/s in  ` +
-          `${(row.paramsPerSecond / 1e6).toFixed(1)} M params/s  peak RSS ${formatBytes(peak)}` +
+          `${(row.paramsPerSecond / 1e6).toFixed(1)} M params/s  CPU ${row.cpuUserSeconds.toFixed(1)} s user + ${row.cpuSystemSeconds.toFixed(1)} s sys  peak RSS ${formatBytes(peak)}` +
           (gpu ? `  peak GPU ${formatBytes(row.peakGpuBytes ?? 0)}  buffers +${row.buffersCreated} (${row.buffersReused} reused)  ${row.dispatches} dispatches in ${row.submits} submits, ${row.readbacks} read-backs` : '') +
           `  ${row.vsCopy.toFixed(2)}× copy` +
           (row.vsMergekit !== undefined ? `  ${row.vsMergekit.toFixed(2)}× mergekit's speed` : ''),
