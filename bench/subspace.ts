@@ -25,11 +25,9 @@ import { openModel } from '../src/core/safetensors/model.ts';
 import type { ModelSource } from '../src/core/source.ts';
 import { analyzeMerge } from '../src/gpu/analysis/analyze.ts';
 import { AnalysisCache } from '../src/gpu/analysis/cache.ts';
-import { GpuAnalysisOps } from '../src/gpu/analysis/gpu-ops.ts';
-import { ReferenceAnalysisOps } from '../src/gpu/analysis/reference-ops.ts';
+import { analysisOpsFor } from '../src/gpu/analysis/ops-for.ts';
 import { DEFAULT_SUBSPACE_RANK, HOST_SVD_MAX_DIM, tensorSubspace } from '../src/gpu/analysis/subspace.ts';
 import type { Backend, Tensor } from '../src/gpu/backend.ts';
-import { GpuBackend } from '../src/gpu/gpu-backend.ts';
 import { gaussianMatrix } from '../src/gpu/linalg/host.ts';
 import { getMethod, methodLookup } from '../src/gpu/methods/index.ts';
 
@@ -81,7 +79,7 @@ async function demoSources(): Promise<Map<string, ModelSource>> {
 
 async function demoRow(kind: BackendKind, sources: Map<string, ModelSource>): Promise<SubspaceRow> {
   const backend = await createBackend(kind);
-  const ops = backend instanceof GpuBackend ? new GpuAnalysisOps(backend) : new ReferenceAnalysisOps(backend);
+  const ops = analysisOpsFor(backend);
   const made: Tensor[] = [];
   try {
     const recipe = parseRecipe(

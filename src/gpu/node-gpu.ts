@@ -15,23 +15,28 @@ import { GpuNoAdapterError, requestGpu, type GpuHandle, type RequestGpuOptions }
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 /**
- * Dawn instances made by this process. Each must outlive every device made from it: if the GPU
- * object is garbage-collected, Dawn tears down its instance under live devices and the process
- * aborts (seen as "futex facility returned an unexpected error code" during async pipeline creation).
+ * Dawn instances made by this process, by the VK_ICD_FILENAMES they were made under ('' = the
+ * system's drivers): the Vulkan loader reads it when an instance is created, so each driver choice
+ * needs its own. Each must outlive every device made from it: if the GPU object is garbage-collected,
+ * Dawn tears down its instance under live devices and the process aborts (seen as "futex facility
+ * returned an unexpected error code" during async pipeline creation).
  */
-const instances: GPU[] = [];
+const instances = new Map<string, GPU>();
 
 /**
- * A `GPU` object backed by Dawn (the same one on every call), with the Vulkan drivers the environment
- * selects. Installs the WebGPU globals (GPUBufferUsage, GPUMapMode...) first, since the host code
- * reads them as in a browser.
+ * A `GPU` object backed by Dawn (the same one on every call under the same VK_ICD_FILENAMES), with
+ * the Vulkan drivers the environment selects. Installs the WebGPU globals (GPUBufferUsage,
+ * GPUMapMode...) first, since the host code reads them as in a browser.
  */
 export function nodeGpu(): GPU {
-  if (instances.length === 0) {
+  const drivers = process.env.VK_ICD_FILENAMES ?? '';
+  let gpu = instances.get(drivers);
+  if (!gpu) {
     Object.assign(globalThis, globals);
-    instances.push(create([]));
+    gpu = create([]);
+    instances.set(drivers, gpu);
   }
-  return instances[0];
+  return gpu;
 }
 
 export interface NodeGpuHandle extends GpuHandle {
@@ -51,10 +56,8 @@ export async function requestNodeGpu(opts: RequestGpuOptions = {}, swiftshader =
   } catch (err) {
     if (!(err instanceof GpuNoAdapterError) || !existsSync(swiftshader)) throw err;
   }
-  // The Vulkan loader reads VK_ICD_FILENAMES when an instance is created: a second Dawn instance
-  // made after setting it sees SwiftShader.
+  // From now on this process asks SwiftShader (a new Dawn instance: see `instances`), here and in
+  // later calls, which take the branch above.
   process.env.VK_ICD_FILENAMES = swiftshader;
-  const software = create([]);
-  instances.push(software);
-  return { ...(await requestGpu(software, opts)), driver: 'swiftshader' };
+  return { ...(await requestGpu(nodeGpu(), opts)), driver: 'swiftshader' };
 }
