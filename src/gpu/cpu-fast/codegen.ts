@@ -69,7 +69,20 @@ export type Consumer =
    * the counter-based uniform of i is below thresholds[rank] / 2^24 (runtime.ts keepRankedRow;
    * `monotone`: thresholds are monotone in rank, so a histogram of the keys decides most entries)
    */
-  | { kind: 'ranked'; rowLen: number; seedHash: number; thresholds: Binding; monotone: boolean; mask: Binding };
+  | {
+      kind: 'ranked';
+      rowLen: number;
+      seedHash: number;
+      thresholds: Binding;
+      monotone: boolean;
+      mask: Binding;
+      /**
+       * Also Σ|x| and Σ|kept| (f64, in element order) per chunk of `chunk` elements into
+       * norms[chunk·2 ..], as sumAbs sums them for rescaleL1; jobs of `rowsPerJob` rows then start
+       * on chunk boundaries.
+       */
+      norms?: { res: Binding; chunk: number; rowsPerJob: number };
+    };
 
 /** Whether a consumer's items are rows (chunked by whole rows) rather than elements. */
 export function isRowConsumer(c: Consumer): c is Extract<Consumer, { rowLen: number }> {
@@ -468,13 +481,35 @@ export function planKernel(roots: readonly Node[], consumer: Consumer): KernelPl
       const seedHash = b.param(c.seedHash);
       const monotone = c.monotone ? 'true' : 'false';
       state = [['keys', `scratch('ranked keys', Uint32Array, ${c.rowLen})`]];
+      const norms = c.norms ? b.view(c.norms.res) : undefined;
+      const ch = c.norms ? b.param(c.norms.chunk) : '';
+      // Norms: the row's |x| are its keys' f32 values; the kept ones are the keys masked to +0.
+      const sums = norms
+        ? [
+            `  for (let i = 0; i < ${rl}; i++) {`,
+            `    if (i0 + i === next) { ${norms}[at] = sx; ${norms}[at + 1] = sk; at += 2; next += ${ch}; sx = 0; sk = 0; }`,
+            `    keptBits[i] = keys[i] & -${mask}[i0 + i];`,
+            '    sx += absX[i];',
+            '    sk += keptX[i];',
+            '  }',
+          ]
+        : [];
+      if (norms) state.push(['keptBits', `scratch('ranked kept bits', Uint32Array, ${c.rowLen})`]);
       run = [
+        ...(norms
+          ? [
+              `const absX = new Float32Array(keys.buffer, keys.byteOffset, ${rl}), keptX = new Float32Array(keptBits.buffer, keptBits.byteOffset, ${rl});`,
+              `let at = 2 * Math.floor((start * ${rl}) / ${ch}), next = (at / 2 + 1) * ${ch}, sx = 0, sk = 0;`,
+            ]
+          : []),
         'for (let r = start; r < end; r++) {',
         `  const i0 = r * ${rl};`,
         '  let keyOr = 0, keyAnd = 0x7fffffff;',
         ...indent(elementLoop(el, 'i0', `i0 + ${rl}`, [keyOf(r0, 'key'), 'keys[i - i0] = key;', 'keyOr |= key;', 'keyAnd &= key;']), '  '),
         `  keepRankedRow(keys, ${rl}, i0, (keyOr ^ keyAnd) >>> 0, ${seedHash}, ${thresholds}, ${monotone}, ${mask});`,
+        ...sums,
         '}',
+        ...(norms ? [`if (end > start) { ${norms}[at] = sx; ${norms}[at + 1] = sk; }`] : []),
       ];
       break;
     }

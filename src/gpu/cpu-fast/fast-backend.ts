@@ -115,6 +115,8 @@ export class FastCpuBackend implements Backend {
   readonly pool: BufferPool;
   readonly threads: ThreadPool;
   readonly #sharedOutputs: boolean;
+  /** Σ|x| and Σ|kept| of keepRanked's results (summed by its pass, as sumAbs would), for rescaleL1. */
+  readonly #rankedNorms = new WeakMap<Node, { x: Node; sumX: number; sumKept: number }>();
   /** keepRankBand's sampled path (select.ts); tests narrow the window to force the exact fallback. */
   selectTuning: SelectTuning = { ...DEFAULT_SELECT_TUNING };
   /** How many keepRankBand selections took each path (tests, benchmarks). */
@@ -251,7 +253,11 @@ export class FastCpuBackend implements Backend {
    */
   async pass(op: string, roots: readonly Node[], consumer: Consumer, items: number, startChunk = 0): Promise<void> {
     const plan = planKernel(roots, consumer);
-    const chunkItems = isRowConsumer(consumer) ? Math.max(1, Math.floor(CHUNK / Math.max(1, consumer.rowLen))) : CHUNK;
+    const chunkItems = isRowConsumer(consumer)
+      ? consumer.kind === 'ranked' && consumer.norms
+        ? consumer.norms.rowsPerJob
+        : Math.max(1, Math.floor(CHUNK / Math.max(1, consumer.rowLen)))
+      : CHUNK;
     await this.threads.run({ op, source: plan.source, bindings: plan.bindings, params: plan.params, items, chunkItems, startChunk });
   }
 
@@ -460,6 +466,13 @@ export class FastCpuBackend implements Backend {
         const rows = rowCount(x.shape);
         const rowLen = rows > 0 ? node.numel / rows : 0;
         const mask = Storage.pooled(this.pool, node.numel);
+        // DELLA's l1 rescale (rescaleL1(kept, x)) needs Σ|x| and Σ|kept|: this pass sums them
+        // too, per chunk as sumAbs does, when jobs of whole rows can start on chunk boundaries.
+        const rowsPerJob = rowLen > 0 ? CHUNK / gcd(rowLen, CHUNK) : 1;
+        const chunks = Math.ceil(node.numel / CHUNK);
+        const fuse = node.numel > 0 && (rowsPerJob * rowLen <= 16 * CHUNK || node.numel <= 4 * CHUNK);
+        const norms = fuse ? this.results('f64', 2 * chunks) : undefined;
+        let sums: [number, number] | undefined;
         try {
           if (node.numel > 0) {
             await this.#prepare([node], 'keepRanked', 1);
@@ -475,17 +488,30 @@ export class FastCpuBackend implements Backend {
                 thresholds: { buffer: thresholds.buffer, type: 'u32', byteOffset: 0, length: rowLen },
                 monotone: isMonotone(table),
                 mask: binding(mask, 'u8', node.numel, true),
+                norms: norms ? { res: norms.binding, chunk: CHUNK, rowsPerJob } : undefined,
               },
               rows,
             );
             this.counted([node]);
+            if (norms) {
+              const partials = new Float64Array(norms.storage.buffer, 0, 2 * chunks);
+              sums = [0, 0];
+              for (let c = 0; c < chunks; c++) {
+                sums[0] += partials[2 * c];
+                sums[1] += partials[2 * c + 1];
+              }
+            }
           }
         } catch (e) {
           mask.drop();
           throw e;
+        } finally {
+          norms?.storage.drop();
         }
         const maskNode = new Node(node.numel, { kind: 'data', storage: mask, format: 'U8' });
-        return lazy(new Node(node.numel, { kind: 'keepWhere', x: node, mask: maskNode }), x.shape);
+        const kept = new Node(node.numel, { kind: 'keepWhere', x: node, mask: maskNode });
+        if (sums) this.#rankedNorms.set(kept, { x: node, sumX: sums[0], sumKept: sums[1] });
+        return lazy(kept, x.shape);
       },
 
       keepRankBand: async (x: Tensor, lo: number, hi: number) => {
@@ -556,7 +582,13 @@ export class FastCpuBackend implements Backend {
       // DARE task vector costs one pass here and is computed again by the pass that consumes it.
       rescaleL1: async (x: Tensor, reference: Tensor, eps: number) => {
         const [xn, rn] = this.sameSize([x, reference], 'rescaleL1');
-        const [before, after] = await this.#chunkSums('rescaleL1', [rn, xn], 'sumAbs', 2);
+        const known = this.#rankedNorms.get(xn);
+        let before: number;
+        let after: number;
+        if (known && known.x === rn) {
+          [before, after] = [known.sumX, known.sumKept];
+          this.counted([rn, xn]);
+        } else [before, after] = await this.#chunkSums('rescaleL1', [rn, xn], 'sumAbs', 2);
         // As the reference: the two norms rounded to f32, their f32 quotient, one f32 product per element.
         const factor = Math.fround(l1RescaleFactor(Math.fround(before), Math.fround(after), Math.fround(eps)));
         return lazy(this.#lincomb('rescaleL1', [{ x, coef: factor }], 0), x.shape);
@@ -610,6 +642,11 @@ export function binding(storage: Storage, type: ViewType, length: number, output
 }
 
 /** The generator state after (seed, model, tensor): kernels finish uniformAt with the element index. */
+function gcd(a: number, b: number): number {
+  while (b !== 0) [a, b] = [b, a % b];
+  return a;
+}
+
 /** Whether a table never rises after falling nor falls after rising (DELLA's thresholds always are). */
 function isMonotone(table: Uint32Array): boolean {
   let rises = false;

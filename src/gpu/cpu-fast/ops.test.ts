@@ -4,7 +4,7 @@
  * and F32 bytes. Elementwise ops, masks, selections, encodes, gramRows, matmul and transpose must be bit-identical;
  * gram and sumAbs (chunked f64 sums) agree within 1e-12 of Σ|terms|.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { encodeFloats, type FloatDType } from '../../core/dtype.ts';
 import type { Tensor } from '../backend.ts';
 import { CPU_OP_FAMILIES, CpuBackend } from '../cpu-backend.ts';
@@ -345,6 +345,39 @@ describe.each(BACKENDS)('fast CPU backend (%s) vs the reference', (name, fast) =
     const [two, one] = [fast.fromArray([1, 2], [2]), fast.fromArray([1], [1])];
     await expect(fast.rescaleL1(two, one, 0)).rejects.toThrow(/rescaleL1: tensor 1 has 1 elements, tensor 0 has 2/);
     for (const t of [two, one]) fast.release(t);
+    afterEach(fast, name);
+  });
+
+  it("rescaleL1 of keepRanked's result takes the norms its pass summed: the same bits as summing them apart", async () => {
+    // [shape, whether keepRanked's pass can sum them]: jobs of whole rows must start on chunk
+    // boundaries (rows of 5632 end mid-chunk; 128 rows make 11 chunks) or the tensor be small.
+    const cases: [number[], boolean][] = [
+      [[64, 5632], true],
+      [[70, 2048], true],
+      [[300, 700], true],
+      [[3, 4099], true],
+      [[150001], true],
+      [[300, 1001], false],
+    ];
+    for (const [shape, fused] of cases) {
+      const n = numel(shape);
+      const what = `${name} [${shape}] rescaleL1 of keepRanked`;
+      const [[x], [b]] = await Promise.all([0, 1].map((k) => inputs(fast, randomValues(n, 13 * n + k, 1), shape, 'BF16')));
+      const df = await fast.lincomb([
+        { x, coef: 1 },
+        { x: b, coef: -1 },
+      ]);
+      const kept = await fast.keepRanked(df, 0.5, 0.2, { seed: 4, model: 1, tensor: what });
+      // The same entries as a new node: its norms are summed by rescaleL1's own pass.
+      const apart = await fast.lincomb([{ x: kept, coef: 1 }]);
+      const runs = vi.spyOn(fast.threads, 'run');
+      const got = await fast.rescaleL1(kept, df, 1e-7);
+      expect(runs.mock.calls.length, `${what}: passes`).toBe(fused ? 0 : 1);
+      runs.mockRestore();
+      const want = await fast.rescaleL1(apart, df, 1e-7);
+      expectSameBits(await fast.read(got), await fast.read(want), what);
+      for (const t of [x, b, df, kept, apart, got, want]) fast.release(t);
+    }
     afterEach(fast, name);
   });
 

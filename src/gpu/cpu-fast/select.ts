@@ -12,11 +12,12 @@
  * many entries (heavily tied data), the exact path below runs instead — the result is exact either
  * way.
  *
- * Small tensors (up to 65536 entries, the analysis's re-runs on demo checkpoints): one pass gathers
- * every key and the host selects among them (11/10/10-bit digits over shrinking candidate lists),
- * instead of passes whose 32768- and 65536-bin histograms cost more than the tensor.
+ * Small tensors (below the sampled path's size, as the analysis's re-runs on demo checkpoints): one
+ * pass gathers every key and the host selects among them (11/10/10-bit digits over shrinking
+ * candidate lists), instead of 2–3 passes with 32768- and 65536-bin per-thread histograms, which cost
+ * more than a small tensor (3000 entries: 0.085 ms against 1.76 ms; 100000: 1.2 against 2.2 ms).
  *
- * Exact path (medium tensors, fallback): radix select in 2–3 passes over the tensor:
+ * Exact path (the sampled path's fallback): radix select in 2–3 passes over the tensor:
  *   pass 1: histogram of key >>> 16 (32768 bins) → the bucket holding rank r;
  *   pass 2: histogram of the low 16 bits within that bucket → K, and t = how many entries with key
  *           K rank below r (they come first by index);
@@ -42,7 +43,7 @@ export interface SelectTuning {
   smallMax: number;
 }
 
-export const DEFAULT_SELECT_TUNING: SelectTuning = { sample: 1 << 16, sampledMin: 1 << 18, windowSigmas: 5, maxWindowShare: 1 / 16, smallMax: 1 << 16 };
+export const DEFAULT_SELECT_TUNING: SelectTuning = { sample: 1 << 16, sampledMin: 1 << 18, windowSigmas: 5, maxWindowShare: 1 / 16, smallMax: (1 << 18) - 1 };
 
 interface Bound {
   rank: number;
