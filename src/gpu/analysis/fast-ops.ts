@@ -78,7 +78,7 @@ export class FastAnalysisOps implements AnalysisOps {
     const nodes = this.#nodes(xs, 'signCounts');
     if (numel === 0) return out;
     const table = n <= CODE_TABLE_MAX_MODELS;
-    const slotSize = table ? 4 ** n : signSlotSize(n);
+    const slotSize = table ? 4 ** n : signSlotLayout(n).size;
     const slots = this.backend.threads.threads;
     const inputs = await this.#values(nodes, 'signCounts', 'f32');
     const res = this.backend.results('u32', slots * slotSize);
@@ -252,24 +252,30 @@ function inputLocals(n: number, type = 'x'): string[] {
   return Array.from({ length: n }, (_, i) => `const ${type}${i} = v[${i}];`);
 }
 
+/**
+ * A sign-count kernel over inputs v0..v{n-1} into res (v{n}): per entry, the masks `pos` and `neg`
+ * (signMaskLines), then `perEntry` counts into the thread's slot at `o` (slot size in p1).
+ */
+function signKernel(n: number, perEntry: string[]): string {
+  return [
+    'return {',
+    '  begin(slot) { return slot; },',
+    '  run(v, p, slot, start, end) {',
+    ...inputLocals(n).map((l) => '    ' + l),
+    `    const res = v[${n}]; const flip = p[0] | 0; const o = slot * p[1];`,
+    '    for (let e = start; e < end; e++) {',
+    ...signMaskLines(n).map((l) => '      ' + l),
+    ...perEntry.map((l) => '      ' + l),
+    '    }',
+    '  },',
+    '  end() {},',
+    '};',
+  ].join('\n');
+}
+
 /** Counts of each sign code pos | neg << N, per thread: res[slot·4^N + code]. */
 function signTableKernel(n: number): string {
-  return cached(`signTable:${n}`, () =>
-    [
-      'return {',
-      '  begin(slot) { return slot; },',
-      '  run(v, p, slot, start, end) {',
-      ...inputLocals(n).map((l) => '    ' + l),
-      `    const res = v[${n}]; const flip = p[0] | 0; const o = slot * p[1];`,
-      '    for (let e = start; e < end; e++) {',
-      ...signMaskLines(n).map((l) => '      ' + l),
-      `      res[o + (pos | (neg << ${n}))]++;`,
-      '    }',
-      '  },',
-      '  end() {},',
-      '};',
-    ].join('\n'),
-  );
+  return cached(`signTable:${n}`, () => signKernel(n, [`res[o + (pos | (neg << ${n}))]++;`]));
 }
 
 /** Offsets in a thread's slot of the bit-walking sign count (signBitsKernel). */
@@ -283,52 +289,37 @@ function signSlotLayout(n: number) {
   return { nonzero, unique, consensus, conflictAll, pairBoth, pairConflict, size: pairConflict + n * n };
 }
 
-function signSlotSize(n: number): number {
-  return signSlotLayout(n).size;
-}
-
 /** The statistics counted per entry by walking the set bits (any N <= 16), per thread into its slot of res. */
 function signBitsKernel(n: number): string {
   const L = signSlotLayout(n);
   return cached(`signBits:${n}`, () =>
-    [
-      'return {',
-      '  begin(slot) { return slot; },',
-      '  run(v, p, slot, start, end) {',
-      ...inputLocals(n).map((l) => '    ' + l),
-      `    const res = v[${n}]; const flip = p[0] | 0; const o = slot * p[1];`,
-      '    for (let e = start; e < end; e++) {',
-      ...signMaskLines(n).map((l) => '      ' + l),
-      '      const nz = pos | neg;',
-      `      if (nz === 0) { res[o + ${L.consensus}]++; continue; }`,
-      '      let c = nz - ((nz >>> 1) & 0x55555555);',
-      '      c = (c & 0x33333333) + ((c >>> 2) & 0x33333333);',
-      '      c = Math.imul((c + (c >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;',
-      `      res[o + ${L.consensus} + c]++;`,
-      `      if (pos !== 0 && neg !== 0) res[o + ${L.conflictAll}]++;`,
-      '      if (c === 1) {',
-      '        const i = 31 - Math.clz32(nz);',
-      `        res[o + ${L.nonzero} + i]++; res[o + ${L.unique} + i]++;`,
-      '        continue;',
-      '      }',
-      '      for (let rest = nz; rest !== 0; ) {',
-      '        const i = 31 - Math.clz32(rest);',
-      '        rest ^= 1 << i;',
-      `        res[o + ${L.nonzero} + i]++;`,
-      '        const si = (pos >>> i) & 1;',
-      `        const row = o + i * ${n};`,
-      '        for (let others = rest; others !== 0; ) {',
-      '          const j = 31 - Math.clz32(others);',
-      '          others ^= 1 << j;',
-      `          res[row + ${L.pairBoth} + j]++;`,
-      `          res[row + ${L.pairConflict} + j] += si ^ ((pos >>> j) & 1);`,
-      '        }',
-      '      }',
-      '    }',
-      '  },',
-      '  end() {},',
-      '};',
-    ].join('\n'),
+    signKernel(n, [
+      'const nz = pos | neg;',
+      `if (nz === 0) { res[o + ${L.consensus}]++; continue; }`,
+      'let c = nz - ((nz >>> 1) & 0x55555555);',
+      'c = (c & 0x33333333) + ((c >>> 2) & 0x33333333);',
+      'c = Math.imul((c + (c >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;',
+      `res[o + ${L.consensus} + c]++;`,
+      `if (pos !== 0 && neg !== 0) res[o + ${L.conflictAll}]++;`,
+      'if (c === 1) {',
+      '  const i = 31 - Math.clz32(nz);',
+      `  res[o + ${L.nonzero} + i]++; res[o + ${L.unique} + i]++;`,
+      '  continue;',
+      '}',
+      'for (let rest = nz; rest !== 0; ) {',
+      '  const i = 31 - Math.clz32(rest);',
+      '  rest ^= 1 << i;',
+      `  res[o + ${L.nonzero} + i]++;`,
+      '  const si = (pos >>> i) & 1;',
+      `  const row = o + i * ${n};`,
+      '  for (let others = rest; others !== 0; ) {',
+      '    const j = 31 - Math.clz32(others);',
+      '    others ^= 1 << j;',
+      `    res[row + ${L.pairBoth} + j]++;`,
+      `    res[row + ${L.pairConflict} + j] += si ^ ((pos >>> j) & 1);`,
+      '  }',
+      '}',
+    ]),
   );
 }
 
